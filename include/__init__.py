@@ -1,0 +1,1 @@
+"""Business logic of the poverty-alleviation dynamic-management campaign, importable without Airflow."""

@@ -1,0 +1,245 @@
+"""Read a calendar file into a `Calendar`, or say in Chinese what is wrong with it and where.
+
+Reading has two steps: the structure (pydantic, every error with its field path) and the meaning
+(phases, milestones, windows and deadlines that must fit inside each other).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from include.calendar.model import PHASE_ORDER, Calendar, Unit
+from include.regions import cities, region
+from include.timeutil import local_text
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a calendar file."""
+
+    path: str
+    reason: str
+
+    def line(self, file: str | os.PathLike[str]) -> str:
+        return f"{file}: {self.path}: {self.reason}"
+
+
+class CalendarError(Exception):
+    """A calendar file that cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, file: str | os.PathLike[str], problems: list[Problem]):
+        self.file = str(file)
+        self.problems = problems
+        super().__init__("\n".join(problem.line(file) for problem in problems))
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """SafeLoader that keeps dates and times as text, so that the calendar reads them itself."""
+
+
+_PlainLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_calendar(file: str | os.PathLike[str]) -> Calendar:
+    """Load and check a calendar file; raise `CalendarError` listing every problem."""
+    path = Path(file)
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_PlainLoader)  # noqa: S506
+    except FileNotFoundError:
+        raise CalendarError(file, [Problem("(文件)", "文件不存在")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"第 {mark.line + 1} 行" if mark else "(文件)"
+        raise CalendarError(file, [Problem(where, f"YAML 格式错误：{getattr(exc, 'problem', exc)}")]) from None
+    return calendar_from_dict(raw, file)
+
+
+def calendar_from_dict(raw: Any, file: str | os.PathLike[str] = "<calendar>") -> Calendar:
+    if not isinstance(raw, dict):
+        raise CalendarError(file, [Problem("(文件)", "日历文件的顶层应为映射（键: 值）")])
+    try:
+        calendar = Calendar.model_validate(raw)
+    except ValidationError as exc:
+        raise CalendarError(file, [_structure_problem(error) for error in exc.errors()]) from None
+    units, problems = _resolve_units(calendar)
+    calendar._unit_list = tuple(units)
+    problems += check_calendar(calendar)
+    if problems:
+        raise CalendarError(file, problems)
+    return calendar
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif str(part).startswith(("function-", "literal[", "tuple[", "str", "is-instance")):
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(顶层)"
+
+
+_TYPE_NAMES = {
+    "string_type": "文本",
+    "int_type": "整数",
+    "int_parsing": "整数",
+    "float_type": "数字",
+    "float_parsing": "数字",
+    "bool_type": "是/否",
+    "list_type": "列表",
+    "tuple_type": "列表",
+    "dict_type": "映射",
+    "model_type": "映射",
+    "model_attributes_type": "映射",
+}
+
+
+def _structure_problem(error: dict[str, Any]) -> Problem:
+    kind = error["type"]
+    where = _path(error["loc"])
+    if kind == "missing":
+        return Problem(where, "缺少必填字段")
+    if kind == "extra_forbidden":
+        return Problem(where, "未知字段")
+    if kind == "value_error":
+        return Problem(where, str(error["ctx"]["error"]))
+    if kind in ("literal_error", "enum"):
+        expected = error.get("ctx", {}).get("expected", "")
+        return Problem(where, f"取值“{error.get('input')}”无效，应为 {expected}")
+    if kind == "string_pattern_mismatch":
+        return Problem(where, f"取值“{error.get('input')}”格式不符（{error['ctx']['pattern']}）")
+    if kind in _TYPE_NAMES:
+        return Problem(where, f"类型错误：应为{_TYPE_NAMES[kind]}，实际为“{error.get('input')}”")
+    return Problem(where, f"取值无效：{error['msg']}")
+
+
+def _resolve_units(calendar: Calendar) -> tuple[list[Unit], list[Problem]]:
+    spec = calendar.units
+    problems: list[Problem] = []
+    units: list[Unit] = []
+    if spec.derive_from:
+        if region(spec.derive_from, calendar.year) is None:
+            problems.append(Problem("units.derive_from", f"区划代码 {spec.derive_from} 在 {calendar.year} 年不存在"))
+        else:
+            units = [Unit(code=item.code, name=item.name) for item in cities(spec.derive_from, calendar.year)]
+    units += [unit.model_copy(update={"placeholder": unit.placeholder or spec.placeholder}) for unit in spec.listed]
+    if not units and not problems:
+        problems.append(Problem("units", "没有任何单位：应给出 derive_from（省级区划代码）或 list（村名单）"))
+    seen: set[str] = set()
+    for index, unit in enumerate(units):
+        if unit.code in seen:
+            problems.append(Problem(f"units.list[{index}].code", f"单位代码 {unit.code} 重复"))
+        seen.add(unit.code)
+    return units, problems
+
+
+def check_calendar(calendar: Calendar) -> list[Problem]:
+    """The rules of meaning: everything must fit inside its phase, its parent and the closing."""
+    problems: list[Problem] = []
+    deadlines = {item.id: ("上级截止时间", item.name, item.due) for item in calendar.parent_deadlines}
+    deadlines |= {item.id: ("里程碑", item.name, item.due) for item in calendar.milestones}
+    deadlines["system_close"] = ("系统关闭时间", "信息系统关闭", calendar.system_close.at)
+    unit_codes = {unit.code for unit in calendar.unit_list}
+
+    def within(path: str, ref: str | None, instant: Any) -> None:
+        if ref is None:
+            return
+        if ref not in deadlines:
+            problems.append(Problem(f"{path}.within", f"引用了不存在的上级截止时间或里程碑“{ref}”"))
+            return
+        kind, name, parent_due = deadlines[ref]
+        if instant > parent_due:
+            problems.append(
+                Problem(path, f"截止时间 {local_text(instant)} 晚于{kind}“{name}”的 {local_text(parent_due)}")
+            )
+
+    def unique(section: str, ids: list[str]) -> None:
+        for index, item_id in enumerate(ids):
+            if item_id in ids[:index]:
+                problems.append(Problem(f"{section}[{index}].id", f"编号“{item_id}”重复"))
+
+    unique("phases", [phase.id.value for phase in calendar.phases])
+    unique("milestones", [item.id for item in calendar.milestones])
+    unique("entry_windows", [item.id for item in calendar.entry_windows])
+    unique("parent_deadlines", [item.id for item in calendar.parent_deadlines])
+
+    for index, phase in enumerate(calendar.phases):
+        path = f"phases[{index}]"
+        if phase.ends <= phase.starts:
+            problems.append(
+                Problem(f"{path}.ends", f"结束时间 {local_text(phase.ends)} 不晚于开始时间 {local_text(phase.starts)}")
+            )
+        within(f"{path}.ends", phase.within, phase.ends)
+
+    phases = {phase.id.value: phase for phase in calendar.phases}
+    milestone_ids = {item.id for item in calendar.milestones}
+    for index, item in enumerate(calendar.milestones):
+        path = f"milestones[{index}]"
+        phase = phases.get(item.phase)
+        if phase is None:
+            problems.append(Problem(f"{path}.phase", _unknown_phase(item.phase, phases)))
+        elif not phase.starts <= item.due <= phase.ends:
+            problems.append(
+                Problem(
+                    f"{path}.due",
+                    f"截止时间 {local_text(item.due)} 不在所属阶段“{phase.name}”"
+                    f"（{local_text(phase.starts)} 至 {local_text(phase.ends)}）之内",
+                )
+            )
+        if item.reporters != "all":
+            for position, code in enumerate(item.reporters):
+                if code not in unit_codes:
+                    problems.append(Problem(f"{path}.reporters[{position}]", f"未知单位“{code}”"))
+        if item.reporters and item.report is None:
+            problems.append(Problem(f"{path}.report", "有报送单位的里程碑必须写明报送材料类型"))
+        within(f"{path}.due", item.within, item.due)
+
+    for index, window in enumerate(calendar.entry_windows):
+        path = f"entry_windows[{index}]"
+        if window.closes <= window.opens:
+            problems.append(
+                Problem(
+                    f"{path}.closes",
+                    f"关闭时间 {local_text(window.closes)} 不晚于开放时间 {local_text(window.opens)}",
+                )
+            )
+        phase = phases.get(window.phase)
+        if phase is None:
+            problems.append(Problem(f"{path}.phase", _unknown_phase(window.phase, phases)))
+        elif window.opens < phase.starts or window.closes > phase.ends:
+            problems.append(Problem(path, f"录入窗口超出所属阶段“{phase.name}”的起止时间"))
+        if window.closes > calendar.system_close.at:
+            problems.append(
+                Problem(
+                    f"{path}.closes",
+                    f"关闭时间 {local_text(window.closes)} 晚于系统关闭时间 {local_text(calendar.system_close.at)}",
+                )
+            )
+        for position, ref in enumerate(window.requires):
+            if ref not in milestone_ids:
+                problems.append(Problem(f"{path}.requires[{position}]", f"引用了不存在的里程碑“{ref}”"))
+        within(f"{path}.closes", window.within, window.closes)
+
+    within("system_close.at", calendar.system_close.within, calendar.system_close.at)
+
+    for name in ("income_period",):
+        period = getattr(calendar, name)
+        if period is not None and period.ends <= period.starts:
+            problems.append(Problem(f"{name}.ends", "结束时间不晚于开始时间"))
+    return problems
+
+
+def _unknown_phase(phase_id: str, phases: dict[str, Any]) -> str:
+    known = "、".join(p for p in (item.value for item in PHASE_ORDER) if p in phases)
+    return f"未知阶段“{phase_id}”（本日历的阶段：{known}）"

@@ -1,0 +1,214 @@
+"""The campaign calendar: phases, milestones, entry windows and the system closing of one plan.
+
+A calendar file (config/campaigns/*.yaml) is read into these frozen models. Every instant carries
+its offset; ``ends``, ``due`` and ``closes`` are exclusive (the 24:00 rule of DOMAIN.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import pendulum
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, PrivateAttr
+
+from include.timeutil import TIMEZONE, local_iso, parse_instant
+
+
+
+def _to_instant(value: object) -> pendulum.DateTime:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"时间“{value}”缺少时区偏移（如 +08:00），不能使用不带时区的时间")
+        return pendulum.instance(value).in_timezone("UTC")
+    if isinstance(value, str):
+        return parse_instant(value)
+    raise ValueError(f"时间“{value}”应写成带时区偏移的 ISO-8601 文本，如 2020-11-30T24:00:00+08:00")
+
+
+Instant = Annotated[dt.datetime, PlainValidator(_to_instant), PlainSerializer(local_iso, return_type=str, when_used="json")]
+
+
+class PhaseId(StrEnum):
+    """Canonical phase ids, in the order of the seed plans (DOMAIN.md)."""
+
+    training = "training"
+    collection = "collection"
+    entry = "entry"
+    analysis = "analysis"
+    verification = "verification"
+    completion = "completion"
+    summary = "summary"
+
+
+PHASE_ORDER = list(PhaseId)
+
+
+class ReportKind(StrEnum):
+    """The reports a unit sends to its office (DOMAIN.md, "Units and reports")."""
+
+    completion_report = "completion_report"  # 动态管理工作开展情况报告
+    entry_application = "entry_application"  # 数据录入申请书
+    signed_lists = "signed_lists"  # 村负责人、第一书记签字的名单
+    verification_report = "verification_report"  # 核查整改报告
+    sampling_report = "sampling_report"  # 贫困村退出抽检报告
+    summary = "summary"  # 工作总结
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Office(_Frozen):
+    code: str = Field(pattern=r"^\d{6}$")
+    name: str
+
+
+class Unit(_Frozen):
+    code: str
+    name: str
+    placeholder: bool = False
+
+
+class UnitsSpec(_Frozen):
+    """Who reports to the office: a province's cities derived from GB/T 2260, or listed villages."""
+
+    level: Literal["city", "village"]
+    derive_from: str | None = Field(default=None, pattern=r"^\d{6}$")
+    placeholder: bool = False
+    listed: tuple[Unit, ...] = Field(default=(), alias="list")
+
+
+class ParentDeadline(_Frozen):
+    """A deadline set by a parent plan (district, nation) that this plan must keep inside."""
+
+    id: str
+    name: str
+    due: Instant
+    quote: str
+    source: str | None = None
+
+
+class Phase(_Frozen):
+    id: PhaseId
+    name: str
+    starts: Instant
+    ends: Instant
+    quote: str
+    within: str | None = None
+
+
+class Milestone(_Frozen):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    phase: str
+    due: Instant
+    reporters: Literal["all"] | tuple[str, ...] = ()
+    report: ReportKind | None = None
+    within: str | None = None
+    quote: str
+
+
+class EntryWindow(_Frozen):
+    """When units may enter data into the national system; per unit it opens on its report."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    phase: str
+    opens: Instant
+    closes: Instant
+    requires: tuple[str, ...] = ()
+    approval: Literal["province"] | None = None
+    within: str | None = None
+    quote: str
+
+
+class SystemClose(_Frozen):
+    at: Instant
+    quote: str
+    within: str | None = None
+
+
+class Period(_Frozen):
+    starts: Instant
+    ends: Instant
+    quote: str
+    source: str | None = None
+
+
+class StatusDate(_Frozen):
+    at: Instant
+    quote: str
+
+
+class Threshold(_Frozen):
+    value: float
+    unit: str
+    quote: str
+    source: str | None = None
+
+
+class CompressedFrom(_Frozen):
+    id: str
+    start: Instant
+    span_seconds: float
+
+
+class Calendar(_Frozen):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    seed: str
+    year: int
+    timezone: Literal["Asia/Shanghai"] = TIMEZONE
+    office: Office
+    units: UnitsSpec
+    parent_deadlines: tuple[ParentDeadline, ...] = ()
+    phases: tuple[Phase, ...]
+    milestones: tuple[Milestone, ...] = ()
+    entry_windows: tuple[EntryWindow, ...] = ()
+    system_close: SystemClose
+    income_period: Period | None = None
+    status_date: StatusDate | None = None
+    thresholds: dict[str, Threshold] = {}
+    compressed_from: CompressedFrom | None = None
+
+    _unit_list: tuple[Unit, ...] = PrivateAttr(default=())
+
+    @property
+    def unit_list(self) -> tuple[Unit, ...]:
+        """The units that report to the office, resolved by the loader."""
+        return self._unit_list
+
+    def phases_in_order(self) -> list[Phase]:
+        return sorted(self.phases, key=lambda phase: (PHASE_ORDER.index(phase.id), phase.starts))
+
+    def phase(self, phase_id: str) -> Phase | None:
+        return next((phase for phase in self.phases if phase.id == phase_id), None)
+
+    def reporters_of(self, milestone: Milestone) -> list[str]:
+        if milestone.reporters == "all":
+            return [unit.code for unit in self.unit_list]
+        return list(milestone.reporters)
+
+    @property
+    def starts(self) -> pendulum.DateTime:
+        """The first instant of the campaign."""
+        return min(instant for _, instant in self.instants())
+
+    @property
+    def ends(self) -> pendulum.DateTime:
+        """The last instant of the campaign (the end of its last phase or the system closing)."""
+        return max(instant for _, instant in self.instants())
+
+    def instants(self) -> list[tuple[str, pendulum.DateTime]]:
+        """Every instant the campaign acts on, by field path, in time order."""
+        found: list[tuple[str, pendulum.DateTime]] = []
+        for phase in self.phases:
+            found += [(f"phases.{phase.id}.starts", phase.starts), (f"phases.{phase.id}.ends", phase.ends)]
+        found += [(f"milestones.{item.id}.due", item.due) for item in self.milestones]
+        for window in self.entry_windows:
+            found += [(f"entry_windows.{window.id}.opens", window.opens)]
+            found += [(f"entry_windows.{window.id}.closes", window.closes)]
+        found.append(("system_close.at", self.system_close.at))
+        return sorted(found, key=lambda pair: pair[1])

@@ -1,0 +1,187 @@
+"""The ``campaign`` command.
+
+Exit codes: 0 done; 1 the input is invalid (a calendar with problems); 2 a usage error (unknown
+calendar, unreadable instant). Messages are Chinese; identifiers and JSON keys are English.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pendulum
+
+from include import paths
+from include.calendar import Calendar, CalendarError, read_calendar
+from include.calendar.compress import compress, to_yaml
+from include.calendar.render import calendar_json, calendar_text
+from include.timeutil import TimeFormatError, local_iso, parse_duration, parse_instant
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+DEMO_SOURCE = "2020-shandong"
+DEMO_ID = "demo-2020-shandong"
+
+
+class UsageError(Exception):
+    """A user mistake with a Chinese message; exits with code 2."""
+
+
+def _load(calendar_ref: str) -> Calendar:
+    """A calendar by id (config/campaigns or the campaign home) or by file path."""
+    file = paths.calendar_file(calendar_ref)
+    if file is None and Path(calendar_ref).is_file():
+        file = Path(calendar_ref)
+    if file is None:
+        known = "、".join(path.stem for path in paths.calendar_files()) or "无"
+        raise UsageError(f"找不到日历“{calendar_ref}”（已有：{known}）")
+    return read_calendar(file)
+
+
+def _instant(text: str, option: str) -> pendulum.DateTime:
+    try:
+        return parse_instant(text)
+    except TimeFormatError as exc:
+        raise UsageError(f"{option}：{exc}") from None
+
+
+def _now(at: str | None) -> pendulum.DateTime:
+    """The instant a command acts at: ``--at`` if given; the real clock only here, at the edge."""
+    return _instant(at, "--at") if at else pendulum.now("UTC")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        tmp.write(text)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    os.replace(tmp.name, path)
+
+
+def cmd_calendar_check(args: argparse.Namespace) -> int:
+    status = 0
+    for file in args.files:
+        try:
+            calendar = read_calendar(file)
+        except CalendarError as exc:
+            status = EXIT_INVALID
+            for problem in exc.problems:
+                print(problem.line(file))
+            continue
+        if not args.quiet:
+            print(f"{file}: 有效（{calendar.id}，{len(calendar.phases)} 个阶段，{len(calendar.milestones)} 个节点）")
+    return status
+
+
+def cmd_calendar_show(args: argparse.Namespace) -> int:
+    calendar = _load(args.id)
+    if args.json:
+        print(json.dumps(calendar_json(calendar), ensure_ascii=False, indent=2))
+    else:
+        print(calendar_text(calendar), end="")
+    return 0
+
+
+def _compressed(source: str, start: str, span: str, new_id: str | None) -> Calendar:
+    calendar = _load(source)
+    try:
+        duration = parse_duration(span)
+    except TimeFormatError as exc:
+        raise UsageError(f"--span：{exc}") from None
+    return compress(calendar, _instant(start, "--start"), duration, new_id)
+
+
+def cmd_calendar_compress(args: argparse.Namespace) -> int:
+    calendar = _compressed(args.id, args.start, args.span, args.new_id)
+    write_atomically(Path(args.out), to_yaml(calendar))
+    print(f"已写出压缩日历 {calendar.id}：{local_iso(calendar.starts)} 至 {local_iso(calendar.ends)} → {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Write the demo campaign: 2020-shandong compressed to start shortly after ``--at``."""
+    start = _now(args.at) + parse_duration(args.delay)
+    calendar = _compressed(DEMO_SOURCE, start.isoformat(), args.span, DEMO_ID)
+    out = paths.home_campaigns() / f"{DEMO_ID}.yaml"
+    write_atomically(out, to_yaml(calendar))
+    print(f"演示战役 {DEMO_ID}：{local_iso(calendar.starts)} 开始，{local_iso(calendar.ends)} 结束 → {out}")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from include.store.db import upgrade
+
+    url = upgrade(args.url)
+    print(f"战役状态库已升级到最新版本：{_masked_url(url)}")
+    return 0
+
+
+def _masked_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="campaign", description="扶贫对象动态管理战役：日历、状态库与演示")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="命令")
+
+    calendar = commands.add_parser("calendar", help="战役日历：检查、查看、压缩")
+    calendar_commands = calendar.add_subparsers(dest="calendar_command", required=True, metavar="子命令")
+    check = calendar_commands.add_parser("check", help="检查日历文件，每个问题一行")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("-q", "--quiet", action="store_true", help="只输出问题")
+    check.set_defaults(handler=cmd_calendar_check)
+    show = calendar_commands.add_parser("show", help="以北京时间显示日历")
+    show.add_argument("id", metavar="ID")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_calendar_show)
+    squeeze = calendar_commands.add_parser("compress", help="平移并按比例压缩日历")
+    squeeze.add_argument("id", metavar="ID")
+    squeeze.add_argument("--start", required=True, help="新的开始时间（ISO-8601，带时区）")
+    squeeze.add_argument("--span", required=True, help="全程时长，如 6m、2h、PT6M")
+    squeeze.add_argument("--out", required=True, metavar="FILE")
+    squeeze.add_argument("--id", dest="new_id", help="新日历编号（默认 ID-compressed）")
+    squeeze.set_defaults(handler=cmd_calendar_compress)
+
+    demo = commands.add_parser("demo", help="在战役主目录生成压缩的 2020-shandong 演示战役")
+    demo.add_argument("--at", help="以此时刻为“现在”（ISO-8601，带时区）")
+    demo.add_argument("--delay", default="90s", help="距“现在”多久开始（默认 90s）")
+    demo.add_argument("--span", default="6m", help="全程时长（默认 6m）")
+    demo.set_defaults(handler=cmd_demo)
+
+    db = commands.add_parser("db", help="战役状态库")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="子命令")
+    db_upgrade = db_commands.add_parser("upgrade", help="执行数据库迁移到最新版本")
+    db_upgrade.add_argument("--url", help="数据库 URL（默认 CAMPAIGN_DB_URL 或主目录下的 SQLite）")
+    db_upgrade.set_defaults(handler=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CalendarError as exc:
+        for problem in exc.problems:
+            print(problem.line(exc.file), file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _entry()
+

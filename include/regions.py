@@ -1,0 +1,75 @@
+"""Administrative divisions from GB/T 2260, as python-stdnum ships them (``stdnum/cn/loc.dat``).
+
+Each code carries the years it was valid (``[1983-]烟台市``, ``[1992-2018]莱芜市``), so the cities of
+a province can be derived for the year of any campaign instead of being typed by hand.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+_SPAN = re.compile(r"^\[(?P<first>\d{4})?-(?P<last>\d{4})?\](?P<name>.+)$")
+_LINE = re.compile(r'^(?P<indent>\s*)(?P<code>\d+) (?:province|county)="(?P<names>[^"]*)"')
+
+
+@dataclass(frozen=True)
+class Region:
+    """A six-digit GB/T 2260 code and its name in one year."""
+
+    code: str
+    name: str
+
+
+def _name_in_year(names: str, year: int) -> str | None:
+    for part in names.split(","):
+        match = _SPAN.match(part)
+        if not match:
+            return part
+        first = int(match["first"] or 0)
+        last = int(match["last"] or 9999)
+        if first <= year <= last:
+            return match["name"]
+    return None
+
+
+@functools.cache
+def _table() -> dict[str, str]:
+    """Six-digit code to its raw name list (with year spans)."""
+    text = resources.files("stdnum.cn").joinpath("loc.dat").read_text(encoding="utf-8")
+    table: dict[str, str] = {}
+    province = ""
+    for line in text.splitlines():
+        match = _LINE.match(line)
+        if not match:
+            continue
+        if match["indent"]:
+            table[province + match["code"]] = match["names"]
+        else:
+            province = match["code"]
+    return table
+
+
+def region(code: str, year: int) -> Region | None:
+    """The region with this code in that year, or None if the code did not exist then."""
+    names = _table().get(code)
+    name = _name_in_year(names, year) if names is not None else None
+    return Region(code, name) if name else None
+
+
+def cities(province_code: str, year: int) -> list[Region]:
+    """Prefecture-level units (市, 地区, 州, 盟) of a province valid in that year, by code."""
+    prefix = province_code[:2]
+    found = []
+    for code in sorted(_table()):
+        if not code.startswith(prefix) or code[2:] == "0000" or code[4:] != "00":
+            continue
+        # 9000 groups county-level units directly under the province; 0100-style "市辖区" is not a city.
+        if code[2:4] == "90":
+            continue
+        item = region(code, year)
+        if item is not None:
+            found.append(item)
+    return found

@@ -1,0 +1,68 @@
+"""Engine, sessions and migrations of the campaign store.
+
+The store is a SQLite file under the campaign home unless ``CAMPAIGN_DB_URL`` names another
+database (PostgreSQL in production).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from include.paths import campaign_home
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def database_url() -> str:
+    """``CAMPAIGN_DB_URL``, or the SQLite file ``campaign.db`` in the campaign home."""
+    return os.environ.get("CAMPAIGN_DB_URL") or f"sqlite:///{campaign_home() / 'campaign.db'}"
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = url or database_url()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection, _record) -> None:  # noqa: ANN001
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@contextlib.contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back on any error."""
+    with sessionmaker(engine, expire_on_commit=False).begin() as session:
+        yield session
+
+
+def alembic_config(url: str):  # noqa: ANN201 - alembic's Config, imported lazily
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str | None = None) -> str:
+    """Bring the store to the latest migration; return the URL it migrated."""
+    from alembic import command
+
+    url = url or database_url()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), "head")
+    return url

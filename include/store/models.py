@@ -1,0 +1,76 @@
+"""Typed SQLAlchemy 2 models of the campaign state.
+
+Instants are stored in UTC (timezone-aware on PostgreSQL, naive-UTC text on SQLite) and always
+come back timezone-aware. Later work adds reports, windows, approvals, reminders and the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import DateTime, ForeignKey, MetaData, String, TypeDecorator, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An aware datetime stored as UTC; a naive value is refused rather than guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("不接受不带时区的时间")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Campaign(Base):
+    """A calendar known to the store, with the hash of the file it was registered from."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    calendar_sha256: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    events: Mapped[list[CalendarEvent]] = relationship(back_populates="campaign", cascade="all, delete-orphan")
+
+
+class CalendarEvent(Base):
+    """An instant of the calendar that the campaign DAG has passed (a phase opened, a window closed).
+
+    One row per campaign and instant: recording the same instant again changes nothing.
+    """
+
+    __tablename__ = "calendar_events"
+    __table_args__ = (UniqueConstraint("campaign_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    run_id: Mapped[str | None] = mapped_column(String(250))
+
+    campaign: Mapped[Campaign] = relationship(back_populates="events")
