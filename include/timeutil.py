@@ -60,12 +60,12 @@ def local_iso(instant: dt.datetime) -> str:
     return pendulum.instance(instant).in_timezone(LOCAL_TZ).isoformat()
 
 
-def local_text(instant: dt.datetime) -> str:
-    """A short local rendering for people: ``2020-11-30 24:00`` for an end-of-day instant."""
+def local_text(instant: dt.datetime, *, end: bool = False) -> str:
+    """A short local rendering for people; an end (``end=True``) at midnight reads ``2020-11-30 24:00``."""
     local = pendulum.instance(instant).in_timezone(LOCAL_TZ)
-    if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
+    if end and (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
         return f"{local.subtract(days=1).format('YYYY-MM-DD')} 24:00"
-    return local.format("YYYY-MM-DD HH:mm:ss")
+    return local.format("YYYY-MM-DD HH:mm" if local.second == local.microsecond == 0 else "YYYY-MM-DD HH:mm:ss")
 
 
 def parse_duration(text: str) -> dt.timedelta:

@@ -161,7 +161,7 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
         kind, name, parent_due = deadlines[ref]
         if instant > parent_due:
             problems.append(
-                Problem(path, f"截止时间 {local_text(instant)} 晚于{kind}“{name}”的 {local_text(parent_due)}")
+                Problem(path, f"截止时间 {local_text(instant, end=True)} 晚于{kind}“{name}”的 {local_text(parent_due, end=True)}")
             )
 
     def unique(section: str, ids: list[str]) -> None:
@@ -178,7 +178,7 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
         path = f"phases[{index}]"
         if phase.ends <= phase.starts:
             problems.append(
-                Problem(f"{path}.ends", f"结束时间 {local_text(phase.ends)} 不晚于开始时间 {local_text(phase.starts)}")
+                Problem(f"{path}.ends", f"结束时间 {local_text(phase.ends, end=True)} 不晚于开始时间 {local_text(phase.starts)}")
             )
         within(f"{path}.ends", phase.within, phase.ends)
 
@@ -193,8 +193,8 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
             problems.append(
                 Problem(
                     f"{path}.due",
-                    f"截止时间 {local_text(item.due)} 不在所属阶段“{phase.name}”"
-                    f"（{local_text(phase.starts)} 至 {local_text(phase.ends)}）之内",
+                    f"截止时间 {local_text(item.due, end=True)} 不在所属阶段“{phase.name}”"
+                    f"（{local_text(phase.starts)} 至 {local_text(phase.ends, end=True)}）之内",
                 )
             )
         if item.reporters != "all":
@@ -211,7 +211,7 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
             problems.append(
                 Problem(
                     f"{path}.closes",
-                    f"关闭时间 {local_text(window.closes)} 不晚于开放时间 {local_text(window.opens)}",
+                    f"关闭时间 {local_text(window.closes, end=True)} 不晚于开放时间 {local_text(window.opens)}",
                 )
             )
         phase = phases.get(window.phase)
@@ -223,7 +223,7 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
             problems.append(
                 Problem(
                     f"{path}.closes",
-                    f"关闭时间 {local_text(window.closes)} 晚于系统关闭时间 {local_text(calendar.system_close.at)}",
+                    f"关闭时间 {local_text(window.closes, end=True)} 晚于系统关闭时间 {local_text(calendar.system_close.at, end=True)}",
                 )
             )
         for position, ref in enumerate(window.requires):

@@ -46,7 +46,7 @@ def calendar_markdown(calendar: Calendar) -> str:
         f"# {calendar.name}",
         "",
         f"日历编号 `{calendar.id}`，时区 {calendar.timezone}（北京时间）。依据：`{calendar.seed}`。",
-        f"截止时间“X月Y日24时”即次日 0 时，此前提交为按时。系统关闭：**{local_text(calendar.system_close.at)}**。",
+        f"截止时间“X月Y日24时”即次日 0 时，此前提交为按时。系统关闭：**{local_text(calendar.system_close.at, end=True)}**。",
         "",
         "## 阶段",
         "",
@@ -54,21 +54,21 @@ def calendar_markdown(calendar: Calendar) -> str:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| `{phase.id.value}` | {phase.name} | {local_text(phase.starts)} | {local_text(phase.ends)} |"
+        f"| `{phase.id.value}` | {phase.name} | {local_text(phase.starts)} | {local_text(phase.ends, end=True)} |"
         for phase in calendar.phases_in_order()
     ]
     lines += ["", "## 节点", "", "| 节点 | 阶段 | 截止 | 报送单位 | 材料 |", "|---|---|---|---|---|"]
     for item in sorted(calendar.milestones, key=lambda item: item.due):
         reporters = _reporters_text(calendar, calendar.reporters_of(item))
         report = item.report.value if item.report else "—"
-        lines.append(f"| {item.name} | `{item.phase}` | {local_text(item.due)} | {reporters} | {report} |")
+        lines.append(f"| {item.name} | `{item.phase}` | {local_text(item.due, end=True)} | {reporters} | {report} |")
     if calendar.entry_windows:
         lines += ["", "## 录入窗口", "", "| 窗口 | 开放 | 关闭 | 开放条件 |", "|---|---|---|---|"]
         for window in calendar.entry_windows:
             condition = "、".join(window.requires) or "—"
             if window.approval:
                 condition += "，省级审批后开通"
-            lines.append(f"| {window.name} | {local_text(window.opens)} | {local_text(window.closes)} | {condition} |")
+            lines.append(f"| {window.name} | {local_text(window.opens)} | {local_text(window.closes, end=True)} | {condition} |")
     placeholder = any(unit.placeholder for unit in calendar.unit_list)
     lines += ["", f"## 单位（{len(calendar.unit_list)} 个{'，占位名单，待替换' if placeholder else ''}）", ""]
     lines.append("、".join(f"{unit.name}（{unit.code}）" for unit in calendar.unit_list))

@@ -1,0 +1,19 @@
+.PHONY: help install start test lint bench
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+install:  ## create .venv with the pinned versions of requirements.lock
+	scripts/bootstrap
+
+start:  ## install, initialise the stores, write the demo campaign, start Airflow on :8080
+	scripts/start
+
+test:  ## run the whole test suite
+	scripts/test
+
+lint:  ## ruff, with Airflow's AIR rules
+	scripts/bootstrap && .venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+bench:  ## DAG-file parse time against a bare interpreter
+	scripts/bootstrap && .venv/bin/python bench/dag_parse.py

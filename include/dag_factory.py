@@ -1,0 +1,107 @@
+"""One DAG per campaign calendar.
+
+Phases are task groups; inside each, a task at the phase's start, one at each milestone's due
+instant, one at each entry window's opening and closing, and one at the phase's end; the system
+closing is a task of its own. Every task finishes at its instant (see `CalendarInstantSensor`).
+Gates on units' reports go into the milestone's place (`milestone_tasks`).
+
+This module is imported at DAG-parse time: it reads calendar files and builds objects, nothing
+else (no database, no network, no clock).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from airflow.sdk import DAG, TaskGroup
+
+from include.calendar import Calendar, CalendarError, read_calendar
+from include.calendar.model import Milestone
+from include.calendar.render import calendar_markdown
+from include.instant_sensor import CalendarInstantSensor
+from include.timetable import CampaignTimetable
+from include.timeutil import local_text
+
+DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(seconds=30)}
+
+
+def _instant_task(
+    calendar: Calendar, task_id: str, key: str, kind: str, due: dt.datetime, label: str
+) -> CalendarInstantSensor:
+    when = local_text(due, end=kind != "phase_start" and kind != "window_open")
+    return CalendarInstantSensor(
+        task_id=task_id,
+        task_display_name=f"{label}（{when}）",
+        campaign_id=calendar.id,
+        key=key,
+        kind=kind,
+        due=due,
+        label=label,
+        doc_md=f"{label}：{when}（北京时间）。",
+    )
+
+
+def milestone_tasks(calendar: Calendar, milestone: Milestone) -> CalendarInstantSensor:
+    """The tasks of one milestone; the gates issue adds one mapped gate per reporting unit here."""
+    return _instant_task(
+        calendar, f"due_{milestone.id}", f"milestones.{milestone.id}.due", "milestone_due", milestone.due,
+        f"截止：{milestone.name}",
+    )
+
+
+def build_dag(calendar: Calendar) -> DAG:
+    """The campaign DAG of one calendar."""
+    with DAG(
+        dag_id=calendar.id,
+        dag_display_name=calendar.name,
+        description=f"{calendar.name}（{local_text(calendar.starts)} 至 {local_text(calendar.ends, end=True)}）",
+        schedule=CampaignTimetable(calendar.starts, calendar.ends, calendar.id),
+        start_date=calendar.starts,
+        catchup=False,
+        max_active_runs=1,
+        max_active_tasks=64,
+        default_args=DEFAULT_ARGS,
+        doc_md=calendar_markdown(calendar),
+        tags=["campaign", str(calendar.year), calendar.units.level],
+    ) as dag:
+        for phase in calendar.phases_in_order():
+            with TaskGroup(group_id=phase.id.value, group_display_name=phase.name, tooltip=phase.quote):
+                opens = _instant_task(
+                    calendar, "starts", f"phases.{phase.id.value}.starts", "phase_start", phase.starts,
+                    f"开始：{phase.name}",
+                )
+                closes = _instant_task(
+                    calendar, "ends", f"phases.{phase.id.value}.ends", "phase_end", phase.ends, f"结束：{phase.name}"
+                )
+                inner = [milestone_tasks(calendar, item) for item in calendar.milestones if item.phase == phase.id]
+                for window in calendar.entry_windows:
+                    if window.phase != phase.id:
+                        continue
+                    window_opens = _instant_task(
+                        calendar, f"window_{window.id}_opens", f"entry_windows.{window.id}.opens", "window_open",
+                        window.opens, f"开放录入：{window.name}",
+                    )
+                    window_closes = _instant_task(
+                        calendar, f"window_{window.id}_closes", f"entry_windows.{window.id}.closes", "window_close",
+                        window.closes, f"关闭录入：{window.name}",
+                    )
+                    window_opens >> window_closes
+                    inner += [window_opens, window_closes]
+                opens >> inner >> closes if inner else opens >> closes
+        _instant_task(calendar, "system_close", "system_close.at", "system_close", calendar.system_close.at, "关闭信息系统")
+    return dag
+
+
+def build_all(files: list[Path]) -> tuple[dict[str, DAG], dict[str, str]]:
+    """DAGs by dag_id for every valid calendar file, and the problems of the invalid ones by file."""
+    dags: dict[str, DAG] = {}
+    problems: dict[str, str] = {}
+    for file in files:
+        try:
+            calendar = read_calendar(file)
+        except CalendarError as exc:
+            problems[str(file)] = str(exc)
+            continue
+        dags[calendar.id] = build_dag(calendar)
+    return dags, problems

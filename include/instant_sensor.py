@@ -1,0 +1,59 @@
+"""A task that finishes at one instant of the calendar and records that the campaign passed it.
+
+It defers to the triggerer until the instant (no worker slot is held for weeks) and, once the
+instant has passed, writes it to the campaign store. Rerunning it records nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pendulum
+from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
+
+
+class CalendarInstantSensor(DateTimeSensorAsync):
+    """Wait for ``due`` (an aware instant), then record ``key`` of ``campaign_id`` in the store."""
+
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, campaign_id: str, key: str, kind: str, due: dt.datetime, label: str, **kwargs: Any) -> None:
+        super().__init__(target_time=pendulum.instance(due).in_timezone("UTC").isoformat(), **kwargs)
+        self.campaign_id = campaign_id
+        self.key = key
+        self.kind = kind
+        self.instant_label = label
+
+    def execute(self, context: Any) -> None:
+        if pendulum.now("UTC") >= self._moment:
+            self.execute_complete(context)
+            return
+        super().execute(context)
+
+    def execute_complete(self, context: Any, event: Any = None) -> None:
+        from include import paths
+        from include.calendar import read_calendar
+        from include.store.db import make_engine
+        from include.store.events import record_event
+        from include.timeutil import local_text
+
+        file = paths.calendar_file(self.campaign_id)
+        if file is None:
+            raise FileNotFoundError(f"找不到战役 {self.campaign_id} 的日历文件")
+        calendar = read_calendar(file)
+        engine = make_engine()
+        try:
+            recorded = record_event(
+                engine,
+                calendar,
+                key=self.key,
+                kind=self.kind,
+                due_at=self._moment,
+                recorded_at=pendulum.now("UTC"),
+                run_id=context["run_id"] if context else None,
+            )
+        finally:
+            engine.dispose()
+        note = "已记录" if recorded else "此前已记录，未重复写入"
+        self.log.info("%s（%s）：%s", self.instant_label, local_text(self._moment), note)

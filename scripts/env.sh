@@ -1,0 +1,15 @@
+# Environment of a local run: sourced by scripts/start and scripts/test.
+# Every run-time file goes under CAMPAIGN_HOME (default .campaign/ in the checkout).
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CAMPAIGN_HOME="${CAMPAIGN_HOME:-$ROOT/.campaign}"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$CAMPAIGN_HOME/airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-False}"
+# Local runs only: every visitor of the UI and REST API is an admin, no login.
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS:-True}"
+export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:${AIRFLOW__API__PORT}/execution/"
+export PATH="$ROOT/.venv/bin:$PATH"

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from include.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT.parent / "shared" / "seeds"
+SEED_FILES = {
+    "000": "000_a43a35703e24dac8.txt",
+    "001": "001_75f64364fef16825.txt",
+    "002": "002_be45378c2c8f6dcb.txt",
+    "003": "003_9f67e561e8efc1ae.txt",
+    "004": "004_371bf13e07ef619c.txt",
+}
+
+
+def squash(text: str) -> str:
+    """Seed text without whitespace, so that a quote matches across the documents' line breaks."""
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture(scope="session")
+def seed_text():
+    if not SEEDS.is_dir():
+        pytest.skip(f"seed documents not found at {SEEDS}")
+
+    def read(name: str) -> str:
+        return squash((SEEDS / name).read_text(encoding="utf-8"))
+
+    return read
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the campaign command in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def show_json(run_cli):
+    def show(calendar_id: str) -> dict:
+        code, out, err = run_cli("calendar", "show", calendar_id, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    return show
+
+
+@pytest.fixture(autouse=True)
+def _campaign_home(tmp_path, monkeypatch):
+    """Every test writes its run-time files to a home of its own."""
+    monkeypatch.setenv("CAMPAIGN_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CAMPAIGN_DB_URL", raising=False)
+
+
+def database_urls(tmp_path: Path) -> list[str]:
+    urls = [f"sqlite:///{tmp_path / 'store.db'}"]
+    if os.environ.get("CAMPAIGN_TEST_POSTGRES_URL"):
+        urls.append(os.environ["CAMPAIGN_TEST_POSTGRES_URL"])
+    return urls
