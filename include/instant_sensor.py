@@ -21,7 +21,7 @@ class CalendarInstantSensor(DateTimeSensorAsync):
     def __init__(self, *, campaign_id: str, key: str, kind: str, due: dt.datetime, label: str, **kwargs: Any) -> None:
         super().__init__(target_time=pendulum.instance(due).in_timezone("UTC").isoformat(), **kwargs)
         self.campaign_id = campaign_id
-        self.key = key
+        self.instant_key = key
         self.kind = kind
         self.instant_label = label
 
@@ -47,7 +47,7 @@ class CalendarInstantSensor(DateTimeSensorAsync):
             recorded = record_event(
                 engine,
                 calendar,
-                key=self.key,
+                key=self.instant_key,
                 kind=self.kind,
                 due_at=self._moment,
                 recorded_at=pendulum.now("UTC"),

@@ -3,13 +3,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 
-import pytest
-
-from include.cli import main
-
 ROOT = Path(__file__).resolve().parent.parent
+
+# Airflow reads its home when first imported: give the test session one of its own, never a user's.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="campaign-tests-airflow-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+
+import pytest  # noqa: E402
+
+from include.cli import main  # noqa: E402
 SEEDS = ROOT.parent / "shared" / "seeds"
 SEED_FILES = {
     "000": "000_a43a35703e24dac8.txt",

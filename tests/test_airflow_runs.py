@@ -1,0 +1,176 @@
+"""Compressed campaigns run by a real Airflow: through `dag.test()`, and by `airflow standalone`.
+
+Each test makes a compressed copy of 2020-shandong that starts a few seconds from now (the test is
+the outermost layer: it alone reads the clock) and checks that every task finished at or after
+its calendar instant and that the campaign store recorded every instant once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pendulum
+import pytest
+
+from include.calendar import read_calendar
+from include.store.db import make_engine
+from include.store.events import passed_instants
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def airflow_env(tmp_path: Path, port: int = 8080) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CAMPAIGN"))}
+    env |= {
+        "PATH": f"{BIN}:{env.get('PATH', '')}",
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "CAMPAIGN_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+    }
+    return env
+
+
+def compressed_campaign(env: dict[str, str], campaign_id: str, delay: float, span: str) -> Path:
+    start = pendulum.now("UTC").add(seconds=delay).replace(microsecond=0)
+    out = Path(env["CAMPAIGN_HOME"]) / "campaigns" / f"{campaign_id}.yaml"
+    subprocess.run(["campaign", "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        ["campaign", "calendar", "compress", "2020-shandong", "--start", start.isoformat(), "--span", span,
+         "--id", campaign_id, "--out", str(out)],
+        env=env, check=True, capture_output=True,
+    )
+    return out
+
+
+def assert_every_instant_passed_once(env: dict[str, str], calendar_file: Path, finished: dict[str, str]) -> None:
+    """``finished`` maps task_id to the task's end_date (ISO) as Airflow recorded it."""
+    from include.dag_factory import build_dag
+
+    calendar = read_calendar(calendar_file)
+    dag = build_dag(calendar)
+    assert sorted(finished) == sorted(task.task_id for task in dag.tasks)
+    for task in dag.tasks:
+        assert pendulum.parse(finished[task.task_id]) >= task._moment, task.task_id
+
+    engine = make_engine(f"sqlite:///{Path(env['CAMPAIGN_HOME']) / 'campaign.db'}")
+    rows = passed_instants(engine, calendar.id)
+    engine.dispose()
+    assert sorted(row.key for row in rows) == sorted(key for key, _ in calendar.instants())
+    assert all(row.recorded_at >= row.due_at for row in rows)
+
+
+DAG_TEST = textwrap.dedent(
+    """
+    import json, sys
+    from airflow.dag_processing.dagbag import DagBag
+    from include.calendar import read_calendar
+    calendar = read_calendar(sys.argv[2])
+    dag = DagBag(sys.argv[1]).dags[calendar.id]
+    run = dag.test(logical_date=calendar.starts)
+    print(json.dumps({"state": str(run.state), "tasks": {
+        ti.task_id: [str(ti.state), ti.end_date.isoformat()] for ti in run.get_task_instances()}}))
+    """
+)
+
+
+def test_compressed_campaign_through_dag_test(tmp_path):
+    env = airflow_env(tmp_path)
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    calendar_file = compressed_campaign(env, "dagtest-shandong", delay=8, span="30s")
+
+    result = subprocess.run(
+        [sys.executable, "-c", DAG_TEST, str(ROOT / "dags"), str(calendar_file)],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["state"] == "success"
+    assert {state for state, _ in report["tasks"].values()} == {"success"}
+    assert_every_instant_passed_once(env, calendar_file, {task: end for task, (_, end) in report["tasks"].items()})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(check, timeout: float, what: str, log: Path):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except httpx.HTTPError:
+            value = None
+        if value:
+            return value
+        time.sleep(2)
+    tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+
+
+@pytest.mark.airflow_e2e
+def test_two_minute_campaign_under_airflow_standalone(tmp_path):
+    port = free_port()
+    env = airflow_env(tmp_path, port)
+    # Start 100 s from now: standalone migrates its DB and starts four components first.
+    calendar_file = compressed_campaign(env, "e2e-shandong", delay=100, span="2m")
+    calendar = read_calendar(calendar_file)
+    log = tmp_path / "standalone.log"
+    base = f"http://localhost:{port}/api/v2"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            ["airflow", "standalone"], env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_for(lambda: httpx.get(f"{base}/monitor/health", timeout=5).status_code == 200, 240, "api-server", log)
+
+        def finished_run():
+            response = httpx.get(f"{base}/dags/e2e-shandong/dagRuns", timeout=10)
+            runs = response.json().get("dag_runs", []) if response.status_code == 200 else []
+            assert all(run["state"] != "failed" for run in runs), runs
+            return next((run for run in runs if run["state"] == "success"), None)
+
+        budget = (calendar.ends - pendulum.now("UTC")).total_seconds() + 240
+        run = wait_for(finished_run, budget, "the compressed campaign to finish", log)
+        assert run["logical_date"] == calendar.starts.isoformat().replace("+00:00", "Z")
+        assert run["run_type"] == "scheduled"
+
+        response = httpx.get(f"{base}/dags/e2e-shandong/dagRuns/{run['dag_run_id']}/taskInstances",
+                             params={"limit": 100}, timeout=10)
+        instances = response.json()["task_instances"]
+        assert {ti["state"] for ti in instances} == {"success"}
+        assert_every_instant_passed_once(env, calendar_file, {ti["task_id"]: ti["end_date"] for ti in instances})
+
+        # The seed campaigns are over: shown in the UI, never run unless someone triggers them.
+        listed = httpx.get(f"{base}/dags", params={"limit": 100}, timeout=10).json()["dags"]
+        assert {"2020-shandong", "2017-shanxi", "2020-chongqing-longju", "2023-zibo-jixia"} <= {
+            dag["dag_id"] for dag in listed
+        }
+        seed_runs = httpx.get(f"{base}/dags/2020-shandong/dagRuns", timeout=10).json()
+        assert seed_runs["total_entries"] == 0
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

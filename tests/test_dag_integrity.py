@@ -1,0 +1,114 @@
+"""The DAG folder: no import errors, one DAG per calendar, no DB or network at parse time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from include.calendar import read_calendar
+from include.instant_sensor import CalendarInstantSensor
+from include.paths import CONFIG_CAMPAIGNS
+from include.timetable import CampaignTimetable
+from tests.conftest import ROOT
+
+PLANS = ["2017-shanxi", "2020-chongqing-longju", "2020-shandong", "2023-zibo-jixia"]
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    return DagBag(str(ROOT / "dags"))
+
+
+def test_no_import_errors_and_one_dag_per_calendar(dagbag):
+    assert dagbag.import_errors == {}
+    assert sorted(dagbag.dag_ids) == PLANS
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_every_calendar_instant_is_a_task_at_that_instant(dagbag, plan):
+    calendar = read_calendar(CONFIG_CAMPAIGNS / f"{plan}.yaml")
+    dag = dagbag.dags[plan]
+    sensors = {task.instant_key: task for task in dag.tasks}
+    assert all(isinstance(task, CalendarInstantSensor) for task in dag.tasks)
+    assert sorted(sensors) == sorted(key for key, _ in calendar.instants())
+    for key, instant in calendar.instants():
+        assert sensors[key]._moment == instant, key
+    assert isinstance(dag.timetable, CampaignTimetable)
+    assert (dag.timetable.starts, dag.timetable.ends) == (calendar.starts, calendar.ends)
+    assert "campaign" in dag.tags
+    assert calendar.name in dag.doc_md
+
+
+def test_phases_are_task_groups_with_chinese_names(dagbag):
+    dag = dagbag.dags["2020-shandong"]
+    groups = dag.task_group.children
+    assert list(groups)[:7] == ["training", "collection", "entry", "analysis", "verification", "completion", "summary"]
+    assert groups["entry"].group_display_name == "数据录入和系统操作"
+    entry_tasks = sorted(task.task_id for task in dag.tasks if task.task_id.startswith("entry."))
+    assert entry_tasks == [
+        "entry.due_completion_report", "entry.due_entry_done", "entry.ends", "entry.starts",
+        "entry.window_entry_closes", "entry.window_entry_opens",
+    ]
+    close = dag.get_task("system_close")
+    assert close.task_display_name == "关闭信息系统（2020-12-31 24:00）"
+
+
+def test_doc_md_shows_the_calendar_in_local_time(dagbag):
+    doc = dagbag.dags["2020-shandong"].doc_md
+    assert "| `entry` | 数据录入和系统操作 | 2020-11-11 00:00 | 2020-11-30 24:00 |" in doc
+    assert "系统关闭：**2020-12-31 24:00**" in doc
+
+
+PARSE_PROBE = textwrap.dedent(
+    """
+    import json, socket, sqlite3, sys
+    counts = {"queries": 0, "sockets": 0, "sqlite_connects": 0, "connections": 0}
+    real_connect, real_sqlite = socket.socket.connect, sqlite3.connect
+    def count_socket(self, *a, **k):
+        counts["sockets"] += 1
+        return real_connect(self, *a, **k)
+    def count_sqlite(*a, **k):
+        counts["sqlite_connects"] += 1
+        return real_sqlite(*a, **k)
+    socket.socket.connect = count_socket
+    sqlite3.connect = count_sqlite
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    @event.listens_for(Engine, "before_cursor_execute")
+    def count_query(*a, **k):
+        counts["queries"] += 1
+    from airflow.sdk import BaseHook
+    def no_connection(*a, **k):
+        counts["connections"] += 1
+        raise RuntimeError("parse-time connection")
+    BaseHook.get_connection = classmethod(no_connection)
+    from airflow.dag_processing.dagbag import DagBag
+    bag = DagBag(sys.argv[1])
+    print(json.dumps({"counts": counts, "dags": sorted(bag.dag_ids), "errors": list(bag.import_errors)}))
+    """
+)
+
+
+def test_parsing_makes_no_query_and_opens_no_connection():
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_PROBE, str(ROOT / "dags")], capture_output=True, text=True, check=True
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["errors"] == []
+    assert report["dags"] == PLANS
+    assert report["counts"] == {"queries": 0, "sockets": 0, "sqlite_connects": 0, "connections": 0}
+
+
+def test_an_invalid_calendar_in_the_home_is_an_import_error(tmp_path):
+    home = tmp_path / "home" / "campaigns"
+    home.mkdir(parents=True)
+    (home / "broken.yaml").write_text("id: broken\n", encoding="utf-8")
+    bag = DagBag(str(ROOT / "dags"))
+    [(file, error)] = bag.import_errors.items()
+    assert file.endswith("campaign_dags.py")
+    assert "broken.yaml: phases: 缺少必填字段" in error
