@@ -184,4 +184,3 @@ def _entry() -> None:
 
 if __name__ == "__main__":
     _entry()
-

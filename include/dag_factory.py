@@ -45,7 +45,11 @@ def _instant_task(
 def milestone_tasks(calendar: Calendar, milestone: Milestone) -> CalendarInstantSensor:
     """The tasks of one milestone; the gates issue adds one mapped gate per reporting unit here."""
     return _instant_task(
-        calendar, f"due_{milestone.id}", f"milestones.{milestone.id}.due", "milestone_due", milestone.due,
+        calendar,
+        f"due_{milestone.id}",
+        f"milestones.{milestone.id}.due",
+        "milestone_due",
+        milestone.due,
         f"截止：{milestone.name}",
     )
 
@@ -68,7 +72,11 @@ def build_dag(calendar: Calendar) -> DAG:
         for phase in calendar.phases_in_order():
             with TaskGroup(group_id=phase.id.value, group_display_name=phase.name, tooltip=phase.quote):
                 opens = _instant_task(
-                    calendar, "starts", f"phases.{phase.id.value}.starts", "phase_start", phase.starts,
+                    calendar,
+                    "starts",
+                    f"phases.{phase.id.value}.starts",
+                    "phase_start",
+                    phase.starts,
                     f"开始：{phase.name}",
                 )
                 closes = _instant_task(
@@ -79,17 +87,29 @@ def build_dag(calendar: Calendar) -> DAG:
                     if window.phase != phase.id:
                         continue
                     window_opens = _instant_task(
-                        calendar, f"window_{window.id}_opens", f"entry_windows.{window.id}.opens", "window_open",
-                        window.opens, f"开放录入：{window.name}",
+                        calendar,
+                        f"window_{window.id}_opens",
+                        f"entry_windows.{window.id}.opens",
+                        "window_open",
+                        window.opens,
+                        f"开放录入：{window.name}",
                     )
                     window_closes = _instant_task(
-                        calendar, f"window_{window.id}_closes", f"entry_windows.{window.id}.closes", "window_close",
-                        window.closes, f"关闭录入：{window.name}",
+                        calendar,
+                        f"window_{window.id}_closes",
+                        f"entry_windows.{window.id}.closes",
+                        "window_close",
+                        window.closes,
+                        f"关闭录入：{window.name}",
                     )
                     window_opens >> window_closes
                     inner += [window_opens, window_closes]
-                opens >> inner >> closes if inner else opens >> closes
-        _instant_task(calendar, "system_close", "system_close.at", "system_close", calendar.system_close.at, "关闭信息系统")
+                opens >> (inner or closes)
+                if inner:
+                    inner >> closes
+        _instant_task(
+            calendar, "system_close", "system_close.at", "system_close", calendar.system_close.at, "关闭信息系统"
+        )
     return dag
 
 

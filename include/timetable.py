@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 import pendulum
-from airflow.timetables.base import DagRunInfo, DataInterval, Timetable, TimeRestriction
+from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 
 from include.timeutil import local_text
 
@@ -26,7 +26,9 @@ class CampaignTimetable(Timetable):
         self.starts = pendulum.instance(starts).in_timezone("UTC")
         self.ends = pendulum.instance(ends).in_timezone("UTC")
         self.campaign_id = campaign_id
-        self.description = f"战役 {campaign_id}：{local_text(self.starts)} 开始，{local_text(self.ends, end=True)} 结束（仅运行一次）"
+        self.description = (
+            f"战役 {campaign_id}：{local_text(self.starts)} 开始，{local_text(self.ends, end=True)} 结束（仅运行一次）"
+        )
 
     @property
     def summary(self) -> str:

@@ -19,6 +19,7 @@ os.environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
 import pytest  # noqa: E402
 
 from include.cli import main  # noqa: E402
+
 SEEDS = ROOT.parent / "shared" / "seeds"
 SEED_FILES = {
     "000": "000_a43a35703e24dac8.txt",

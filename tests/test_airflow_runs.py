@@ -53,9 +53,23 @@ def compressed_campaign(env: dict[str, str], campaign_id: str, delay: float, spa
     out = Path(env["CAMPAIGN_HOME"]) / "campaigns" / f"{campaign_id}.yaml"
     subprocess.run(["campaign", "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run(
-        ["campaign", "calendar", "compress", "2020-shandong", "--start", start.isoformat(), "--span", span,
-         "--id", campaign_id, "--out", str(out)],
-        env=env, check=True, capture_output=True,
+        [
+            "campaign",
+            "calendar",
+            "compress",
+            "2020-shandong",
+            "--start",
+            start.isoformat(),
+            "--span",
+            span,
+            "--id",
+            campaign_id,
+            "--out",
+            str(out),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
     )
     return out
 
@@ -98,7 +112,11 @@ def test_compressed_campaign_through_dag_test(tmp_path):
 
     result = subprocess.run(
         [sys.executable, "-c", DAG_TEST, str(ROOT / "dags"), str(calendar_file)],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -113,7 +131,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for(check, timeout: float, what: str, log: Path):  # noqa: ANN001, ANN201
+def wait_for(check, timeout: float, what: str, log: Path):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -154,8 +172,9 @@ def test_two_minute_campaign_under_airflow_standalone(tmp_path):
         assert run["logical_date"] == calendar.starts.isoformat().replace("+00:00", "Z")
         assert run["run_type"] == "scheduled"
 
-        response = httpx.get(f"{base}/dags/e2e-shandong/dagRuns/{run['dag_run_id']}/taskInstances",
-                             params={"limit": 100}, timeout=10)
+        response = httpx.get(
+            f"{base}/dags/e2e-shandong/dagRuns/{run['dag_run_id']}/taskInstances", params={"limit": 100}, timeout=10
+        )
         instances = response.json()["task_instances"]
         assert {ti["state"] for ti in instances} == {"success"}
         assert_every_instant_passed_once(env, calendar_file, {ti["task_id"]: ti["end_date"] for ti in instances})

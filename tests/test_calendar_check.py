@@ -85,25 +85,40 @@ def child_after_parent(raw):
 
 
 BROKEN = [
-    ("2020-shandong", due_outside_phase, "milestones[3].due",
-     "截止时间 2020-12-05 24:00 不在所属阶段“数据录入和系统操作”（2020-11-11 00:00 至 2020-11-30 24:00）之内"),
+    (
+        "2020-shandong",
+        due_outside_phase,
+        "milestones[3].due",
+        "截止时间 2020-12-05 24:00 不在所属阶段“数据录入和系统操作”（2020-11-11 00:00 至 2020-11-30 24:00）之内",
+    ),
     ("2020-shandong", unknown_unit, "milestones[3].reporters[1]", "未知单位“379900”"),
-    ("2020-shandong", end_before_start, "phases[3].ends",
-     "结束时间 2020-11-29 24:00 不晚于开始时间 2020-12-01 00:00"),
+    ("2020-shandong", end_before_start, "phases[3].ends", "结束时间 2020-11-29 24:00 不晚于开始时间 2020-12-01 00:00"),
     ("2020-shandong", naive_datetime, "phases[2].starts", "缺少时区偏移"),
     ("2020-shandong", unknown_phase_id, "phases[6].id", "取值“wrapup”无效"),
     ("2020-shandong", milestone_in_unknown_phase, "milestones[8].phase", "未知阶段“wrapup”"),
-    ("2020-shandong", window_after_system_close, "entry_windows[1].closes",
-     "关闭时间 2021-01-02 24:00 晚于系统关闭时间 2020-12-31 24:00"),
+    (
+        "2020-shandong",
+        window_after_system_close,
+        "entry_windows[1].closes",
+        "关闭时间 2021-01-02 24:00 晚于系统关闭时间 2020-12-31 24:00",
+    ),
     ("2020-shandong", missing_system_close, "system_close", "缺少必填字段"),
     ("2020-shandong", misspelt_field, "milestones[4].deu", "未知字段"),
     ("2020-shandong", impossible_date, "milestones[4].due", "时间“2020-11-31T24:00+08:00”无效"),
     ("2020-shandong", duplicate_milestone, "milestones[9].id", "编号“entry_done”重复"),
     ("2020-shandong", region_gone_that_year, "units.derive_from", "区划代码 371200 在 2020 年不存在"),
-    ("2020-shandong", window_requires_unknown_milestone, "entry_windows[0].requires[0]",
-     "引用了不存在的里程碑“completion_reprot”"),
-    ("2020-chongqing-longju", child_after_parent, "phases[2].ends",
-     "截止时间 2020-11-20 24:00 晚于上级截止时间“国扶系统关闭”的 2020-11-15 24:00"),
+    (
+        "2020-shandong",
+        window_requires_unknown_milestone,
+        "entry_windows[0].requires[0]",
+        "引用了不存在的里程碑“completion_reprot”",
+    ),
+    (
+        "2020-chongqing-longju",
+        child_after_parent,
+        "phases[2].ends",
+        "截止时间 2020-11-20 24:00 晚于上级截止时间“国扶系统关闭”的 2020-11-15 24:00",
+    ),
 ]
 
 

@@ -39,9 +39,21 @@ def test_compressed_calendar_keeps_relative_places(tmp_path, run_cli, plan):
 def test_shandong_entry_window_in_a_six_minute_demo(tmp_path, run_cli):
     """Seed 000 runs 2020-09-24 to 2021-01-11 (109 days); entry 11-11..12-01 is day 48 to day 68."""
     out = tmp_path / "demo.yaml"
-    run_cli("calendar", "compress", "2020-shandong", "--start", "2030-01-01T00:00:00+08:00", "--span", "109m",
-            "--id", "minute-per-day", "--out", out)
+    run_cli(
+        "calendar",
+        "compress",
+        "2020-shandong",
+        "--start",
+        "2030-01-01T00:00:00+08:00",
+        "--span",
+        "109m",
+        "--id",
+        "minute-per-day",
+        "--out",
+        out,
+    )
     code, text, _ = run_cli("calendar", "show", out, "--json")
+    assert code == 0
     data = json.loads(text)
     assert data["campaign"] == "minute-per-day"
     entry = next(phase for phase in data["phases"] if phase["id"] == "entry")
@@ -52,11 +64,13 @@ def test_shandong_entry_window_in_a_six_minute_demo(tmp_path, run_cli):
 
 def test_compress_refuses_bad_span_and_naive_start(tmp_path, run_cli):
     out = tmp_path / "x.yaml"
-    code, _, err = run_cli("calendar", "compress", "2020-shandong", "--start", "2030-01-01T00:00:00",
-                           "--span", "6m", "--out", out)
+    code, _, err = run_cli(
+        "calendar", "compress", "2020-shandong", "--start", "2030-01-01T00:00:00", "--span", "6m", "--out", out
+    )
     assert code == 2 and "缺少时区偏移" in err
-    code, _, err = run_cli("calendar", "compress", "2020-shandong", "--start", "2030-01-01T00:00:00+08:00",
-                           "--span", "soon", "--out", out)
+    code, _, err = run_cli(
+        "calendar", "compress", "2020-shandong", "--start", "2030-01-01T00:00:00+08:00", "--span", "soon", "--out", out
+    )
     assert code == 2 and "无法识别的时长“soon”" in err
     assert not out.exists()
 
@@ -69,7 +83,7 @@ def test_durations():
 
 
 def test_demo_is_written_under_the_campaign_home(tmp_path, run_cli):
-    code, out, _ = run_cli("demo", "--at", "2030-05-01T10:00:00+08:00", "--delay", "60s", "--span", "2m")
+    code, _, _ = run_cli("demo", "--at", "2030-05-01T10:00:00+08:00", "--delay", "60s", "--span", "2m")
     assert code == 0
     file = tmp_path / "home" / "campaigns" / "demo-2020-shandong.yaml"
     demo = read_calendar(file)

@@ -51,8 +51,12 @@ def test_phases_are_task_groups_with_chinese_names(dagbag):
     assert groups["entry"].group_display_name == "数据录入和系统操作"
     entry_tasks = sorted(task.task_id for task in dag.tasks if task.task_id.startswith("entry."))
     assert entry_tasks == [
-        "entry.due_completion_report", "entry.due_entry_done", "entry.ends", "entry.starts",
-        "entry.window_entry_closes", "entry.window_entry_opens",
+        "entry.due_completion_report",
+        "entry.due_entry_done",
+        "entry.ends",
+        "entry.starts",
+        "entry.window_entry_closes",
+        "entry.window_entry_opens",
     ]
     close = dag.get_task("system_close")
     assert close.task_display_name == "关闭信息系统（2020-12-31 24:00）"

@@ -73,7 +73,13 @@ def test_shandong_2020(show_json, seed_text):
         "summary": ("2021-01-01T00:00:00+08:00", "2021-01-11T00:00:00+08:00"),
     }
     assert [phase["id"] for phase in data["phases"]] == [
-        "training", "collection", "entry", "analysis", "verification", "completion", "summary"
+        "training",
+        "collection",
+        "entry",
+        "analysis",
+        "verification",
+        "completion",
+        "summary",
     ]
     assert data["system_close"] == "2021-01-01T00:00:00+08:00"
     report = milestone(data, "completion_report")
@@ -96,7 +102,10 @@ def test_longju_2020_inside_the_national_closing(show_json, seed_text):
     seed = seed_text(SEED_FILES["001"])
     data = show_json("2020-chongqing-longju")
     quote_in(seed, "10月1日至11月1日，组织驻村工作队、帮扶责任人、镇村干部进村入户")
-    quote_in(seed, "11月1日至11月20日，在完成进村入户和信息采集相关工作后，完成全部数据录入国家扶贫开发信息系统工作。（11月30日国扶系统准时关闭）。")
+    quote_in(
+        seed,
+        "11月1日至11月20日，在完成进村入户和信息采集相关工作后，完成全部数据录入国家扶贫开发信息系统工作。（11月30日国扶系统准时关闭）。",
+    )
     quote_in(seed, "11月2日至20日，开展数据分析和数据清洗")
     quote_in(seed, "11月20日至30日，区扶贫办根据问题清单")
     quote_in(seed, "12月1日至31日，全市组织在信息系统中对核实的问题数据进行修改完善。")
@@ -113,7 +122,9 @@ def test_longju_2020_inside_the_national_closing(show_json, seed_text):
     # Overlap is allowed: collection runs to 11-01 24:00 while entry opens on 11-01.
     assert data["phases"][1]["ends"] > data["phases"][2]["starts"]
     assert data["system_close"] == "2020-12-01T00:00:00+08:00"
-    quote_in(seed, "10月24日前将拟新识别贫困户、边缘易致贫户和新增家庭成员名单经村（社区）负责人、第一书记签字盖章报镇扶贫办")
+    quote_in(
+        seed, "10月24日前将拟新识别贫困户、边缘易致贫户和新增家庭成员名单经村（社区）负责人、第一书记签字盖章报镇扶贫办"
+    )
     signed = milestone(data, "signed_lists")
     assert signed["due"] == "2020-10-25T00:00:00+08:00"
     assert signed["phase"] == "collection"
@@ -131,7 +142,10 @@ def test_longju_villages_are_placeholders_and_thresholds_from_the_seed(seed_text
 def test_shanxi_2017(show_json, seed_text):
     seed = seed_text(SEED_FILES["002"])
     data = show_json("2017-shanxi")
-    quote_in(seed, "2017年度扶贫对象动态管理工作从10月20日“贫困退出对标提升现场会”开始，11月30日前完成线下工作，以市为单位上报“2017年度扶贫对象动态管理工作报告”。12月20日前结束数据录入工作。")
+    quote_in(
+        seed,
+        "2017年度扶贫对象动态管理工作从10月20日“贫困退出对标提升现场会”开始，11月30日前完成线下工作，以市为单位上报“2017年度扶贫对象动态管理工作报告”。12月20日前结束数据录入工作。",
+    )
     assert phases(data) == {
         "training": ("2017-10-20T00:00:00+08:00", "2017-10-21T00:00:00+08:00"),
         "collection": ("2017-10-20T00:00:00+08:00", "2017-12-01T00:00:00+08:00"),

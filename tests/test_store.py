@@ -59,7 +59,11 @@ def test_recording_an_instant_twice_records_it_once(store_url):
     first = pendulum.parse("2021-01-01T00:00:03+08:00")
     assert record_event(engine, calendar, key="system_close.at", kind="system_close", due_at=close, recorded_at=first)
     assert not record_event(
-        engine, calendar, key="system_close.at", kind="system_close", due_at=close,
+        engine,
+        calendar,
+        key="system_close.at",
+        kind="system_close",
+        due_at=close,
         recorded_at=first.add(minutes=5),
     )
     rows = passed_instants(engine, "2020-shandong")
@@ -78,8 +82,14 @@ def test_naive_instant_is_refused(store_url):
     from sqlalchemy.exc import StatementError
 
     with pytest.raises(StatementError, match="不接受不带时区的时间"):
-        record_event(engine, calendar, key="k", kind="phase_start", due_at=dt.datetime(2020, 11, 11),
-                     recorded_at=pendulum.now("UTC"))
+        record_event(
+            engine,
+            calendar,
+            key="k",
+            kind="phase_start",
+            due_at=dt.datetime(2020, 11, 11),
+            recorded_at=pendulum.now("UTC"),
+        )
     assert passed_instants(engine, "2020-shandong") == []
     engine.dispose()
 

@@ -33,7 +33,7 @@ class Problem:
 class CalendarError(Exception):
     """A calendar file that cannot be used; ``problems`` lists every reason."""
 
-    def __init__(self, file: str | os.PathLike[str], problems: list[Problem]):
+    def __init__(self, file: str | os.PathLike[str], problems: list[Problem]) -> None:
         self.file = str(file)
         self.problems = problems
         super().__init__("\n".join(problem.line(file) for problem in problems))
@@ -161,7 +161,10 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
         kind, name, parent_due = deadlines[ref]
         if instant > parent_due:
             problems.append(
-                Problem(path, f"截止时间 {local_text(instant, end=True)} 晚于{kind}“{name}”的 {local_text(parent_due, end=True)}")
+                Problem(
+                    path,
+                    f"截止时间 {local_text(instant, end=True)} 晚于{kind}“{name}”的 {local_text(parent_due, end=True)}",
+                )
             )
 
     def unique(section: str, ids: list[str]) -> None:
@@ -178,7 +181,10 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
         path = f"phases[{index}]"
         if phase.ends <= phase.starts:
             problems.append(
-                Problem(f"{path}.ends", f"结束时间 {local_text(phase.ends, end=True)} 不晚于开始时间 {local_text(phase.starts)}")
+                Problem(
+                    f"{path}.ends",
+                    f"结束时间 {local_text(phase.ends, end=True)} 不晚于开始时间 {local_text(phase.starts)}",
+                )
             )
         within(f"{path}.ends", phase.within, phase.ends)
 
@@ -220,12 +226,8 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
         elif window.opens < phase.starts or window.closes > phase.ends:
             problems.append(Problem(path, f"录入窗口超出所属阶段“{phase.name}”的起止时间"))
         if window.closes > calendar.system_close.at:
-            problems.append(
-                Problem(
-                    f"{path}.closes",
-                    f"关闭时间 {local_text(window.closes, end=True)} 晚于系统关闭时间 {local_text(calendar.system_close.at, end=True)}",
-                )
-            )
+            closes, system = local_text(window.closes, end=True), local_text(calendar.system_close.at, end=True)
+            problems.append(Problem(f"{path}.closes", f"关闭时间 {closes} 晚于系统关闭时间 {system}"))
         for position, ref in enumerate(window.requires):
             if ref not in milestone_ids:
                 problems.append(Problem(f"{path}.requires[{position}]", f"引用了不存在的里程碑“{ref}”"))

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidat
 from include.timeutil import TIMEZONE, local_iso, parse_instant
 
 
-
 def _to_instant(value: object) -> pendulum.DateTime:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
@@ -27,7 +26,9 @@ def _to_instant(value: object) -> pendulum.DateTime:
     raise ValueError(f"时间“{value}”应写成带时区偏移的 ISO-8601 文本，如 2020-11-30T24:00:00+08:00")
 
 
-Instant = Annotated[dt.datetime, PlainValidator(_to_instant), PlainSerializer(local_iso, return_type=str, when_used="json")]
+Instant = Annotated[
+    dt.datetime, PlainValidator(_to_instant), PlainSerializer(local_iso, return_type=str, when_used="json")
+]
 
 
 class PhaseId(StrEnum):

@@ -42,11 +42,12 @@ def _reporters_text(calendar: Calendar, codes: list[str]) -> str:
 
 def calendar_markdown(calendar: Calendar) -> str:
     """The calendar as Markdown (the campaign DAG's doc_md); times are local, 24:00 is end of day."""
+    closing = local_text(calendar.system_close.at, end=True)
     lines = [
         f"# {calendar.name}",
         "",
         f"日历编号 `{calendar.id}`，时区 {calendar.timezone}（北京时间）。依据：`{calendar.seed}`。",
-        f"截止时间“X月Y日24时”即次日 0 时，此前提交为按时。系统关闭：**{local_text(calendar.system_close.at, end=True)}**。",
+        f"截止时间“X月Y日24时”即次日 0 时，此前提交为按时。系统关闭：**{closing}**。",
         "",
         "## 阶段",
         "",
@@ -68,13 +69,18 @@ def calendar_markdown(calendar: Calendar) -> str:
             condition = "、".join(window.requires) or "—"
             if window.approval:
                 condition += "，省级审批后开通"
-            lines.append(f"| {window.name} | {local_text(window.opens)} | {local_text(window.closes, end=True)} | {condition} |")
+            lines.append(
+                f"| {window.name} | {local_text(window.opens)} | {local_text(window.closes, end=True)} | {condition} |"
+            )
     placeholder = any(unit.placeholder for unit in calendar.unit_list)
     lines += ["", f"## 单位（{len(calendar.unit_list)} 个{'，占位名单，待替换' if placeholder else ''}）", ""]
     lines.append("、".join(f"{unit.name}（{unit.code}）" for unit in calendar.unit_list))
     if calendar.compressed_from:
         origin = calendar.compressed_from
-        lines += ["", f"> 本日历由 `{origin.id}` 压缩而来：自 {local_text(origin.start)} 起，全程 {origin.span_seconds:.0f} 秒。"]
+        lines += [
+            "",
+            f"> 本日历由 `{origin.id}` 压缩而来：自 {local_text(origin.start)} 起，全程 {origin.span_seconds:.0f} 秒。",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from include.calendar.compress import to_yaml
 from include.calendar.model import Calendar
 from include.store.db import session_scope
-from include.store.models import Campaign, CalendarEvent
+from include.store.models import CalendarEvent, Campaign
 
 
 def _insert(engine: Engine, table):  # noqa: ANN001, ANN202 - the dialect's INSERT … ON CONFLICT
@@ -57,9 +57,7 @@ def record_event(
     register_campaign(engine, calendar, recorded_at)
     statement = (
         _insert(engine, CalendarEvent.__table__)
-        .values(
-            campaign_id=calendar.id, key=key, kind=kind, due_at=due_at, recorded_at=recorded_at, run_id=run_id
-        )
+        .values(campaign_id=calendar.id, key=key, kind=kind, due_at=due_at, recorded_at=recorded_at, run_id=run_id)
         .on_conflict_do_nothing(index_elements=["campaign_id", "key"])
         .returning(CalendarEvent.__table__.c.id)
     )

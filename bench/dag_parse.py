@@ -1,0 +1,83 @@
+"""How long each DAG file takes to parse, against a bare interpreter and against Airflow's own import.
+
+Every figure is the median of several fresh processes:
+- bare:     ``python -c ''`` (the named alternative: the interpreter alone);
+- airflow:  ``python -c 'from airflow.sdk import DAG'``, what any DAG file pays and the
+            dag-processor pays once;
+- file:     ``python dags/FILE`` (Airflow's import plus this file's own work);
+- parse:    in a process that has already imported Airflow, the time to execute the file, which
+            is what the dag-processor spends on it at every parse.
+The goal of the foundation issue: a DAG file's own parse cost under 0.5 s.
+
+Run: ``make bench`` (or ``.venv/bin/python bench/dag_parse.py [--runs N]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PARSE = """
+import runpy, sys, time
+from airflow.sdk import DAG
+start = time.perf_counter()
+runpy.run_path(sys.argv[1])
+print(time.perf_counter() - start)
+"""
+
+
+def wall(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    env = dict(os.environ)
+    env.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
+    env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    python = sys.executable
+
+    bare = median([wall([python, "-c", ""], env) for _ in range(args.runs)])
+    airflow = median([wall([python, "-c", "from airflow.sdk import DAG"], env) for _ in range(args.runs)])
+    print(f"{'file':<28}{'bare':>8}{'airflow':>9}{'file':>8}{'parse':>8}{'beyond airflow':>16}{'file/bare':>11}")
+    worst = 0.0
+    for file in sorted((ROOT / "dags").glob("*.py")):
+        whole = median([wall([python, str(file)], env) for _ in range(args.runs)])
+        parse = median(
+            [
+                float(
+                    subprocess.run(
+                        [python, "-c", PARSE, str(file)], env=env, check=True, capture_output=True, text=True
+                    )
+                    .stdout.strip()
+                    .splitlines()[-1]
+                )
+                for _ in range(args.runs)
+            ]
+        )
+        beyond = whole - airflow
+        worst = max(worst, parse, beyond)
+        print(
+            f"{file.name:<28}{bare:>8.3f}{airflow:>9.3f}{whole:>8.3f}{parse:>8.3f}{beyond:>16.3f}{whole / bare:>10.0f}x"
+        )
+    verdict = "within" if worst < 0.5 else "OVER"
+    print(f"seconds, median of {args.runs}; worst own parse cost {worst:.3f} s: {verdict} the 0.5 s goal")
+
+
+if __name__ == "__main__":
+    main()
