@@ -69,6 +69,8 @@ def build_dag(calendar: Calendar) -> DAG:
         doc_md=calendar_markdown(calendar),
         tags=["campaign", str(calendar.year), calendar.units.level],
     ) as dag:
+        # Each phase's start follows the previous one's, so that the grid lists phases in order.
+        phase_starts: list[tuple[dt.datetime, CalendarInstantSensor]] = []
         for phase in calendar.phases_in_order():
             with TaskGroup(group_id=phase.id.value, group_display_name=phase.name, tooltip=phase.quote):
                 opens = _instant_task(
@@ -107,9 +109,13 @@ def build_dag(calendar: Calendar) -> DAG:
                 opens >> (inner or closes)
                 if inner:
                     inner >> closes
-        _instant_task(
+            if phase_starts:
+                phase_starts[-1][1] >> opens
+            phase_starts.append((phase.starts, opens))
+        system_close = _instant_task(
             calendar, "system_close", "system_close.at", "system_close", calendar.system_close.at, "关闭信息系统"
         )
+        [opens for starts, opens in phase_starts if starts <= calendar.system_close.at][-1] >> system_close
     return dag
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Airflow reads its home when first imported: give the test session one of its own, never a user's.
+# Airflow reads its home when first imported: the test session gets homes of its own, never a user's.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="campaign-tests-airflow-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["CAMPAIGN_HOME"] = tempfile.mkdtemp(prefix="campaign-tests-home-")
+os.environ.pop("CAMPAIGN_DB_URL", None)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
