@@ -7,6 +7,7 @@ calendar, unreadable instant). Messages are Chinese; identifiers and JSON keys a
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -46,6 +47,13 @@ def _load(calendar_ref: str) -> Calendar:
 def _instant(text: str, option: str) -> pendulum.DateTime:
     try:
         return parse_instant(text)
+    except TimeFormatError as exc:
+        raise UsageError(f"{option}：{exc}") from None
+
+
+def _duration(text: str, option: str) -> dt.timedelta:
+    try:
+        return parse_duration(text)
     except TimeFormatError as exc:
         raise UsageError(f"{option}：{exc}") from None
 
@@ -91,11 +99,7 @@ def cmd_calendar_show(args: argparse.Namespace) -> int:
 
 def _compressed(source: str, start: str, span: str, new_id: str | None) -> Calendar:
     calendar = _load(source)
-    try:
-        duration = parse_duration(span)
-    except TimeFormatError as exc:
-        raise UsageError(f"--span：{exc}") from None
-    return compress(calendar, _instant(start, "--start"), duration, new_id)
+    return compress(calendar, _instant(start, "--start"), _duration(span, "--span"), new_id)
 
 
 def cmd_calendar_compress(args: argparse.Namespace) -> int:
@@ -107,7 +111,7 @@ def cmd_calendar_compress(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Write the demo campaign: 2020-shandong compressed to start shortly after ``--at``."""
-    start = _now(args.at) + parse_duration(args.delay)
+    start = (_now(args.at) + _duration(args.delay, "--delay")).replace(microsecond=0)
     calendar = _compressed(DEMO_SOURCE, start.isoformat(), args.span, DEMO_ID)
     out = paths.home_campaigns() / f"{DEMO_ID}.yaml"
     write_atomically(out, to_yaml(calendar))
