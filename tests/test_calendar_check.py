@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -167,7 +168,10 @@ def test_console_script_exits_1_on_a_broken_file(tmp_path):
     file = tmp_path / "naive.yaml"
     file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     result = subprocess.run(
-        [shutil.which("campaign"), "calendar", "check", str(file)], capture_output=True, text=True, check=False
+        [str(Path(sys.executable).parent / "campaign"), "calendar", "check", str(file)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 1
     assert result.stdout.strip() == (

@@ -167,6 +167,12 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
                 )
             )
 
+    def ordered(path: str, first: Any, last: Any, words: tuple[str, str] = ("开始", "结束")) -> None:
+        if last <= first:
+            problems.append(
+                Problem(path, f"{words[1]}时间 {local_text(last, end=True)} 不晚于{words[0]}时间 {local_text(first)}")
+            )
+
     def unique(section: str, ids: list[str]) -> None:
         for index, item_id in enumerate(ids):
             if item_id in ids[:index]:
@@ -179,13 +185,7 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
 
     for index, phase in enumerate(calendar.phases):
         path = f"phases[{index}]"
-        if phase.ends <= phase.starts:
-            problems.append(
-                Problem(
-                    f"{path}.ends",
-                    f"结束时间 {local_text(phase.ends, end=True)} 不晚于开始时间 {local_text(phase.starts)}",
-                )
-            )
+        ordered(f"{path}.ends", phase.starts, phase.ends)
         within(f"{path}.ends", phase.within, phase.ends)
 
     phases = {phase.id.value: phase for phase in calendar.phases}
@@ -213,13 +213,7 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
 
     for index, window in enumerate(calendar.entry_windows):
         path = f"entry_windows[{index}]"
-        if window.closes <= window.opens:
-            problems.append(
-                Problem(
-                    f"{path}.closes",
-                    f"关闭时间 {local_text(window.closes, end=True)} 不晚于开放时间 {local_text(window.opens)}",
-                )
-            )
+        ordered(f"{path}.closes", window.opens, window.closes, ("开放", "关闭"))
         phase = phases.get(window.phase)
         if phase is None:
             problems.append(Problem(f"{path}.phase", _unknown_phase(window.phase, phases)))
@@ -235,10 +229,8 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
 
     within("system_close.at", calendar.system_close.within, calendar.system_close.at)
 
-    for name in ("income_period",):
-        period = getattr(calendar, name)
-        if period is not None and period.ends <= period.starts:
-            problems.append(Problem(f"{name}.ends", "结束时间不晚于开始时间"))
+    if calendar.income_period is not None:
+        ordered("income_period.ends", calendar.income_period.starts, calendar.income_period.ends)
     return problems
 
 
