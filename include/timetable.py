@@ -1,6 +1,7 @@
 """The campaign timetable: exactly one run per campaign, at its start.
 
-The run's data interval is the whole campaign. A campaign whose end has passed when the scheduler
+The run's data interval is the whole campaign. A calendar moved to a later start (a demo made
+anew) gets one run for its new dates. A campaign whose end has passed when the scheduler
 first looks at it is shown, not run (unless someone triggers it); one already under way runs at
 once, its past instants passing immediately. Registered by plugins/campaign_plugin.py.
 """
@@ -55,7 +56,7 @@ class CampaignTimetable(Timetable):
     def next_dagrun_info(
         self, *, last_automated_data_interval: DataInterval | None, restriction: TimeRestriction
     ) -> DagRunInfo | None:
-        if last_automated_data_interval is not None:
+        if last_automated_data_interval is not None and last_automated_data_interval.start >= self.starts:
             return None
         if restriction.latest is not None and self.starts > restriction.latest:
             return None

@@ -44,6 +44,18 @@ def test_a_future_campaign_runs_at_its_start_without_catchup():
     assert info.run_after == parse_instant("2099-09-24T00:00+08:00")
 
 
+def test_a_calendar_moved_later_gets_one_run_for_its_new_dates():
+    calendar = read_calendar(CONFIG_CAMPAIGNS / "2020-shandong.yaml")
+    first = compress(calendar, parse_instant("2099-09-24T00:00+08:00"), parse_duration("6m"))
+    again = compress(calendar, parse_instant("2099-09-25T00:00+08:00"), parse_duration("6m"))
+    timetable = CampaignTimetable(again.starts, again.ends, again.id)
+    restriction = TimeRestriction(earliest=again.starts, latest=None, catchup=False)
+    done = DataInterval(first.starts, first.ends)
+    info = timetable.next_dagrun_info(last_automated_data_interval=done, restriction=restriction)
+    assert info.run_after == parse_instant("2099-09-25T00:00+08:00")
+    assert timetable.next_dagrun_info(last_automated_data_interval=info.data_interval, restriction=restriction) is None
+
+
 def test_manual_trigger_covers_the_whole_campaign():
     timetable = shandong()
     interval = timetable.infer_manual_data_interval(run_after=parse_instant("2026-11-22T10:00+08:00"))
