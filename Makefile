@@ -7,10 +7,10 @@ install:  ## create .venv with the pinned versions of requirements.lock
 	scripts/bootstrap
 
 start:  ## install, initialise the stores, write the demo campaign, start Airflow on :8080
-	scripts/start
+	scripts/start $(ARGS)
 
-test:  ## run the whole test suite
-	scripts/test
+test:  ## run the whole test suite (pytest options in ARGS=...)
+	scripts/test $(ARGS)
 
 lint:  ## ruff, with Airflow's AIR rules
 	scripts/bootstrap && .venv/bin/ruff check . && .venv/bin/ruff format --check .
