@@ -12,6 +12,8 @@ else (no database, no network, no clock).
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 from pathlib import Path
 
 from airflow.sdk import DAG, TaskGroup
@@ -23,6 +25,7 @@ from include.instant_sensor import CalendarInstantSensor
 from include.timetable import CampaignTimetable
 from include.timeutil import local_text
 
+log = logging.getLogger(__name__)
 DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(seconds=30)}
 
 
@@ -115,19 +118,45 @@ def build_dag(calendar: Calendar) -> DAG:
         system_close = _instant_task(
             calendar, "system_close", "system_close.at", "system_close", calendar.system_close.at, "关闭信息系统"
         )
-        [opens for starts, opens in phase_starts if starts <= calendar.system_close.at][-1] >> system_close
+        before_close = [opens for starts, opens in phase_starts if starts <= calendar.system_close.at]
+        if before_close:
+            before_close[-1] >> system_close
     return dag
 
 
-def build_all(files: list[Path]) -> tuple[dict[str, DAG], dict[str, str]]:
-    """DAGs by dag_id for every valid calendar file, and the problems of the invalid ones by file."""
+def _refuse(problems: str) -> None:
+    raise ValueError(f"日历文件有误，不能运行：\n{problems}")
+
+
+def build_error_dag(file: Path, error: CalendarError) -> DAG:
+    """A DAG that shows an invalid calendar's problems in the UI (and fails if triggered).
+
+    One bad file must not hide the valid campaigns, as an import error of the whole DAG file would.
+    """
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    lines = "\n".join(f"- `{problem.path}`：{problem.reason}" for problem in error.problems)
+    with DAG(
+        dag_id=f"calendar-error-{re.sub(r'[^A-Za-z0-9_.-]', '_', file.stem)}",
+        dag_display_name=f"日历文件有误：{file.name}",
+        schedule=None,
+        doc_md=f"# 日历文件有误：`{file}`\n\n修正后此项自动消失，战役 DAG 随之出现。\n\n{lines}\n",
+        tags=["calendar-error"],
+    ) as dag:
+        PythonOperator(task_id="calendar_invalid", python_callable=_refuse, op_args=[str(error)])
+    return dag
+
+
+def build_all(files: list[Path]) -> dict[str, DAG]:
+    """DAGs by dag_id: a campaign DAG for every valid calendar file, an error DAG for each invalid one."""
     dags: dict[str, DAG] = {}
-    problems: dict[str, str] = {}
     for file in files:
         try:
             calendar = read_calendar(file)
         except CalendarError as exc:
-            problems[str(file)] = str(exc)
-            continue
-        dags[calendar.id] = build_dag(calendar)
-    return dags, problems
+            log.error("%s", exc)
+            dag = build_error_dag(file, exc)
+        else:
+            dag = build_dag(calendar)
+        dags[dag.dag_id] = dag
+    return dags

@@ -66,10 +66,11 @@ def cities(province_code: str, year: int) -> list[Region]:
     for code in sorted(_table()):
         if not code.startswith(prefix) or code[2:] == "0000" or code[4:] != "00":
             continue
-        # 9000 groups county-level units directly under the province; 0100-style "市辖区" is not a city.
+        # 9000 groups county-level units directly under the province.
         if code[2:4] == "90":
             continue
         item = region(code, year)
-        if item is not None:
+        # A municipality (北京, 重庆 …) has no cities: its 0100 and 0200 are "市辖区" and "县".
+        if item is not None and item.name not in ("市辖区", "县"):
             found.append(item)
     return found

@@ -82,6 +82,7 @@ def parse_duration(text: str) -> dt.timedelta:
         if not isinstance(parsed, pendulum.Duration):
             raise TimeFormatError(f"无法识别的时长“{text}”，应如 6m、2h、3d 或 PT6M")
         seconds = parsed.total_seconds()
-    if seconds <= 0:
+    span = dt.timedelta(seconds=seconds)
+    if span <= dt.timedelta(0):
         raise TimeFormatError(f"时长“{text}”必须大于零")
-    return dt.timedelta(seconds=seconds)
+    return span

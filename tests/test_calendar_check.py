@@ -183,3 +183,26 @@ def test_unknown_calendar_id_is_a_usage_error(run_cli):
     code, _, err = run_cli("calendar", "show", "2019-nowhere")
     assert code == 2
     assert "找不到日历“2019-nowhere”" in err and "2020-shandong" in err
+
+
+def test_a_directory_and_a_non_utf8_file_get_one_line_each(tmp_path, run_cli):
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    gbk = tmp_path / "gbk.yaml"
+    gbk.write_bytes("id: 山东".encode("gbk"))
+    code, out, _ = run_cli("calendar", "check", folder, gbk)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{folder}: (文件): 这是一个目录，不是日历文件",
+        f"{gbk}: (文件): 文件不是 UTF-8 编码的文本",
+    ]
+
+
+def test_a_village_listed_twice_is_named_by_its_place_in_the_list(tmp_path, run_cli):
+    raw = load("2020-chongqing-longju")
+    raw["units"]["list"][3]["code"] = "LJ01"
+    file = tmp_path / "twice.yaml"
+    file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    code, out, _ = run_cli("calendar", "check", file)
+    assert code == 1
+    assert f"{file}: units.list[3].code: 单位代码 LJ01 重复" in out.splitlines()

@@ -118,11 +118,27 @@ def test_parsing_makes_no_query_and_opens_no_connection():
     assert report["counts"] == {"queries": 0, "sockets": 0, "sqlite_connects": 0, "connections": 0}
 
 
-def test_an_invalid_calendar_in_the_home_is_an_import_error(tmp_path):
-    home = tmp_path / "home" / "campaigns"
-    home.mkdir(parents=True)
-    (home / "broken.yaml").write_text("id: broken\n", encoding="utf-8")
+def test_an_invalid_calendar_shows_its_problems_and_hides_no_other_campaign(tmp_path, monkeypatch):
+    home = tmp_path / "elsewhere"
+    (home / "campaigns").mkdir(parents=True)
+    (home / "campaigns" / "broken.yaml").write_text("id: broken\n", encoding="utf-8")
+    monkeypatch.setenv("CAMPAIGN_HOME", str(home))
     bag = DagBag(str(ROOT / "dags"))
-    [(file, error)] = bag.import_errors.items()
-    assert file.endswith("campaign_dags.py")
-    assert "broken.yaml: phases: 缺少必填字段" in error
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == sorted([*PLANS, "calendar-error-broken"])
+    error_dag = bag.dags["calendar-error-broken"]
+    assert error_dag.dag_display_name == "日历文件有误：broken.yaml"
+    assert "- `phases`：缺少必填字段" in error_dag.doc_md
+    assert set(error_dag.tags) == {"calendar-error"}
+
+
+def test_a_calendar_whose_system_closes_before_it_starts_is_refused(tmp_path, monkeypatch, run_cli):
+    import yaml
+
+    raw = yaml.load((CONFIG_CAMPAIGNS / "2020-shandong.yaml").read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
+    raw["system_close"]["at"] = "2020-09-01T00:00+08:00"
+    file = tmp_path / "early.yaml"
+    file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    code, out, _ = run_cli("calendar", "check", file)
+    assert code == 1
+    assert f"{file}: system_close.at: 系统关闭时间不晚于第一个阶段的开始时间" in out.splitlines()

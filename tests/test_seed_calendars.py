@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pendulum
 import pytest
 import yaml
 
@@ -178,7 +181,11 @@ def test_jixia_2023(show_json, seed_text):
     seed = seed_text(SEED_FILES["003"])
     data = show_json("2023-zibo-jixia")
     quote_in(seed, "12月8日前完成信息录入，开展数据清洗；12月31日24时，国家将统一关闭巩固脱贫攻坚成果数据录入功能。")
+    # Training, collection and entry are undated in the plan (dated 2023-11-07): each runs to the entry deadline.
+    quote_in(seed, "街道扶贫办公室细化街道工作方案，召开培训会议，部署有关工作，培训到村级干部。")
+    assert phases(data)["training"] == ("2023-11-07T00:00:00+08:00", "2023-12-09T00:00:00+08:00")
     assert phases(data)["entry"] == ("2023-11-07T00:00:00+08:00", "2023-12-09T00:00:00+08:00")
+    assert [item["id"] for item in data["milestones"]] == ["entry_done", "classification_report", "data_cleaned"]
     assert phases(data)["completion"] == ("2023-12-09T00:00:00+08:00", "2024-01-01T00:00:00+08:00")
     assert data["system_close"] == "2024-01-01T00:00:00+08:00"
     quote_in(seed, "并于12月8日前由街道扶贫办公室汇总审定后报区乡村振兴局。")
@@ -210,3 +217,47 @@ def test_show_text_is_chinese_in_local_time(run_cli):
     assert code == 0
     assert "| entry | 数据录入和系统操作 | 2020-11-11 00:00 | 2020-11-30 24:00 |" in out
     assert "系统关闭：**2020-12-31 24:00**" in out
+
+
+RANGE = re.compile(r"(?:(\d{4})年)?(\d{1,2})月(\d{1,2})日至(?:(\d{1,2})月)?(\d{1,2})日")
+DEADLINE = re.compile(
+    r"(?:(\d{4})年)?(\d{1,2})月(\d{1,2})日(?:24时前|24时|前)|截止时间为(\d{4})年(\d{1,2})月(\d{1,2})日"
+)
+
+
+def day_start(year: str | None, month: str, day: str, default_year: int) -> pendulum.DateTime:
+    return pendulum.datetime(int(year or default_year), int(month), int(day), tz="Asia/Shanghai")
+
+
+def dates_read_from_quote(quote: str, year: int) -> tuple[pendulum.DateTime | None, pendulum.DateTime | None]:
+    """(start, exclusive end) as a reader of the quoted sentence would take them, by the 24:00 rule."""
+    deadline = DEADLINE.search(quote)
+    if deadline:
+        y, m, d = deadline.group(1, 2, 3) if deadline.group(2) else deadline.group(4, 5, 6)
+        return None, day_start(y, m, d, year).add(days=1)
+    span = RANGE.search(quote)
+    if span:
+        y, m1, d1, m2, d2 = span.groups()
+        return day_start(y, m1, d1, year), day_start(y, m2 or m1, d2, year).add(days=1)
+    return None, None
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_each_dated_quote_gives_the_instant_written_beside_it(plan):
+    """'10月1日至11月10日' is [10-01 00:00, 11-11 00:00); '11月30日24时前' and '12月20日前' end at the next 00:00."""
+    calendar = read_calendar(CONFIG_CAMPAIGNS / f"{plan}.yaml")
+    checked = 0
+    for phase in calendar.phases:
+        span = RANGE.search(phase.quote)
+        if span:
+            starts, ends = dates_read_from_quote(span.group(0), calendar.year)
+            assert (phase.starts, phase.ends) == (starts, ends), phase.id
+            checked += 1
+    dated = [(item.id, item.quote, item.due) for item in calendar.milestones]
+    dated.append(("system_close", calendar.system_close.quote, calendar.system_close.at))
+    for item_id, quote, due in dated:
+        _, ends = dates_read_from_quote(quote, calendar.year)
+        if ends is not None:
+            assert due == ends, item_id
+            checked += 1
+    assert checked >= 4

@@ -73,6 +73,30 @@ def test_recording_an_instant_twice_records_it_once(store_url):
     assert rows[0].recorded_at == first  # the first recording stands
 
 
+def test_a_demo_made_anew_records_its_new_instants(store_url):
+    """Each `make start` compresses 2020-shandong to new dates under the same id: both runs are kept."""
+    from include.calendar.compress import compress
+    from include.timeutil import parse_duration, parse_instant
+
+    upgrade(store_url)
+    engine = make_engine(store_url)
+    calendar = read_calendar(CONFIG_CAMPAIGNS / "2020-shandong.yaml")
+    first = compress(calendar, parse_instant("2030-01-01T10:00+08:00"), parse_duration("6m"), "demo")
+    again = compress(calendar, parse_instant("2030-01-01T11:00+08:00"), parse_duration("6m"), "demo")
+    for demo in (first, again, again):
+        record_event(
+            engine,
+            demo,
+            key="system_close.at",
+            kind="system_close",
+            due_at=demo.system_close.at,
+            recorded_at=demo.system_close.at,
+        )
+    rows = passed_instants(engine, "demo")
+    engine.dispose()
+    assert [row.due_at for row in rows] == [first.system_close.at, again.system_close.at]
+
+
 def test_naive_instant_is_refused(store_url):
     upgrade(store_url)
     engine = make_engine(store_url)

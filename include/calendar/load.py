@@ -7,6 +7,7 @@ Reading has two steps: the structure (pydantic, every error with its field path)
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,12 @@ def read_calendar(file: str | os.PathLike[str]) -> Calendar:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_PlainLoader)  # noqa: S506
     except FileNotFoundError:
         raise CalendarError(file, [Problem("(文件)", "文件不存在")]) from None
+    except IsADirectoryError:
+        raise CalendarError(file, [Problem("(文件)", "这是一个目录，不是日历文件")]) from None
+    except UnicodeDecodeError:
+        raise CalendarError(file, [Problem("(文件)", "文件不是 UTF-8 编码的文本")]) from None
+    except OSError as exc:
+        raise CalendarError(file, [Problem("(文件)", f"无法读取：{exc.strerror}")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"第 {mark.line + 1} 行" if mark else "(文件)"
@@ -78,12 +85,18 @@ def calendar_from_dict(raw: Any, file: str | os.PathLike[str] = "<calendar>") ->
     return calendar
 
 
+# The union and validator tags pydantic puts into an error's location; they are not field names.
+_PYDANTIC_TAG = re.compile(
+    r"^(function-[a-z-]+\[.*\]|literal\[.*\]|tuple\[.*\]|list\[.*\]|is-instance\[.*\]|str|int|float)$"
+)
+
+
 def _path(loc: tuple[Any, ...]) -> str:
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif str(part).startswith(("function-", "literal[", "tuple[", "str", "is-instance")):
+        elif _PYDANTIC_TAG.match(str(part)):
             continue
         else:
             text += f".{part}" if text else str(part)
@@ -128,18 +141,21 @@ def _resolve_units(calendar: Calendar) -> tuple[list[Unit], list[Problem]]:
     spec = calendar.units
     problems: list[Problem] = []
     units: list[Unit] = []
+    derived = 0
     if spec.derive_from:
         if region(spec.derive_from, calendar.year) is None:
             problems.append(Problem("units.derive_from", f"区划代码 {spec.derive_from} 在 {calendar.year} 年不存在"))
         else:
             units = [Unit(code=item.code, name=item.name) for item in cities(spec.derive_from, calendar.year)]
+            derived = len(units)
     units += [unit.model_copy(update={"placeholder": unit.placeholder or spec.placeholder}) for unit in spec.listed]
     if not units and not problems:
         problems.append(Problem("units", "没有任何单位：应给出 derive_from（省级区划代码）或 list（村名单）"))
     seen: set[str] = set()
     for index, unit in enumerate(units):
         if unit.code in seen:
-            problems.append(Problem(f"units.list[{index}].code", f"单位代码 {unit.code} 重复"))
+            where = f"units.list[{index - derived}].code" if index >= derived else "units.derive_from"
+            problems.append(Problem(where, f"单位代码 {unit.code} 重复"))
         seen.add(unit.code)
     return units, problems
 
@@ -228,6 +244,8 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
         within(f"{path}.closes", window.within, window.closes)
 
     within("system_close.at", calendar.system_close.within, calendar.system_close.at)
+    if calendar.phases and calendar.system_close.at <= min(phase.starts for phase in calendar.phases):
+        problems.append(Problem("system_close.at", "系统关闭时间不晚于第一个阶段的开始时间"))
 
     if calendar.income_period is not None:
         ordered("income_period.ends", calendar.income_period.starts, calendar.income_period.ends)

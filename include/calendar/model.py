@@ -165,7 +165,7 @@ class Calendar(_Frozen):
     office: Office
     units: UnitsSpec
     parent_deadlines: tuple[ParentDeadline, ...] = ()
-    phases: tuple[Phase, ...]
+    phases: tuple[Phase, ...] = Field(min_length=1)
     milestones: tuple[Milestone, ...] = ()
     entry_windows: tuple[EntryWindow, ...] = ()
     system_close: SystemClose

@@ -26,11 +26,16 @@ def calendar_sha256(calendar: Calendar) -> str:
 def register_campaign(engine: Engine, calendar: Calendar, at: dt.datetime) -> None:
     """Make the campaign known to the store; a changed calendar updates its name and hash."""
     digest = calendar_sha256(calendar)
+    # Several instants of a campaign can pass at once: the first writer wins, the others change nothing.
+    statement = (
+        _insert(engine, Campaign.__table__)
+        .values(id=calendar.id, name=calendar.name, calendar_sha256=digest, registered_at=at)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
     with session_scope(engine) as session:
+        session.execute(statement)
         row = session.get(Campaign, calendar.id)
-        if row is None:
-            session.add(Campaign(id=calendar.id, name=calendar.name, calendar_sha256=digest, registered_at=at))
-        elif row.calendar_sha256 != digest:
+        if row.calendar_sha256 != digest:
             row.name, row.calendar_sha256 = calendar.name, digest
 
 
@@ -53,12 +58,15 @@ def record_event(
     recorded_at: dt.datetime,
     run_id: str | None = None,
 ) -> bool:
-    """Record that the campaign passed an instant; True if this call recorded it, False if known."""
+    """Record that the campaign passed an instant; True if this call recorded it, False if known.
+
+    The same field at the same instant is one event, however often a task is rerun.
+    """
     register_campaign(engine, calendar, recorded_at)
     statement = (
         _insert(engine, CalendarEvent.__table__)
         .values(campaign_id=calendar.id, key=key, kind=kind, due_at=due_at, recorded_at=recorded_at, run_id=run_id)
-        .on_conflict_do_nothing(index_elements=["campaign_id", "key"])
+        .on_conflict_do_nothing(index_elements=["campaign_id", "key", "due_at"])
         .returning(CalendarEvent.__table__.c.id)
     )
     with session_scope(engine) as session:

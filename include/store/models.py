@@ -59,11 +59,12 @@ class Campaign(Base):
 class CalendarEvent(Base):
     """An instant of the calendar that the campaign DAG has passed (a phase opened, a window closed).
 
-    One row per campaign and instant: recording the same instant again changes nothing.
+    One row per campaign, field and instant: recording the same instant again changes nothing, and a
+    calendar moved to new dates (a demo made anew) records its new instants beside the old ones.
     """
 
     __tablename__ = "calendar_events"
-    __table_args__ = (UniqueConstraint("campaign_id", "key"),)
+    __table_args__ = (UniqueConstraint("campaign_id", "key", "due_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:26:56.267886
+Create Date: 2026-11-22 16:03:08.033971
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def upgrade() -> None:
             ["campaign_id"], ["campaigns.id"], name=op.f("fk_calendar_events_campaign_id_campaigns"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calendar_events")),
-        sa.UniqueConstraint("campaign_id", "key", name=op.f("uq_calendar_events_campaign_id")),
+        sa.UniqueConstraint("campaign_id", "key", "due_at", name=op.f("uq_calendar_events_campaign_id")),
     )
     with op.batch_alter_table("calendar_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_calendar_events_campaign_id"), ["campaign_id"], unique=False)
