@@ -32,7 +32,7 @@ DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(seconds=30)}
 def _instant_task(
     calendar: Calendar, task_id: str, key: str, kind: str, due: dt.datetime, label: str
 ) -> CalendarInstantSensor:
-    when = local_text(due, end=kind != "phase_start" and kind != "window_open")
+    when = local_text(due, end=kind not in ("phase_start", "window_open"))
     return CalendarInstantSensor(
         task_id=task_id,
         task_display_name=f"{label}（{when}）",
