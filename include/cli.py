@@ -119,6 +119,116 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine():  # noqa: ANN202 - a SQLAlchemy Engine, imported lazily
+    """The campaign store, migrated to the latest version first (idempotent)."""
+    from include.store.db import make_engine, upgrade
+
+    return make_engine(upgrade())
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def cmd_report_submit(args: argparse.Namespace) -> int:
+    import getpass
+
+    from include.submissions import Actor, Refused, submit_report
+
+    calendar = _load(args.campaign)
+    at = _now(args.at)
+    content = file_name = None
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UsageError(f"--file：找不到文件“{args.file}”")
+        content, file_name = path.read_bytes(), path.name
+    engine = _engine()
+    try:
+        result = submit_report(
+            engine,
+            calendar,
+            unit=args.unit,
+            milestone_id=args.milestone,
+            at=at,
+            actor=Actor(name=f"cli:{getpass.getuser()}"),
+            file_name=file_name,
+            content=content,
+        )
+    except Refused as refused:
+        if args.json:
+            _print_json({"refused": refused.reason, "message": refused.message})
+        else:
+            print(f"拒收：{refused.message}", file=sys.stderr)
+        return refused.exit_code
+    finally:
+        engine.dispose()
+    if args.json:
+        _print_json(
+            {
+                "campaign": result.campaign,
+                "unit": result.unit,
+                "milestone": result.milestone,
+                "outcome": result.outcome,
+                "version": result.version,
+                "received_at": local_iso(result.received_at),
+                "late": result.late,
+                "on_behalf": result.on_behalf,
+                "file_sha256": result.file_sha256,
+                "windows_opened": list(result.windows_opened),
+            }
+        )
+    else:
+        words = {"on_time": "按时收到", "late": "已收到（逾期）", "duplicate": "与已收到的版本相同，未新增版本"}
+        print(f"{result.unit} {result.milestone}：{words[result.outcome]}，第 {result.version} 版")
+        for window in result.windows_opened:
+            print(f"已为 {result.unit} 开放录入窗口 {window}")
+    return 0
+
+
+def cmd_tokens_issue(args: argparse.Namespace) -> int:
+    from include.tokens import issue_token
+
+    engine = _engine()
+    token_id, plain = issue_token(engine, args.unit, _now(args.at), args.label or "")
+    engine.dispose()
+    print(f"已为 {args.unit} 签发令牌 #{token_id}（只显示这一次，请妥善保存）：")
+    print(plain)
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    from include.tokens import revoke_tokens
+
+    if args.unit is None and args.id is None:
+        raise UsageError("请给出 --unit 或 --id")
+    engine = _engine()
+    count = revoke_tokens(engine, _now(args.at), unit=args.unit, token_id=args.id)
+    engine.dispose()
+    print(f"已吊销 {count} 个令牌")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from include.status import campaign_status
+
+    calendar = _load(args.campaign)
+    engine = _engine()
+    status = campaign_status(engine, calendar, _now(args.at))
+    engine.dispose()
+    if args.json:
+        _print_json(status)
+        return 0
+    words = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
+    windows = {"not_open": "未开放", "open": "开放中", "closed": "已关闭"}
+    print(f"{calendar.name}　截至 {status['at']}")
+    for unit in status["units"]:
+        cells = "　".join(f"{item['id']}:{words[item['state']]}" for item in unit["milestones"])
+        window = unit["entry_window"]
+        print(f"{unit['name']}（{unit['unit']}）　{cells}　录入窗口:{windows[window['state']] if window else '—'}")
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from include.store.db import upgrade
 
@@ -160,6 +270,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--delay", default="90s", help="距“现在”多久开始（默认 90s）")
     demo.add_argument("--span", default="6m", help="全程时长（默认 6m）")
     demo.set_defaults(handler=cmd_demo)
+
+    report = commands.add_parser("report", help="单位报送材料")
+    report_commands = report.add_subparsers(dest="report_command", required=True, metavar="子命令")
+    submit = report_commands.add_parser("submit", help="报送一份材料（到期后逾期标注，系统关闭后拒收）")
+    submit.add_argument("--campaign", required=True, metavar="ID")
+    submit.add_argument("--unit", required=True, metavar="CODE")
+    submit.add_argument("--milestone", required=True, metavar="M")
+    submit.add_argument("--file", metavar="PATH")
+    submit.add_argument("--at", help="以此时刻报送（ISO-8601，带时区）")
+    submit.add_argument("--json", action="store_true")
+    submit.set_defaults(handler=cmd_report_submit)
+
+    tokens = commands.add_parser("tokens", help="单位访问令牌")
+    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="子命令")
+    issue = token_commands.add_parser("issue", help="签发令牌（--unit province 为省级令牌）")
+    issue.add_argument("--unit", required=True, metavar="CODE")
+    issue.add_argument("--label")
+    issue.add_argument("--at")
+    issue.set_defaults(handler=cmd_tokens_issue)
+    revoke = token_commands.add_parser("revoke", help="吊销令牌")
+    revoke.add_argument("--unit", metavar="CODE")
+    revoke.add_argument("--id", type=int)
+    revoke.add_argument("--at")
+    revoke.set_defaults(handler=cmd_tokens_revoke)
+
+    status = commands.add_parser("status", help="各单位报送与录入窗口状态")
+    status.add_argument("--campaign", required=True, metavar="ID")
+    status.add_argument("--at")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
 
     db = commands.add_parser("db", help="战役状态库")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="子命令")

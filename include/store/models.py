@@ -75,3 +75,87 @@ class CalendarEvent(Base):
     run_id: Mapped[str | None] = mapped_column(String(250))
 
     campaign: Mapped[Campaign] = relationship(back_populates="events")
+
+
+class Report(Base):
+    """One version of a unit's report for a milestone. The same file twice is one version."""
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("campaign_id", "unit", "milestone", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str] = mapped_column(String(32))
+    milestone: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int]
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    late: Mapped[bool]
+    submitted_by: Mapped[str] = mapped_column(String(120))
+    on_behalf: Mapped[bool]
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    file_path: Mapped[str | None] = mapped_column(String(500))
+
+
+class Token(Base):
+    """An access token of a unit (or of the province, ``unit = "province"``), stored as a keyed hash."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit: Mapped[str] = mapped_column(String(32), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(120))
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class WindowState(Base):
+    """A unit's entry window: when it opened (or will, at the window's opening) and when it closed."""
+
+    __tablename__ = "window_states"
+    __table_args__ = (UniqueConstraint("campaign_id", "window", "unit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), index=True)
+    window: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(32))
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class Approval(Base):
+    """A province officer's decision on a unit's application to open an entry window."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("campaign_id", "window", "unit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), index=True)
+    window: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(32))
+    approved: Mapped[bool]
+    decided_by: Mapped[str] = mapped_column(String(120))
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """An append-only record of what was accepted, refused, approved or changed, by whom and when.
+
+    ``at`` is the instant the action took effect (the ``--at`` of a command); ``recorded_at`` the real
+    time of writing. Rows are never updated or deleted (see include/audit.py).
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    campaign_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    unit: Mapped[str | None] = mapped_column(String(32))
+    milestone: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(120))
+    on_behalf: Mapped[bool] = mapped_column(default=False)
+    detail: Mapped[str] = mapped_column(String(1000))

@@ -1,0 +1,132 @@
+"""The campaign's HTTP API, mounted on Airflow's api-server under /campaign by the plugin.
+
+It is not behind Airflow's login: every request carries a unit's (or the province's) token as
+``Authorization: Bearer …``. A unit's token acts for that unit only; the province's for all.
+The clock is a parameter of the app (tests pass a fixed one); the api-server uses the real clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import pendulum
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, UploadFile
+from fastapi.responses import JSONResponse
+
+from include import paths
+from include.calendar import Calendar, CalendarError, read_calendar
+from include.status import campaign_status
+from include.store.db import make_engine
+from include.submissions import Actor, Refused, submit_report
+from include.timeutil import local_iso
+from include.tokens import Credential, verify_token
+
+Clock = Callable[[], dt.datetime]
+
+
+def _real_clock() -> dt.datetime:
+    return pendulum.now("UTC")
+
+
+def _error(status: int, reason: str, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail={"error": reason, "message": message})
+
+
+def create_app(clock: Clock = _real_clock, database_url: str | None = None) -> FastAPI:
+    app = FastAPI(title="扶贫对象动态管理战役 API", description="单位报送与进度查询（需令牌）", version="1")
+    state: dict[str, Any] = {}
+
+    def engine():  # noqa: ANN202 - created on first use, never at import or parse time
+        if "engine" not in state:
+            state["engine"] = make_engine(database_url)
+        return state["engine"]
+
+    def calendar_of(campaign: str) -> Calendar:
+        file = paths.calendar_file(campaign)
+        if file is None:
+            raise _error(404, "unknown_campaign", f"没有战役“{campaign}”。请核对战役编号。")
+        try:
+            return read_calendar(file)
+        except CalendarError as exc:
+            raise _error(500, "invalid_calendar", f"战役日历有误，请联系运维人员：{exc}") from None
+
+    def credential(authorization: Annotated[str | None, Header()] = None) -> Credential:
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        found = verify_token(engine(), token) if token else None
+        if found is None:
+            raise _error(
+                401,
+                "unauthorized",
+                "缺少令牌，或令牌无效、已吊销。请在请求头 Authorization: Bearer <令牌> 中提供本单位有效令牌，"
+                "如已遗失请联系省级办公室重新签发。",
+            )
+        return found
+
+    Auth = Annotated[Credential, Depends(credential)]
+
+    @app.post("/api/reports", status_code=201)
+    async def submit(
+        who: Auth,
+        campaign: Annotated[str, Form()],
+        unit: Annotated[str, Form()],
+        milestone: Annotated[str, Form()],
+        file: Annotated[UploadFile | None, File()] = None,
+    ) -> JSONResponse:
+        """Submit a report (multipart form: campaign, unit, milestone, optional file)."""
+        calendar = calendar_of(campaign)
+        content = await file.read() if file is not None else None
+        actor = Actor(name=who.actor, unit=None if who.is_province else who.unit)
+        try:
+            result = submit_report(
+                engine(),
+                calendar,
+                unit=unit,
+                milestone_id=milestone,
+                at=clock(),
+                actor=actor,
+                file_name=file.filename if file is not None else None,
+                content=content,
+            )
+        except Refused as refused:
+            raise _error(refused.http_status, refused.reason, refused.message) from None
+        body = {
+            "campaign": result.campaign,
+            "unit": result.unit,
+            "milestone": result.milestone,
+            "outcome": result.outcome,
+            "version": result.version,
+            "received_at": local_iso(result.received_at),
+            "late": result.late,
+            "on_behalf": result.on_behalf,
+            "file_sha256": result.file_sha256,
+            "windows_opened": list(result.windows_opened),
+        }
+        return JSONResponse(body, status_code=200 if result.outcome == "duplicate" else 201)
+
+    @app.get("/api/campaigns/{campaign}/status")
+    def all_status(campaign: str, who: Auth) -> dict[str, Any]:
+        """Every unit's status (province token), or the caller's own unit only (unit token)."""
+        status = campaign_status(engine(), calendar_of(campaign), clock())
+        if not who.is_province:
+            status["units"] = [item for item in status["units"] if item["unit"] == who.unit]
+        return status
+
+    @app.get("/api/campaigns/{campaign}/units/{unit}/status")
+    def unit_status(campaign: str, unit: str, who: Auth) -> dict[str, Any]:
+        """One unit's status; a unit's token may read its own only."""
+        if not who.is_province and who.unit != unit:
+            raise _error(403, "forbidden", f"此令牌只能查看单位 {who.unit} 的状态。")
+        status = campaign_status(engine(), calendar_of(campaign), clock())
+        found = [item for item in status["units"] if item["unit"] == unit]
+        if not found:
+            raise _error(404, "unknown_unit", f"战役 {campaign} 没有单位“{unit}”。")
+        return {"campaign": status["campaign"], "at": status["at"], **found[0]}
+
+    @app.exception_handler(HTTPException)
+    async def _chinese_errors(_request: object, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, dict) else {"error": "error", "message": str(exc.detail)}
+        return JSONResponse(detail, status_code=exc.status_code)
+
+    return app

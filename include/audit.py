@@ -1,0 +1,51 @@
+"""The audit log: every accepted, late, refused and on-behalf submission, approval and window change.
+
+Entries are only ever added; the ORM refuses to update or delete one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from include.store.models import AuditEntry
+
+
+class AuditLogIsAppendOnly(Exception):
+    """Raised on any attempt to change or remove an audit entry."""
+
+
+@event.listens_for(AuditEntry, "before_update")
+@event.listens_for(AuditEntry, "before_delete")
+def _refuse_change(*_: object) -> None:
+    raise AuditLogIsAppendOnly("审计日志只能追加，不能修改或删除")
+
+
+def audit(
+    session: Session,
+    *,
+    at: dt.datetime,
+    action: str,
+    actor: str,
+    detail: str,
+    campaign_id: str | None = None,
+    unit: str | None = None,
+    milestone: str | None = None,
+    on_behalf: bool = False,
+) -> None:
+    session.add(
+        AuditEntry(
+            at=at,
+            recorded_at=pendulum.now("UTC"),
+            campaign_id=campaign_id,
+            unit=unit,
+            milestone=milestone,
+            action=action,
+            actor=actor,
+            on_behalf=on_behalf,
+            detail=detail,
+        )
+    )

@@ -1,0 +1,318 @@
+"""The door: one rule set for every report a unit submits, by the command line or the HTTP API.
+
+- A report for a milestone whose due instant has passed is accepted and marked late.
+- Once the door of a milestone has closed (the system closing at 24:00, or the end of the phase of a
+  milestone due after the closing), a submission is refused and changes nothing but the audit log.
+- A unit's token acts for that unit only; the province's acts for all, recorded as on behalf.
+- The same file twice is one report; a changed file is a new version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+
+from include.audit import audit
+from include.calendar.model import Calendar, Milestone
+from include.paths import campaign_home
+from include.store.db import session_scope
+from include.store.models import Report
+from include.timeutil import local_text
+from include.windows import try_open
+
+MAX_REPORT_BYTES = int(os.environ.get("CAMPAIGN_MAX_REPORT_BYTES", str(50 * 1024 * 1024)))
+
+
+class Refused(Exception):
+    """A submission the door does not take; ``message`` is Chinese and says what to do next."""
+
+    STATUS: ClassVar[dict[str, int]] = {
+        "closed": 409,
+        "forbidden": 403,
+        "unknown_unit": 422,
+        "unknown_milestone": 422,
+        "too_large": 413,
+    }
+    EXIT: ClassVar[dict[str, int]] = {"closed": 3}
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return self.STATUS.get(self.reason, 422)
+
+    @property
+    def exit_code(self) -> int:
+        return self.EXIT.get(self.reason, 2)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who submits: ``unit`` is the one unit the credential acts for, None for the province."""
+
+    name: str
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    campaign: str
+    unit: str
+    milestone: str
+    outcome: str  # on_time | late | duplicate
+    version: int
+    received_at: dt.datetime
+    late: bool
+    on_behalf: bool
+    file_sha256: str | None
+    windows_opened: tuple[str, ...] = ()
+
+
+def door_closes(calendar: Calendar, milestone: Milestone) -> dt.datetime:
+    """When submissions for the milestone stop being taken."""
+    if milestone.due <= calendar.system_close.at:
+        return calendar.system_close.at
+    phase = calendar.phase(milestone.phase)
+    return phase.ends if phase is not None else calendar.ends
+
+
+def _refuse(
+    engine: Engine,
+    calendar: Calendar,
+    unit: str,
+    milestone: str,
+    actor: Actor,
+    at: dt.datetime,
+    reason: str,
+    message: str,
+) -> Refused:
+    with session_scope(engine) as session:
+        audit(
+            session,
+            at=at,
+            action="refused",
+            actor=actor.name,
+            campaign_id=calendar.id,
+            unit=unit,
+            milestone=milestone,
+            on_behalf=actor.unit is None,
+            detail=f"[{reason}] {message}",
+        )
+    return Refused(reason, message)
+
+
+def _store_file(
+    calendar: Calendar, unit: str, milestone: str, version: int, name: str, content: bytes, sha: str
+) -> Path:
+    folder = campaign_home() / "reports" / calendar.id / unit / milestone
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^\w.\-]", "_", Path(name).name)[-80:] or "report"
+    path = folder / f"v{version}-{sha[:12]}-{safe}"
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
+    return path
+
+
+def submit_report(
+    engine: Engine,
+    calendar: Calendar,
+    *,
+    unit: str,
+    milestone_id: str,
+    at: dt.datetime,
+    actor: Actor,
+    file_name: str | None = None,
+    content: bytes | None = None,
+) -> Submission:
+    """Take a report at ``at`` or raise `Refused`; every outcome is in the audit log."""
+    units = {item.code: item for item in calendar.unit_list}
+    if unit not in units:
+        raise _refuse(
+            engine,
+            calendar,
+            unit,
+            milestone_id,
+            actor,
+            at,
+            "unknown_unit",
+            f"战役 {calendar.id} 没有单位“{unit}”。请核对单位代码（campaign calendar show {calendar.id}）。",
+        )
+    milestone = next((item for item in calendar.milestones if item.id == milestone_id), None)
+    if milestone is None or milestone.report is None or unit not in calendar.reporters_of(milestone):
+        known = "、".join(item.id for item in calendar.milestones if unit in calendar.reporters_of(item))
+        raise _refuse(
+            engine,
+            calendar,
+            unit,
+            milestone_id,
+            actor,
+            at,
+            "unknown_milestone",
+            f"{units[unit].name}无需报送节点“{milestone_id}”。该单位应报送的节点：{known or '无'}。",
+        )
+    if actor.unit is not None and actor.unit != unit:
+        raise _refuse(
+            engine,
+            calendar,
+            unit,
+            milestone_id,
+            actor,
+            at,
+            "forbidden",
+            f"此凭证只能为单位 {actor.unit} 报送，不能代{units[unit].name}报送。"
+            "请使用本单位的令牌，或请省级办公室代报。",
+        )
+    closes = door_closes(calendar, milestone)
+    if at >= closes:
+        raise _refuse(
+            engine,
+            calendar,
+            unit,
+            milestone_id,
+            actor,
+            at,
+            "closed",
+            f"“{milestone.name}”已于 {local_text(closes, end=True)} 截止报送（信息系统已关闭），"
+            f"本次报送未被接受，未作任何更改。如确需补报，请联系{calendar.office.name}。",
+        )
+    if content is not None and len(content) > MAX_REPORT_BYTES:
+        raise _refuse(
+            engine,
+            calendar,
+            unit,
+            milestone_id,
+            actor,
+            at,
+            "too_large",
+            f"附件 {len(content)} 字节，超过上限 {MAX_REPORT_BYTES} 字节。请压缩或拆分后重新报送。",
+        )
+
+    sha = hashlib.sha256(content).hexdigest() if content is not None else None
+    on_behalf = actor.unit is None
+    for _attempt in range(3):
+        stored: Path | None = None
+        try:
+            with session_scope(engine) as session:
+                latest = session.scalar(
+                    select(Report)
+                    .where(Report.campaign_id == calendar.id, Report.unit == unit, Report.milestone == milestone.id)
+                    .order_by(Report.version.desc())
+                    .limit(1)
+                )
+                if latest is not None and latest.file_sha256 == sha:
+                    audit(
+                        session,
+                        at=at,
+                        action="duplicate",
+                        actor=actor.name,
+                        campaign_id=calendar.id,
+                        unit=unit,
+                        milestone=milestone.id,
+                        on_behalf=on_behalf,
+                        detail=f"与第 {latest.version} 版相同，未新增版本",
+                    )
+                    return Submission(
+                        calendar.id,
+                        unit,
+                        milestone.id,
+                        "duplicate",
+                        latest.version,
+                        latest.received_at,
+                        latest.late,
+                        latest.on_behalf,
+                        sha,
+                    )
+                version = (latest.version + 1) if latest is not None else 1
+                late = at >= milestone.due
+                if content is not None:
+                    stored = _store_file(calendar, unit, milestone.id, version, file_name or "report", content, sha)
+                session.add(
+                    Report(
+                        campaign_id=calendar.id,
+                        unit=unit,
+                        milestone=milestone.id,
+                        kind=milestone.report.value,
+                        version=version,
+                        received_at=at,
+                        late=late,
+                        submitted_by=actor.name,
+                        on_behalf=on_behalf,
+                        file_name=file_name,
+                        file_sha256=sha,
+                        file_path=str(stored) if stored else None,
+                    )
+                )
+                session.flush()
+                lateness = f"逾期（截止 {local_text(milestone.due, end=True)}）" if late else "按时"
+                behalf = "（省级代报）" if on_behalf else ""
+                audit(
+                    session,
+                    at=at,
+                    action="late" if late else "accepted",
+                    actor=actor.name,
+                    campaign_id=calendar.id,
+                    unit=unit,
+                    milestone=milestone.id,
+                    on_behalf=on_behalf,
+                    detail=f"收到“{milestone.name}”第 {version} 版，{lateness}{behalf}",
+                )
+                opened = tuple(
+                    window.id
+                    for window in calendar.entry_windows
+                    if milestone.id in window.requires and try_open(session, calendar, window, unit, at, actor.name)
+                )
+                return Submission(
+                    calendar.id,
+                    unit,
+                    milestone.id,
+                    "late" if late else "on_time",
+                    version,
+                    at,
+                    late,
+                    on_behalf,
+                    sha,
+                    opened,
+                )
+        except IntegrityError:
+            # Another submission took this version number at the same moment: read again and retry.
+            if stored is not None:
+                stored.unlink(missing_ok=True)
+            continue
+        except BaseException:
+            if stored is not None:
+                stored.unlink(missing_ok=True)
+            raise
+    raise RuntimeError("并发报送冲突，请稍后重试")
+
+
+def reports_of(engine: Engine, calendar_id: str, unit: str, milestone: str) -> list[Report]:
+    with session_scope(engine) as session:
+        return list(
+            session.scalars(
+                select(Report)
+                .where(Report.campaign_id == calendar_id, Report.unit == unit, Report.milestone == milestone)
+                .order_by(Report.version)
+            )
+        )
+
+
+def first_received(engine: Engine, calendar_id: str, unit: str, milestone: str) -> dt.datetime | None:
+    """When the unit's first version of the report came in (what counts for on time or late)."""
+    with session_scope(engine) as session:
+        return session.scalar(
+            select(func.min(Report.received_at)).where(
+                Report.campaign_id == calendar_id, Report.unit == unit, Report.milestone == milestone
+            )
+        )

@@ -1,0 +1,163 @@
+"""Entry windows per unit: opened by the unit's required reports (and the province's approval where the
+calendar asks for it), closed at the calendar's closing instant. The state lives in the campaign store,
+so the door (CLI, HTTP API) and the campaign DAG agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from include.audit import audit
+from include.calendar.model import Calendar, EntryWindow
+from include.store.db import session_scope
+from include.store.models import Approval, Report, WindowState
+from include.timeutil import local_text
+
+
+def _requirements_met(session: Session, calendar: Calendar, window: EntryWindow, unit: str) -> bool:
+    for milestone in window.requires:
+        found = session.scalar(
+            select(Report.id).where(
+                Report.campaign_id == calendar.id, Report.unit == unit, Report.milestone == milestone
+            )
+        )
+        if found is None:
+            return False
+    if window.approval:
+        approval = session.scalar(
+            select(Approval).where(
+                Approval.campaign_id == calendar.id, Approval.window == window.id, Approval.unit == unit
+            )
+        )
+        return approval is not None and approval.approved
+    return True
+
+
+def try_open(session: Session, calendar: Calendar, window: EntryWindow, unit: str, at: dt.datetime, actor: str) -> bool:
+    """Open the unit's window if everything it needs is in; True if this call opened it.
+
+    A window qualified before its opening instant opens at that instant; after its closing, never.
+    """
+    if at >= window.closes:
+        return False
+    existing = session.scalar(
+        select(WindowState).where(
+            WindowState.campaign_id == calendar.id, WindowState.window == window.id, WindowState.unit == unit
+        )
+    )
+    if existing is not None or not _requirements_met(session, calendar, window, unit):
+        return False
+    opened_at = max(at, window.opens)
+    session.add(WindowState(campaign_id=calendar.id, window=window.id, unit=unit, opened_at=opened_at))
+    audit(
+        session,
+        at=at,
+        action="window_opened",
+        actor=actor,
+        campaign_id=calendar.id,
+        unit=unit,
+        detail=f"“{window.name}”自 {local_text(opened_at)} 开放，至 {local_text(window.closes, end=True)} 关闭",
+    )
+    return True
+
+
+def open_ready_windows(engine: Engine, calendar: Calendar, window_id: str, at: dt.datetime, actor: str) -> list[str]:
+    """Open the window for every unit that qualifies (all of them where nothing is required)."""
+    window = next(item for item in calendar.entry_windows if item.id == window_id)
+    with session_scope(engine) as session:
+        return [unit.code for unit in calendar.unit_list if try_open(session, calendar, window, unit.code, at, actor)]
+
+
+def close_windows(engine: Engine, calendar: Calendar, window_id: str, at: dt.datetime, actor: str) -> list[str]:
+    """Close the window for every unit at its closing instant; returns the units closed by this call."""
+    window = next(item for item in calendar.entry_windows if item.id == window_id)
+    closed = []
+    with session_scope(engine) as session:
+        rows = session.scalars(
+            select(WindowState).where(
+                WindowState.campaign_id == calendar.id,
+                WindowState.window == window_id,
+                WindowState.closed_at.is_(None),
+            )
+        )
+        for row in rows:
+            row.closed_at = window.closes
+            closed.append(row.unit)
+            audit(
+                session,
+                at=at,
+                action="window_closed",
+                actor=actor,
+                campaign_id=calendar.id,
+                unit=row.unit,
+                detail=f"“{window.name}”于 {local_text(window.closes, end=True)} 关闭",
+            )
+    return closed
+
+
+def record_approval(
+    engine: Engine, calendar: Calendar, window_id: str, unit: str, *, approved: bool, by: str, at: dt.datetime
+) -> bool:
+    """Record the province's decision on a unit's application; True if the window opened now."""
+    window = next(item for item in calendar.entry_windows if item.id == window_id)
+    with session_scope(engine) as session:
+        decided = session.scalar(
+            select(Approval).where(
+                Approval.campaign_id == calendar.id, Approval.window == window_id, Approval.unit == unit
+            )
+        )
+        if decided is None:
+            session.add(
+                Approval(
+                    campaign_id=calendar.id,
+                    window=window_id,
+                    unit=unit,
+                    approved=approved,
+                    decided_by=by,
+                    decided_at=at,
+                )
+            )
+            session.flush()
+            audit(
+                session,
+                at=at,
+                action="approved" if approved else "rejected",
+                actor=by,
+                campaign_id=calendar.id,
+                unit=unit,
+                detail=f"{'批准' if approved else '驳回'}开通“{window.name}”",
+            )
+        return try_open(session, calendar, window, unit, at, by)
+
+
+@dataclass(frozen=True)
+class WindowView:
+    state: str  # not_open | open | closed
+    opened_at: dt.datetime | None
+    closes_at: dt.datetime
+
+
+def window_view(session: Session, calendar: Calendar, window: EntryWindow, unit: str, at: dt.datetime) -> WindowView:
+    """The unit's window as it stood at ``at`` (a window that needs nothing opens at its instant)."""
+    row = session.scalar(
+        select(WindowState).where(
+            WindowState.campaign_id == calendar.id, WindowState.window == window.id, WindowState.unit == unit
+        )
+    )
+    opened_at = row.opened_at if row is not None else None
+    if opened_at is None and not window.requires and not window.approval:
+        opened_at = window.opens
+    if opened_at is None or at < opened_at:
+        state = "closed" if at >= window.closes else "not_open"
+        return WindowView(state, None, window.closes)
+    return WindowView("open" if at < window.closes else "closed", opened_at, window.closes)
+
+
+def is_open(engine: Engine, calendar: Calendar, window_id: str, unit: str, at: dt.datetime) -> bool:
+    window = next(item for item in calendar.entry_windows if item.id == window_id)
+    with session_scope(engine) as session:
+        return window_view(session, calendar, window, unit, at).state == "open"
