@@ -1,11 +1,10 @@
-"""The campaign's HTTP API, mounted on Airflow's api-server under /campaign by the plugin.
+"""The campaign's HTTP API (no ``from __future__ import annotations``: FastAPI reads the local
+annotations at definition time), mounted on Airflow's api-server under /campaign by the plugin.
 
 It is not behind Airflow's login: every request carries a unit's (or the province's) token as
 ``Authorization: Bearer …``. A unit's token acts for that unit only; the province's for all.
 The clock is a parameter of the app (tests pass a fixed one); the api-server uses the real clock.
 """
-
-from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable

@@ -1,0 +1,129 @@
+"""The HTTP API (FastAPI app of the plugin), with its tokens, on a real SQLite store.
+
+The app's clock is fixed at seed 000's instants: "11月30日24时前" and "12月31日24时关闭信息系统。"
+"""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from include.api import create_app
+from include.store.db import make_engine, session_scope, upgrade
+from include.store.models import AuditEntry, Report
+from include.timeutil import parse_instant
+from include.tokens import issue_token, revoke_tokens
+
+JINAN, QINGDAO = "370100", "370200"
+
+
+class Clock:
+    def __init__(self, at: str) -> None:
+        self.now = parse_instant(at)
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def world(tmp_path):
+    url = upgrade(f"sqlite:///{tmp_path / 'home' / 'campaign.db'}")
+    engine = make_engine(url)
+    at = parse_instant("2020-11-01T00:00+08:00")
+    tokens = {unit: issue_token(engine, unit, at)[1] for unit in (JINAN, QINGDAO, "province")}
+    clock = Clock("2020-11-20T10:00+08:00")
+    client = TestClient(create_app(clock=clock, database_url=url))
+    yield client, tokens, clock, engine
+    engine.dispose()
+
+
+def post(client, token, unit, milestone="completion_report", content=b"report", campaign="2020-shandong"):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.post(
+        "/api/reports",
+        headers=headers,
+        data={"campaign": campaign, "unit": unit, "milestone": milestone},
+        files={"file": ("工作报告.pdf", content, "application/pdf")},
+    )
+
+
+def audit_actions(engine):
+    with session_scope(engine) as session:
+        return [(row.action, row.unit, row.on_behalf) for row in session.scalars(select(AuditEntry))]
+
+
+def test_unit_submits_its_own_report(world):
+    client, tokens, _, _ = world
+    response = post(client, tokens[JINAN], JINAN)
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["outcome"], body["version"], body["on_behalf"]) == ("on_time", 1, False)
+    assert body["received_at"] == "2020-11-20T10:00:00+08:00"
+    assert body["windows_opened"] == ["entry"]
+    again = post(client, tokens[JINAN], JINAN)
+    assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
+
+
+def test_another_units_token_is_refused_403_and_audited(world):
+    client, tokens, _, engine = world
+    response = post(client, tokens[QINGDAO], JINAN)
+    assert response.status_code == 403
+    body = response.json()
+    assert body["error"] == "forbidden"
+    assert "此凭证只能为单位 370200 报送，不能代济南市报送" in body["message"]
+    assert ("refused", JINAN, False) in audit_actions(engine)
+    with session_scope(engine) as session:
+        assert session.scalars(select(Report)).first() is None
+
+
+def test_missing_unknown_and_revoked_tokens_are_refused_401(world):
+    client, tokens, _, engine = world
+    assert post(client, None, JINAN).status_code == 401
+    unknown = post(client, "cmp_not-a-token", JINAN)
+    assert unknown.status_code == 401 and "令牌无效、已吊销" in unknown.json()["message"]
+    revoke_tokens(engine, parse_instant("2020-11-20T09:00+08:00"), unit=JINAN)
+    assert post(client, tokens[JINAN], JINAN).status_code == 401
+
+
+def test_province_token_submits_on_behalf(world):
+    client, tokens, _, engine = world
+    response = post(client, tokens["province"], QINGDAO)
+    assert response.status_code == 201 and response.json()["on_behalf"] is True
+    assert ("accepted", QINGDAO, True) in audit_actions(engine)
+
+
+def test_late_then_refused_at_the_exact_closing_instant(world):
+    client, tokens, clock, engine = world
+    clock.now = parse_instant("2020-12-31T23:59:59.999+08:00")
+    late = post(client, tokens[JINAN], JINAN)
+    assert late.status_code == 201 and late.json()["outcome"] == "late"
+    clock.now = parse_instant("2021-01-01T00:00:00+08:00")
+    refused = post(client, tokens[QINGDAO], QINGDAO)
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "closed"
+    assert "截止报送（信息系统已关闭），本次报送未被接受，未作任何更改" in refused.json()["message"]
+    with session_scope(engine) as session:
+        assert [row.unit for row in session.scalars(select(Report))] == [JINAN]
+
+
+def test_status_reads_respect_the_token(world):
+    client, tokens, _, _ = world
+    post(client, tokens[JINAN], JINAN)
+    everyone = client.get(
+        "/api/campaigns/2020-shandong/status", headers={"Authorization": f"Bearer {tokens['province']}"}
+    )
+    assert everyone.status_code == 200 and len(everyone.json()["units"]) == 16
+    own = client.get("/api/campaigns/2020-shandong/status", headers={"Authorization": f"Bearer {tokens[QINGDAO]}"})
+    assert [unit["unit"] for unit in own.json()["units"]] == [QINGDAO]
+    jinan = client.get(
+        f"/api/campaigns/2020-shandong/units/{JINAN}/status", headers={"Authorization": f"Bearer {tokens[JINAN]}"}
+    )
+    assert jinan.json()["milestones"][0]["state"] == "on_time"
+    assert jinan.json()["entry_window"]["state"] == "open"
+    other = client.get(
+        f"/api/campaigns/2020-shandong/units/{JINAN}/status", headers={"Authorization": f"Bearer {tokens[QINGDAO]}"}
+    )
+    assert other.status_code == 403 and other.json()["message"] == "此令牌只能查看单位 370200 的状态。"
+    missing = client.get("/api/campaigns/2019-nowhere/status", headers={"Authorization": f"Bearer {tokens[JINAN]}"})
+    assert missing.status_code == 404 and "没有战役“2019-nowhere”" in missing.json()["message"]
