@@ -15,13 +15,16 @@ import datetime as dt
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 from airflow.sdk import DAG, TaskGroup
 
 from include.calendar import Calendar, CalendarError, read_calendar
-from include.calendar.model import Milestone
+from include.calendar.model import EntryWindow, Milestone, ReportKind
 from include.calendar.render import calendar_markdown
+from include.gates import GATE_LABEL, ProvinceApproval, ReportGate, poll_seconds
 from include.instant_sensor import CalendarInstantSensor
+from include.submissions import door_closes
 from include.timetable import CampaignTimetable
 from include.timeutil import local_text
 
@@ -45,9 +48,9 @@ def _instant_task(
     )
 
 
-def milestone_tasks(calendar: Calendar, milestone: Milestone) -> CalendarInstantSensor:
-    """The tasks of one milestone; the gates issue adds one mapped gate per reporting unit here."""
-    return _instant_task(
+def milestone_tasks(calendar: Calendar, milestone: Milestone) -> tuple[CalendarInstantSensor, list[Any]]:
+    """The milestone's due instant, and one gate per reporting unit (mapped, named after the unit)."""
+    due = _instant_task(
         calendar,
         f"due_{milestone.id}",
         f"milestones.{milestone.id}.due",
@@ -55,6 +58,52 @@ def milestone_tasks(calendar: Calendar, milestone: Milestone) -> CalendarInstant
         milestone.due,
         f"截止：{milestone.name}",
     )
+    reporters = calendar.reporters_of(milestone)
+    if not reporters:
+        return due, []
+    gate = ReportGate.partial(
+        task_id=f"gate_{milestone.id}",
+        task_display_name=f"报送：{milestone.name}（截止 {local_text(milestone.due, end=True)}）",
+        campaign_id=calendar.id,
+        milestone=milestone.id,
+        unit_names={unit.code: unit.name for unit in calendar.unit_list},
+        due=milestone.due,
+        gives_up_at=door_closes(calendar, milestone),
+        poll=poll_seconds(calendar.ends - calendar.starts),
+        map_index_template=GATE_LABEL,
+        retries=0,
+        doc_md=f"各单位报送“{milestone.name}”：绿色为已报送（标注按时或逾期），紫色为等待中，红色为截至关闭仍未报送。",
+    ).expand(unit=reporters)
+    return due, [gate]
+
+
+def approval_tasks(calendar: Calendar, window: EntryWindow) -> list[Any]:
+    """Where the province opens the window: one HITL approval per unit, after its application."""
+    application = next(
+        (
+            item
+            for item in calendar.milestones
+            if item.id in window.requires and item.report == ReportKind.entry_application
+        ),
+        None,
+    )
+    if window.approval is None or application is None:
+        return []
+    return [
+        ProvinceApproval.partial(
+            task_id=f"approve_{window.id}",
+            task_display_name=f"省级审批：开通{window.name}",
+            campaign_id=calendar.id,
+            window=window.id,
+            application=application.id,
+            unit_names={unit.code: unit.name for unit in calendar.unit_list},
+            gives_up_at=window.closes,
+            poll=poll_seconds(calendar.ends - calendar.starts),
+            subject="批准开通数据录入功能？",
+            map_index_template=GATE_LABEL,
+            retries=0,
+        ).expand(unit=calendar.reporters_of(application))
+    ]
 
 
 def build_dag(calendar: Calendar) -> DAG:
@@ -87,7 +136,12 @@ def build_dag(calendar: Calendar) -> DAG:
                 closes = _instant_task(
                     calendar, "ends", f"phases.{phase.id.value}.ends", "phase_end", phase.ends, f"结束：{phase.name}"
                 )
-                inner = [milestone_tasks(calendar, item) for item in calendar.milestones if item.phase == phase.id]
+                inner, gates = [], []
+                for item in calendar.milestones:
+                    if item.phase == phase.id:
+                        due, unit_gates = milestone_tasks(calendar, item)
+                        inner.append(due)
+                        gates += unit_gates
                 for window in calendar.entry_windows:
                     if window.phase != phase.id:
                         continue
@@ -109,9 +163,12 @@ def build_dag(calendar: Calendar) -> DAG:
                     )
                     window_opens >> window_closes
                     inner += [window_opens, window_closes]
+                    gates += approval_tasks(calendar, window)
                 opens >> (inner or closes)
                 if inner:
                     inner >> closes
+                if gates:
+                    opens >> gates
             if phase_starts:
                 phase_starts[-1][1] >> opens
             phase_starts.append((phase.starts, opens))

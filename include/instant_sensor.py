@@ -31,6 +31,17 @@ class CalendarInstantSensor(DateTimeSensorAsync):
             return
         super().execute(context)
 
+    def _act(self, engine: Any, calendar: Any) -> None:
+        """What the campaign does at this instant besides recording it: open or close entry windows."""
+        from include.windows import close_windows, open_ready_windows
+
+        if self.kind not in ("window_open", "window_close"):
+            return
+        window_id = self.instant_key.split(".")[1]
+        act = open_ready_windows if self.kind == "window_open" else close_windows
+        units = act(engine, calendar, window_id, self._moment, "campaign-dag")
+        self.log.info("%s：%d 个单位（%s）", self.instant_label, len(units), "、".join(units) or "无")
+
     def execute_complete(self, context: Any, event: Any = None) -> None:
         from include import paths
         from include.calendar import read_calendar
@@ -44,6 +55,7 @@ class CalendarInstantSensor(DateTimeSensorAsync):
         calendar = read_calendar(file)
         engine = make_engine()
         try:
+            self._act(engine, calendar)
             recorded = record_event(
                 engine,
                 calendar,

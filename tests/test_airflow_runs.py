@@ -22,6 +22,7 @@ import pendulum
 import pytest
 
 from include.calendar import read_calendar
+from include.instant_sensor import CalendarInstantSensor
 from include.store.db import make_engine
 from include.store.events import passed_instants
 from tests.conftest import ROOT
@@ -74,14 +75,37 @@ def compressed_campaign(env: dict[str, str], campaign_id: str, delay: float, spa
     return out
 
 
+def play_reports(env: dict[str, str], calendar_file: Path, late: dict[str, str] | None = None) -> None:
+    """Every unit reports every milestone just before its due instant; units in ``late`` (unit → milestone)
+    report that one just after it. The received instants lie ahead: gates see each when its time comes."""
+    from include.submissions import Actor, submit_report
+
+    late = late or {}
+    calendar = read_calendar(calendar_file)
+    engine = make_engine(f"sqlite:///{Path(env['CAMPAIGN_HOME']) / 'campaign.db'}")
+    for milestone in calendar.milestones:
+        for unit in calendar.reporters_of(milestone):
+            shift = 0.5 if late.get(unit) == milestone.id else -0.5
+            submit_report(
+                engine,
+                calendar,
+                unit=unit,
+                milestone_id=milestone.id,
+                at=milestone.due.add(seconds=shift),
+                actor=Actor("test"),
+            )
+    engine.dispose()
+
+
 def assert_every_instant_passed_once(env: dict[str, str], calendar_file: Path, finished: dict[str, str]) -> None:
     """``finished`` maps task_id to the task's end_date (ISO) as Airflow recorded it."""
     from include.dag_factory import build_dag
 
     calendar = read_calendar(calendar_file)
     dag = build_dag(calendar)
-    assert sorted(finished) == sorted(task.task_id for task in dag.tasks)
-    for task in dag.tasks:
+    instants = [task for task in dag.tasks if isinstance(task, CalendarInstantSensor)]
+    assert sorted(finished) == sorted(task.task_id for task in instants)
+    for task in instants:
         assert pendulum.parse(finished[task.task_id]) >= task._moment, task.task_id
 
     engine = make_engine(f"sqlite:///{Path(env['CAMPAIGN_HOME']) / 'campaign.db'}")
@@ -96,11 +120,14 @@ DAG_TEST = textwrap.dedent(
     import json, sys
     from airflow.dag_processing.dagbag import DagBag
     from include.calendar import read_calendar
+from include.instant_sensor import CalendarInstantSensor
     calendar = read_calendar(sys.argv[2])
     dag = DagBag(sys.argv[1]).dags[calendar.id]
     run = dag.test(logical_date=calendar.starts)
-    print(json.dumps({"state": str(run.state), "tasks": {
-        ti.task_id: [str(ti.state), ti.end_date.isoformat()] for ti in run.get_task_instances()}}))
+    tis = run.get_task_instances()
+    print(json.dumps({"state": str(run.state),
+        "tasks": {ti.task_id: [str(ti.state), ti.end_date.isoformat()] for ti in tis if ti.map_index < 0},
+        "gates": sorted([ti.task_id, ti.rendered_map_index, str(ti.state)] for ti in tis if ti.map_index >= 0)}))
     """
 )
 
@@ -109,6 +136,7 @@ def test_compressed_campaign_through_dag_test(tmp_path):
     env = airflow_env(tmp_path)
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     calendar_file = compressed_campaign(env, "dagtest-shandong", delay=8, span="30s")
+    play_reports(env, calendar_file, late={"370300": "completion_report"})
 
     result = subprocess.run(
         [sys.executable, "-c", DAG_TEST, str(ROOT / "dags"), str(calendar_file)],
@@ -123,6 +151,12 @@ def test_compressed_campaign_through_dag_test(tmp_path):
     assert report["state"] == "success"
     assert {state for state, _ in report["tasks"].values()} == {"success"}
     assert_every_instant_passed_once(env, calendar_file, {task: end for task, (_, end) in report["tasks"].items()})
+    gates = report["gates"]
+    assert len(gates) == 3 * 16
+    assert {state for _, _, state in gates} == {"success"}
+    assert ["entry.gate_completion_report", "淄博市 · 逾期", "success"] in gates
+    assert ["entry.gate_completion_report", "济南市 · 按时", "success"] in gates
+    assert sum(label.endswith("按时") for _, label, _ in gates) == 47
 
 
 def free_port() -> int:
@@ -151,6 +185,7 @@ def test_two_minute_campaign_under_airflow_standalone(tmp_path):
     env = airflow_env(tmp_path, port)
     # Start 100 s from now: standalone migrates its DB and starts four components first.
     calendar_file = compressed_campaign(env, "e2e-shandong", delay=100, span="2m")
+    play_reports(env, calendar_file)
     calendar = read_calendar(calendar_file)
     log = tmp_path / "standalone.log"
     base = f"http://localhost:{port}/api/v2"
@@ -177,7 +212,11 @@ def test_two_minute_campaign_under_airflow_standalone(tmp_path):
         )
         instances = response.json()["task_instances"]
         assert {ti["state"] for ti in instances} == {"success"}
-        assert_every_instant_passed_once(env, calendar_file, {ti["task_id"]: ti["end_date"] for ti in instances})
+        finished = {ti["task_id"]: ti["end_date"] for ti in instances if ti["map_index"] < 0}
+        assert_every_instant_passed_once(env, calendar_file, finished)
+        gates = [ti for ti in instances if ti["map_index"] >= 0]
+        assert len(gates) == 3 * 16
+        assert {ti["rendered_map_index"].split(" · ")[1] for ti in gates} == {"按时"}
 
         # The seed campaigns are over: shown in the UI, never run unless someone triggers them.
         listed = httpx.get(f"{base}/dags", params={"limit": 100}, timeout=10).json()["dags"]

@@ -33,8 +33,7 @@ def test_no_import_errors_and_one_dag_per_calendar(dagbag):
 def test_every_calendar_instant_is_a_task_at_that_instant(dagbag, plan):
     calendar = read_calendar(CONFIG_CAMPAIGNS / f"{plan}.yaml")
     dag = dagbag.dags[plan]
-    sensors = {task.instant_key: task for task in dag.tasks}
-    assert all(isinstance(task, CalendarInstantSensor) for task in dag.tasks)
+    sensors = {task.instant_key: task for task in dag.tasks if isinstance(task, CalendarInstantSensor)}
     assert sorted(sensors) == sorted(key for key, _ in calendar.instants())
     for key, instant in calendar.instants():
         assert sensors[key]._moment == instant, key
@@ -64,12 +63,33 @@ def test_phases_are_task_groups_with_chinese_names(dagbag):
         "entry.due_completion_report",
         "entry.due_entry_done",
         "entry.ends",
+        "entry.gate_completion_report",
         "entry.starts",
         "entry.window_entry_closes",
         "entry.window_entry_opens",
     ]
     close = dag.get_task("system_close")
     assert close.task_display_name == "关闭信息系统（2020-12-31 24:00）"
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_one_gate_per_reporting_milestone_mapped_over_its_units(dagbag, plan):
+    calendar = read_calendar(CONFIG_CAMPAIGNS / f"{plan}.yaml")
+    dag = dagbag.dags[plan]
+    gates = {task.task_id.split(".")[-1]: task for task in dag.tasks if task.task_id.split(".")[-1].startswith("gate_")}
+    expected = {f"gate_{item.id}": item for item in calendar.milestones if calendar.reporters_of(item)}
+    assert sorted(gates) == sorted(expected)
+    for task_id, gate in gates.items():
+        assert gate.expand_input.value["unit"] == calendar.reporters_of(expected[task_id])
+        assert gate.partial_kwargs["map_index_template"] == "{{ gate_label | default(task.unit_names[task.unit]) }}"
+
+
+def test_shanxi_asks_the_province_to_approve_each_city(dagbag):
+    """Seed 002: cities apply (数据录入申请书); the province opens the entry function per city."""
+    approve = dagbag.dags["2017-shanxi"].get_task("entry.approve_entry")
+    assert approve.expand_input.value["unit"] == [f"14{n:02d}00" for n in range(1, 12)]
+    assert approve.partial_kwargs["application"] == "entry_application"
+    assert not any(task.task_id.endswith("approve_entry") for task in dagbag.dags["2020-shandong"].tasks)
 
 
 def test_doc_md_shows_the_calendar_in_local_time(dagbag):
