@@ -120,7 +120,6 @@ DAG_TEST = textwrap.dedent(
     import json, sys
     from airflow.dag_processing.dagbag import DagBag
     from include.calendar import read_calendar
-from include.instant_sensor import CalendarInstantSensor
     calendar = read_calendar(sys.argv[2])
     dag = DagBag(sys.argv[1]).dags[calendar.id]
     run = dag.test(logical_date=calendar.starts)
