@@ -229,6 +229,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from include.simulation import simulate
+
+    _load(args.id)
+    passed = simulate(
+        args.id,
+        _duration(args.span, "--span"),
+        seed=args.seed,
+        startup=args.startup,
+        out=lambda line: print(line, flush=True),
+    )
+    return 0 if passed else 1
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from include.store.db import upgrade
 
@@ -300,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--at")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+
+    simulate = commands.add_parser("simulate", help="在真实 Airflow 上模拟一次压缩的战役并给出核对结论")
+    simulate.add_argument("id", metavar="ID")
+    simulate.add_argument("--span", required=True, help="全程时长，如 3m")
+    simulate.add_argument("--seed", type=int, default=2020, help="模拟报送的随机种子")
+    simulate.add_argument("--startup", type=float, default=100.0, help="Airflow 启动预留秒数（默认 100）")
+    simulate.set_defaults(handler=cmd_simulate)
 
     db = commands.add_parser("db", help="战役状态库")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="子命令")

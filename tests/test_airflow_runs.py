@@ -8,13 +8,9 @@ its calendar instant and that the campaign store recorded every instant once.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
@@ -23,30 +19,12 @@ import pytest
 
 from include.calendar import read_calendar
 from include.instant_sensor import CalendarInstantSensor
+from include.local_airflow import airflow_env, free_port, standalone, wait_for
 from include.store.db import make_engine
 from include.store.events import passed_instants
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
-
-
-def airflow_env(tmp_path: Path, port: int = 8080) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CAMPAIGN"))}
-    env |= {
-        "PATH": f"{BIN}:{env.get('PATH', '')}",
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "CAMPAIGN_HOME": str(tmp_path / "home"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-    }
-    return env
 
 
 def compressed_campaign(env: dict[str, str], campaign_id: str, delay: float, span: str) -> Path:
@@ -132,7 +110,7 @@ DAG_TEST = textwrap.dedent(
 
 
 def test_compressed_campaign_through_dag_test(tmp_path):
-    env = airflow_env(tmp_path)
+    env = airflow_env(tmp_path, free_port())
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     calendar_file = compressed_campaign(env, "dagtest-shandong", delay=8, span="30s")
     play_reports(env, calendar_file, late={"370300": "completion_report"})
@@ -158,42 +136,16 @@ def test_compressed_campaign_through_dag_test(tmp_path):
     assert sum(label.endswith("按时") for _, label, _ in gates) == 47
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(check, timeout: float, what: str, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        time.sleep(2)
-    tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
-
-
 @pytest.mark.airflow_e2e
 def test_two_minute_campaign_under_airflow_standalone(tmp_path):
-    port = free_port()
-    env = airflow_env(tmp_path, port)
+    env = airflow_env(tmp_path, free_port())
     # Start 100 s from now: standalone migrates its DB and starts four components first.
     calendar_file = compressed_campaign(env, "e2e-shandong", delay=100, span="2m")
     play_reports(env, calendar_file)
     calendar = read_calendar(calendar_file)
     log = tmp_path / "standalone.log"
-    base = f"http://localhost:{port}/api/v2"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            ["airflow", "standalone"], env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_for(lambda: httpx.get(f"{base}/monitor/health", timeout=5).status_code == 200, 240, "api-server", log)
+    with standalone(env, log) as root:
+        base = f"{root}/api/v2"
 
         def finished_run():
             response = httpx.get(f"{base}/dags/e2e-shandong/dagRuns", timeout=10)
@@ -224,10 +176,3 @@ def test_two_minute_campaign_under_airflow_standalone(tmp_path):
         }
         seed_runs = httpx.get(f"{base}/dags/2020-shandong/dagRuns", timeout=10).json()
         assert seed_runs["total_entries"] == 0
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)

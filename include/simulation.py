@@ -1,0 +1,224 @@
+"""`campaign simulate`: a whole compressed campaign on a real Airflow, with every unit played through
+the HTTP API, and a verdict against what was played.
+
+The play (fixed by a seed): most units report on time, some late; one never reports; one tries
+after the door has closed (HTTP 409); one tries with another unit's token (HTTP 403) before
+reporting with its own. After the run ends, the store's status, the gates in the Airflow grid and
+the HTTP answers must all agree with the play.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pendulum
+
+from include import paths
+from include.calendar import Calendar, read_calendar
+from include.calendar.compress import compress, to_yaml
+from include.instant_sensor import CalendarInstantSensor
+from include.local_airflow import airflow_env, free_port, get_json, standalone, wait_for
+from include.status import campaign_status
+from include.store.db import make_engine, upgrade
+from include.submissions import door_closes
+from include.timeutil import local_text
+from include.tokens import PROVINCE, issue_token
+
+STATE_WORDS = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    at: dt.datetime
+    unit: str  # the unit the report is for
+    milestone: str
+    token_of: str  # whose token is used
+    expect_http: int
+
+
+@dataclass(frozen=True)
+class Play:
+    attempts: list[Attempt]
+    expected: dict[tuple[str, str], str]  # (unit, milestone) -> on_time | late | missing
+    roles: dict[str, str]  # role -> unit code
+
+
+def make_play(calendar: Calendar, seed: int = 2020) -> Play:
+    """Who does what when, at realistic places between each phase's start and each door's closing."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible play, not a secret
+    units = [unit.code for unit in calendar.unit_list]
+    roles = {"never": units[-1], "after_closing": units[-2], "cross_token": units[1], "victim": units[2]}
+    milestones = [item for item in calendar.milestones if calendar.reporters_of(item)]
+    closing_target = max(
+        (item for item in milestones if door_closes(calendar, item) == calendar.system_close.at),
+        key=lambda item: item.due,
+        default=milestones[-1],
+    )
+    attempts: list[Attempt] = []
+    expected: dict[tuple[str, str], str] = {}
+    late_count = 0
+    for milestone in milestones:
+        phase = calendar.phase(milestone.phase)
+        door = door_closes(calendar, milestone)
+        for index, unit in enumerate(calendar.reporters_of(milestone)):
+            if unit == roles["never"]:
+                expected[(unit, milestone.id)] = "missing"
+                continue
+            if unit == roles["after_closing"] and milestone is closing_target:
+                attempts.append(Attempt(door + dt.timedelta(seconds=1.5), unit, milestone.id, unit, 409))
+                expected[(unit, milestone.id)] = "missing"
+                continue
+            can_be_late = (door - milestone.due).total_seconds() > 4
+            if can_be_late and (rng.random() < 0.2 or (late_count == 0 and index == 3)):
+                at = milestone.due + (door - milestone.due) * rng.uniform(0.15, 0.5)
+                expected[(unit, milestone.id)] = "late"
+                late_count += 1
+            else:
+                at = phase.starts + (milestone.due - phase.starts) * rng.uniform(0.45, 0.85)
+                expected[(unit, milestone.id)] = "on_time"
+            attempts.append(Attempt(at, unit, milestone.id, unit, 201))
+    first = milestones[0]
+    victim_at = next(item.at for item in attempts if (item.unit, item.milestone) == (roles["victim"], first.id))
+    attempts.append(Attempt(victim_at - dt.timedelta(seconds=1), roles["victim"], first.id, roles["cross_token"], 403))
+    return Play(sorted(attempts, key=lambda item: item.at), expected, roles)
+
+
+def simulate(
+    calendar_id: str,
+    span: dt.timedelta,
+    *,
+    seed: int = 2020,
+    startup: float = 100.0,
+    out: Callable[[str], None] = print,
+) -> bool:
+    """Run the play on a real Airflow; print the final status table and the verdict; True if it passed."""
+    source_file = paths.calendar_file(calendar_id)
+    if source_file is None:
+        raise FileNotFoundError(f"找不到日历“{calendar_id}”")
+    home = Path(tempfile.mkdtemp(prefix="campaign-simulate-"))
+    env = airflow_env(home, free_port())
+    start = pendulum.now("UTC").add(seconds=startup).replace(microsecond=0)
+    calendar = compress(read_calendar(source_file), start, span, f"sim-{calendar_id}")
+    calendar_path = Path(env["CAMPAIGN_HOME"]) / "campaigns" / f"{calendar.id}.yaml"
+    calendar_path.parent.mkdir(parents=True)
+    calendar_path.write_text(to_yaml(calendar), encoding="utf-8")
+    engine = make_engine(upgrade(f"sqlite:///{Path(env['CAMPAIGN_HOME']) / 'campaign.db'}"))
+    now = pendulum.now("UTC")
+    tokens = {unit.code: issue_token(engine, unit.code, now)[1] for unit in calendar.unit_list}
+    tokens[PROVINCE] = issue_token(engine, PROVINCE, now)[1]
+    play = make_play(calendar, seed)
+    names = {unit.code: unit.name for unit in calendar.unit_list}
+    out(
+        f"模拟战役 {calendar.id}：{local_text(calendar.starts)} 至 {local_text(calendar.ends, end=True)}（北京时间），"
+        f"{len(calendar.unit_list)} 个单位，{len(play.attempts)} 次报送；临时目录 {home}"
+    )
+    out(
+        f"角色：从不报送 {names[play.roles['never']]}，关闭后报送 {names[play.roles['after_closing']]}，"
+        f"冒用令牌 {names[play.roles['cross_token']]}→{names[play.roles['victim']]}"
+    )
+
+    problems: list[str] = []
+    with standalone(env, home / "standalone.log") as base:
+        for attempt in play.attempts:
+            time.sleep(max(0.0, (attempt.at - pendulum.now("UTC")).total_seconds()))
+            response = httpx.post(
+                f"{base}/campaign/api/reports",
+                headers={"Authorization": f"Bearer {tokens[attempt.token_of]}"},
+                data={"campaign": calendar.id, "unit": attempt.unit, "milestone": attempt.milestone},
+                files={
+                    "file": (
+                        f"{attempt.milestone}.pdf",
+                        f"{attempt.unit}/{attempt.milestone}".encode(),
+                        "application/pdf",
+                    )
+                },
+                timeout=30,
+            )
+            if response.status_code != attempt.expect_http:
+                problems.append(
+                    f"{names[attempt.unit]} {attempt.milestone}：HTTP {response.status_code}，"
+                    f"应为 {attempt.expect_http}（{response.text[:200]}）"
+                )
+        out(f"报送已全部发出，等待战役在 {local_text(calendar.ends, end=True)} 结束……")
+
+        def finished_run() -> dict | None:
+            runs = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns")["dag_runs"]
+            return next((run for run in runs if run["state"] in ("success", "failed")), None)
+
+        budget = (calendar.ends - pendulum.now("UTC")).total_seconds() + 300
+        run = wait_for(finished_run, budget, "战役运行结束", home / "standalone.log")
+        instances = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)[
+            "task_instances"
+        ]
+
+    status = campaign_status(engine, calendar, pendulum.now("UTC"))
+    engine.dispose()
+    problems += _check(calendar, play, status, instances, run["state"], names)
+    _print_table(calendar, play, status, out)
+    verdict = (
+        f"通过（{len(play.expected)} 项报送状态、{len(instances)} 个任务与模拟一致）" if not problems else "未通过"
+    )
+    out(f"模拟结果：{verdict}")
+    for problem in problems:
+        out(f"  - {problem}")
+    return not problems
+
+
+def _check(
+    calendar: Calendar, play: Play, status: dict, instances: list[dict], run_state: str, names: dict[str, str]
+) -> list[str]:
+    problems = []
+    actual = {(unit["unit"], item["id"]): item["state"] for unit in status["units"] for item in unit["milestones"]}
+    for key, state in play.expected.items():
+        if actual.get(key) != state:
+            problems.append(f"{names[key[0]]} {key[1]}：状态 {actual.get(key)}，应为 {state}")
+    by_name = {name: code for code, name in names.items()}
+    words = {"on_time": ("success", "按时"), "late": ("success", "逾期"), "missing": ("failed", "未报送")}
+    gates = [ti for ti in instances if ti["map_index"] >= 0 and ".gate_" in ti["task_id"]]
+    for ti in gates:
+        name, _, label = (ti["rendered_map_index"] or "").partition(" · ")
+        key = (by_name.get(name), ti["task_id"].split(".gate_")[1])
+        want = words[play.expected[key]] if key in play.expected else None
+        if want != (ti["state"], label):
+            problems.append(f"闸门 {ti['task_id']}[{ti['rendered_map_index']}]：{ti['state']}，应为 {want}")
+    if len(gates) != len(play.expected):
+        problems.append(f"闸门 {len(gates)} 个，应为 {len(play.expected)} 个")
+    from include.dag_factory import build_dag
+
+    instants = {
+        task.task_id: task._moment for task in build_dag(calendar).tasks if isinstance(task, CalendarInstantSensor)
+    }
+    for ti in instances:
+        if ti["task_id"] in instants:
+            if ti["state"] != "success" or pendulum.parse(ti["end_date"]) < instants[ti["task_id"]]:
+                problems.append(f"时点任务 {ti['task_id']}：{ti['state']}，结束于 {ti['end_date']}")
+    want_run = "failed" if "missing" in play.expected.values() else "success"
+    if run_state != want_run:
+        problems.append(f"战役运行状态 {run_state}，应为 {want_run}")
+    never = next(unit for unit in status["units"] if unit["unit"] == play.roles["never"])
+    if never["entry_window"] and never["entry_window"]["opened_at"] is not None:
+        problems.append(f"{never['name']}从未报送，录入窗口却曾开放")
+    return problems
+
+
+def _print_table(calendar: Calendar, play: Play, status: dict, out: Callable[[str], None]) -> None:
+    columns = [item["id"] for item in status["units"][0]["milestones"]]
+    out("单位".ljust(10) + "".join(column.ljust(22) for column in columns) + "录入窗口")
+    windows = {"not_open": "未开放", "open": "开放中", "closed": "已关闭"}
+    for unit in status["units"]:
+        cells = []
+        for item in unit["milestones"]:
+            word = STATE_WORDS[item["state"]]
+            if play.expected.get((unit["unit"], item["id"])) != item["state"]:
+                word += "≠预期"
+            cells.append(word.ljust(20))
+        window = unit["entry_window"]
+        opened = "曾开放" if window and window["opened_at"] else "未开放"
+        out(unit["name"].ljust(8, "　") + "".join(cells) + f"{windows[window['state']]}（{opened}）")
