@@ -30,6 +30,9 @@ from include.timeutil import local_text
 
 log = logging.getLogger(__name__)
 DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(seconds=30)}
+# A gate's second try re-reads the store at once: it covers a worker lost mid-check and Airflow 3.3's
+# race where a trigger that fires seconds after deferral meets the deferral's own executor event.
+GATE_RETRY = {"retries": 1, "retry_delay": dt.timedelta(seconds=5)}
 
 
 def _instant_task(
@@ -71,7 +74,7 @@ def milestone_tasks(calendar: Calendar, milestone: Milestone) -> tuple[CalendarI
         gives_up_at=door_closes(calendar, milestone),
         poll=poll_seconds(calendar.ends - calendar.starts),
         map_index_template=GATE_LABEL,
-        retries=0,
+        **GATE_RETRY,
         doc_md=f"各单位报送“{milestone.name}”：绿色为已报送（标注按时或逾期），紫色为等待中，红色为截至关闭仍未报送。",
     ).expand(unit=reporters)
     return due, [gate]
@@ -101,7 +104,7 @@ def approval_tasks(calendar: Calendar, window: EntryWindow) -> list[Any]:
             poll=poll_seconds(calendar.ends - calendar.starts),
             subject="批准开通数据录入功能？",
             map_index_template=GATE_LABEL,
-            retries=0,
+            **GATE_RETRY,
         ).expand(unit=calendar.reporters_of(application))
     ]
 
