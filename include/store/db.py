@@ -7,6 +7,7 @@ database (PostgreSQL in production).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,7 @@ def upgrade(url: str | None = None) -> str:
     """Bring the store to the latest migration; return the URL it migrated."""
     from alembic import command
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     url = url or database_url()
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
