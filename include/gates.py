@@ -193,8 +193,9 @@ class ProvinceApproval(ApprovalOperator):
         name = self.unit_names[self.unit]
         self.subject = f"批准{name}开通数据录入功能？"
         self.body = f"{name}已提交《数据录入申请书》。批准后其录入窗口立即开放，至窗口关闭时间为止。"
-        remaining = pendulum.parse(self.gives_up_at) - pendulum.now("UTC")
-        self.response_timeout = remaining if remaining.total_seconds() > 0 else dt.timedelta(seconds=1)
+        # A plain timedelta: Airflow's task messages cannot carry pendulum's Interval.
+        remaining = (pendulum.parse(self.gives_up_at) - pendulum.now("UTC")).total_seconds()
+        self.response_timeout = dt.timedelta(seconds=max(1.0, remaining))
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
