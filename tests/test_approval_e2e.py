@@ -71,7 +71,7 @@ def test_province_approves_cities_through_airflow_hitl(tmp_path):
             details = get_json(f"{run_api}/hitlDetails", limit=100)["hitl_details"]
             return details if len(details) == 10 else None
 
-        details = wait_for(asked, 240, "ten approval requests (吕梁 never applied)", tmp_path / "standalone.log")
+        details = wait_for(asked, 400, "ten approval requests (吕梁 never applied)", tmp_path / "standalone.log")
         assert {detail["subject"] for detail in details} >= {
             "批准太原市开通数据录入功能？",
             "批准大同市开通数据录入功能？",
@@ -89,9 +89,9 @@ def test_province_approves_cities_through_airflow_hitl(tmp_path):
         def decided():
             status = campaign_status(engine, calendar, pendulum.now("UTC"))
             states = {unit["unit"]: unit["entry_window"]["state"] for unit in status["units"]}
-            return states if states[TAIYUAN] == "open" else None
+            return states if sum(state == "open" for state in states.values()) == 9 else None
 
-        states = wait_for(decided, 120, "太原市's window to open")
+        states = wait_for(decided, 180, "the nine approved cities' windows to open")
         assert states[DATONG] == "not_open"  # rejected
         assert states[LVLIANG] == "not_open"  # never applied
         assert sorted(code for code, state in states.items() if state == "open") == sorted(
