@@ -19,7 +19,6 @@ from include.calendar import Calendar, CalendarError, read_calendar
 from include.status import campaign_status
 from include.store.db import make_engine
 from include.submissions import Actor, Refused, submit_report
-from include.timeutil import local_iso
 from include.tokens import Credential, verify_token
 
 Clock = Callable[[], dt.datetime]
@@ -90,18 +89,7 @@ def create_app(clock: Clock = _real_clock, database_url: str | None = None) -> F
             )
         except Refused as refused:
             raise _error(refused.http_status, refused.reason, refused.message) from None
-        body = {
-            "campaign": result.campaign,
-            "unit": result.unit,
-            "milestone": result.milestone,
-            "outcome": result.outcome,
-            "version": result.version,
-            "received_at": local_iso(result.received_at),
-            "late": result.late,
-            "on_behalf": result.on_behalf,
-            "file_sha256": result.file_sha256,
-            "windows_opened": list(result.windows_opened),
-        }
+        body = result.as_json()
         return JSONResponse(body, status_code=200 if result.outcome == "duplicate" else 201)
 
     @app.get("/api/campaigns/{campaign}/status")

@@ -164,20 +164,7 @@ def cmd_report_submit(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if args.json:
-        _print_json(
-            {
-                "campaign": result.campaign,
-                "unit": result.unit,
-                "milestone": result.milestone,
-                "outcome": result.outcome,
-                "version": result.version,
-                "received_at": local_iso(result.received_at),
-                "late": result.late,
-                "on_behalf": result.on_behalf,
-                "file_sha256": result.file_sha256,
-                "windows_opened": list(result.windows_opened),
-            }
-        )
+        _print_json(result.as_json())
     else:
         words = {"on_time": "按时收到", "late": "已收到（逾期）", "duplicate": "与已收到的版本相同，未新增版本"}
         print(f"{result.unit} {result.milestone}：{words[result.outcome]}，第 {result.version} 版")

@@ -25,7 +25,7 @@ from include.calendar.model import Calendar, Milestone
 from include.paths import campaign_home
 from include.store.db import session_scope
 from include.store.models import Report
-from include.timeutil import local_text
+from include.timeutil import local_iso, local_text
 from include.windows import try_open
 
 MAX_REPORT_BYTES = int(os.environ.get("CAMPAIGN_MAX_REPORT_BYTES", str(50 * 1024 * 1024)))
@@ -77,6 +77,21 @@ class Submission:
     on_behalf: bool
     file_sha256: str | None
     windows_opened: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        """What the CLI (``--json``) and the HTTP API answer: instants in local time."""
+        return {
+            "campaign": self.campaign,
+            "unit": self.unit,
+            "milestone": self.milestone,
+            "outcome": self.outcome,
+            "version": self.version,
+            "received_at": local_iso(self.received_at),
+            "late": self.late,
+            "on_behalf": self.on_behalf,
+            "file_sha256": self.file_sha256,
+            "windows_opened": list(self.windows_opened),
+        }
 
 
 def door_closes(calendar: Calendar, milestone: Milestone) -> dt.datetime:
