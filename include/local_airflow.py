@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from include.airflow_sqlite import ENV as SQLITE_ENV
+from include.airflow_sqlite import use_wal
 from include.paths import PROJECT_ROOT
 
 T = TypeVar("T")
@@ -43,6 +45,7 @@ def airflow_env(home: Path, port: int = 8080) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        **SQLITE_ENV,
     }
     return env
 
@@ -66,6 +69,8 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, log: Path
 def standalone(env: dict[str, str], log: Path, startup_timeout: float = 240) -> Iterator[str]:
     """Run ``airflow standalone`` with ``env``; yield the REST API base URL once it answers."""
     base = f"http://localhost:{env['AIRFLOW__API__PORT']}"
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    use_wal(env["AIRFLOW_HOME"])
     with log.open("wb") as sink:
         process = subprocess.Popen(
             ["airflow", "standalone"], env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
