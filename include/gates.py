@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,15 +23,18 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 GATE_LABEL = "{{ gate_label | default(task.unit_names[task.unit]) }}"
 
 
-def _received_at(database_url: str, campaign: str, unit: str, milestone: str, at: dt.datetime) -> dt.datetime | None:
+@functools.cache
+def _engine(database_url: str) -> Any:
+    """One engine per store and process: a triggerer polls for many gates every few seconds."""
     from include.store.db import make_engine
+
+    return make_engine(database_url)
+
+
+def _received_at(database_url: str, campaign: str, unit: str, milestone: str, at: dt.datetime) -> dt.datetime | None:
     from include.submissions import first_received
 
-    engine = make_engine(database_url)
-    try:
-        received = first_received(engine, campaign, unit, milestone)
-    finally:
-        engine.dispose()
+    received = first_received(_engine(database_url), campaign, unit, milestone)
     return received if received is not None and received <= at else None
 
 

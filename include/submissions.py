@@ -312,17 +312,6 @@ def submit_report(
     raise RuntimeError("并发报送冲突，请稍后重试")
 
 
-def reports_of(engine: Engine, calendar_id: str, unit: str, milestone: str) -> list[Report]:
-    with session_scope(engine) as session:
-        return list(
-            session.scalars(
-                select(Report)
-                .where(Report.campaign_id == calendar_id, Report.unit == unit, Report.milestone == milestone)
-                .order_by(Report.version)
-            )
-        )
-
-
 def first_received(engine: Engine, calendar_id: str, unit: str, milestone: str) -> dt.datetime | None:
     """When the unit's first version of the report came in (what counts for on time or late)."""
     with session_scope(engine) as session:

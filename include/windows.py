@@ -37,6 +37,14 @@ def _requirements_met(session: Session, calendar: Calendar, window: EntryWindow,
     return True
 
 
+def _state_row(session: Session, calendar: Calendar, window: EntryWindow, unit: str) -> WindowState | None:
+    return session.scalar(
+        select(WindowState).where(
+            WindowState.campaign_id == calendar.id, WindowState.window == window.id, WindowState.unit == unit
+        )
+    )
+
+
 def try_open(session: Session, calendar: Calendar, window: EntryWindow, unit: str, at: dt.datetime, actor: str) -> bool:
     """Open the unit's window if everything it needs is in; True if this call opened it.
 
@@ -44,12 +52,9 @@ def try_open(session: Session, calendar: Calendar, window: EntryWindow, unit: st
     """
     if at >= window.closes:
         return False
-    existing = session.scalar(
-        select(WindowState).where(
-            WindowState.campaign_id == calendar.id, WindowState.window == window.id, WindowState.unit == unit
-        )
-    )
-    if existing is not None or not _requirements_met(session, calendar, window, unit):
+    if _state_row(session, calendar, window, unit) is not None:
+        return False
+    if not _requirements_met(session, calendar, window, unit):
         return False
     opened_at = max(at, window.opens)
     session.add(WindowState(campaign_id=calendar.id, window=window.id, unit=unit, opened_at=opened_at))
@@ -67,14 +72,14 @@ def try_open(session: Session, calendar: Calendar, window: EntryWindow, unit: st
 
 def open_ready_windows(engine: Engine, calendar: Calendar, window_id: str, at: dt.datetime, actor: str) -> list[str]:
     """Open the window for every unit that qualifies (all of them where nothing is required)."""
-    window = next(item for item in calendar.entry_windows if item.id == window_id)
+    window = calendar.window(window_id)
     with session_scope(engine) as session:
         return [unit.code for unit in calendar.unit_list if try_open(session, calendar, window, unit.code, at, actor)]
 
 
 def close_windows(engine: Engine, calendar: Calendar, window_id: str, at: dt.datetime, actor: str) -> list[str]:
     """Close the window for every unit at its closing instant; returns the units closed by this call."""
-    window = next(item for item in calendar.entry_windows if item.id == window_id)
+    window = calendar.window(window_id)
     closed = []
     with session_scope(engine) as session:
         rows = session.scalars(
@@ -103,7 +108,7 @@ def record_approval(
     engine: Engine, calendar: Calendar, window_id: str, unit: str, *, approved: bool, by: str, at: dt.datetime
 ) -> bool:
     """Record the province's decision on a unit's application; True if the window opened now."""
-    window = next(item for item in calendar.entry_windows if item.id == window_id)
+    window = calendar.window(window_id)
     with session_scope(engine) as session:
         decided = session.scalar(
             select(Approval).where(
@@ -143,11 +148,7 @@ class WindowView:
 
 def window_view(session: Session, calendar: Calendar, window: EntryWindow, unit: str, at: dt.datetime) -> WindowView:
     """The unit's window as it stood at ``at`` (a window that needs nothing opens at its instant)."""
-    row = session.scalar(
-        select(WindowState).where(
-            WindowState.campaign_id == calendar.id, WindowState.window == window.id, WindowState.unit == unit
-        )
-    )
+    row = _state_row(session, calendar, window, unit)
     opened_at = row.opened_at if row is not None else None
     if opened_at is None and not window.requires and not window.approval:
         opened_at = window.opens
@@ -158,6 +159,6 @@ def window_view(session: Session, calendar: Calendar, window: EntryWindow, unit:
 
 
 def is_open(engine: Engine, calendar: Calendar, window_id: str, unit: str, at: dt.datetime) -> bool:
-    window = next(item for item in calendar.entry_windows if item.id == window_id)
+    window = calendar.window(window_id)
     with session_scope(engine) as session:
         return window_view(session, calendar, window, unit, at).state == "open"

@@ -187,6 +187,9 @@ class Calendar(_Frozen):
     def phase(self, phase_id: str) -> Phase | None:
         return next((phase for phase in self.phases if phase.id == phase_id), None)
 
+    def window(self, window_id: str) -> EntryWindow:
+        return next(window for window in self.entry_windows if window.id == window_id)
+
     def reporters_of(self, milestone: Milestone) -> list[str]:
         if milestone.reporters == "all":
             return [unit.code for unit in self.unit_list]
