@@ -1,7 +1,8 @@
 """The ``campaign`` command.
 
 Exit codes: 0 done; 1 the input is invalid (a calendar with problems); 2 a usage error (unknown
-calendar, unreadable instant). Messages are Chinese; identifiers and JSON keys are English.
+calendar, unreadable instant) or a file refused as a whole; 3 the door or entry window is closed.
+Messages are Chinese; identifiers and JSON keys are English.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 import pendulum
 
@@ -25,6 +27,7 @@ from include.timeutil import TimeFormatError, local_iso, parse_duration, parse_i
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+EXIT_CLOSED = 3  # the door or the entry window is closed at the instant
 DEMO_SOURCE = "2020-shandong"
 DEMO_ID = "demo-2020-shandong"
 
@@ -238,6 +241,99 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forms_list(args: argparse.Namespace) -> int:
+    from include.forms.spec import all_forms
+
+    forms = all_forms()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "id": form.id,
+                    "version": form.version,
+                    "name": form.name,
+                    "attachment": form.attachment,
+                    "seed": form.seed,
+                    "sheets": [{"id": s.id, "name": s.name, "columns": len(form.fields_of(s.id))} for s in form.sheets],
+                }
+                for form in forms.values()
+            ]
+        )
+        return 0
+    for form in forms.values():
+        sheets = "、".join(f"{s.name}（{len(form.fields_of(s.id))} 列）" for s in form.sheets)
+        print(f"{form.id}  {form.title}  第{form.version}版  {sheets}")
+    return 0
+
+
+def cmd_forms_template(args: argparse.Namespace) -> int:
+    from include.forms.spec import get_form
+    from include.forms.template import write_template
+
+    calendar = _load(args.campaign)
+    if args.form not in calendar.forms:
+        raise UsageError(f"{calendar.name}不使用表“{args.form}”（可用：{'、'.join(calendar.forms) or '无'}）")
+    form = get_form(args.form)
+    out = write_template(form, Path(args.out), campaign_id=calendar.id, campaign_name=calendar.name)
+    print(f"已写出模板「{form.title}」第{form.version}版 → {out}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import getpass
+
+    from include.forms.workbook import Refused
+    from include.ingest import WindowClosed, ingest
+
+    calendar = _load(args.campaign)
+    units = {unit.code: unit.name for unit in calendar.unit_list}
+    if args.unit not in units:
+        raise UsageError(f"--unit：{calendar.name}没有单位“{args.unit}”")
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"找不到文件“{args.file}”")
+    at = _now(args.at)
+    engine = _engine()
+    try:
+        result = ingest(engine, calendar, path, args.unit, at, actor=f"cli:{getpass.getuser()}")
+    except (Refused, WindowClosed) as refused:
+        reason = refused.reason if isinstance(refused, Refused) else "window_closed"
+        errors = getattr(refused, "errors", [])
+        if args.json:
+            _print_json(
+                {
+                    "file": path.name,
+                    "unit": args.unit,
+                    "refused": reason,
+                    "message": refused.message,
+                    "accepted_rows": 0,
+                    "rejected_rows": [error.as_json() for error in errors],
+                }
+            )
+        else:
+            print(f"拒收：{refused.message}", file=sys.stderr)
+            _print_row_errors(errors, sys.stderr)
+        return EXIT_CLOSED if isinstance(refused, WindowClosed) else EXIT_USAGE
+    finally:
+        engine.dispose()
+    if args.json:
+        _print_json(result.as_json())
+        return 0
+    sheets = "，".join(f"{name} {count} 行" for name, count in result.rows_by_sheet.items())
+    state = "已保存（替换本单位此表的上一次上传）" if result.status == "stored" else "与在用数据相同，未改变"
+    print(f"{units[args.unit]} {result.form}：{state}；接收 {sheets}；问题 {len(result.rejected_rows)} 处")
+    _print_row_errors(result.rejected_rows, sys.stdout)
+    return 0
+
+
+def _print_row_errors(errors: list, stream: TextIO, limit: int = 50) -> None:
+    for error in errors[:limit]:
+        value = "（空）" if error.value is None else f"（填的是：{error.value}）"
+        print(f"  {error.sheet} {error.cell}  {error.message}{value}", file=stream)
+    if len(errors) > limit:
+        print(f"  ……另有 {len(errors) - limit} 处，用 --json 查看全部", file=stream)
+
+
 def _masked_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -308,6 +404,25 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=2020, help="模拟报送的随机种子")
     simulate.add_argument("--startup", type=float, default=100.0, help="Airflow 启动预留秒数（默认 100）")
     simulate.set_defaults(handler=cmd_simulate)
+
+    forms = commands.add_parser("forms", help="采集表：清单与批量填报模板")
+    form_commands = forms.add_subparsers(dest="forms_command", required=True)
+    forms_list = form_commands.add_parser("list", help="列出所有采集表")
+    forms_list.add_argument("--json", action="store_true")
+    forms_list.set_defaults(handler=cmd_forms_list)
+    template = form_commands.add_parser("template", help="写出一张表的批量填报模板（.xlsx）")
+    template.add_argument("form", help="表编号，如 2020-1")
+    template.add_argument("--campaign", required=True)
+    template.add_argument("--out", required=True)
+    template.set_defaults(handler=cmd_forms_template)
+
+    ingest = commands.add_parser("ingest", help="读入单位填好的工作簿（逐行检查，整体替换上一次上传）")
+    ingest.add_argument("file")
+    ingest.add_argument("--campaign", required=True)
+    ingest.add_argument("--unit", required=True)
+    ingest.add_argument("--at", help="上传时刻（ISO-8601，带时区）；缺省为当前时间")
+    ingest.add_argument("--json", action="store_true")
+    ingest.set_defaults(handler=cmd_ingest)
 
     db = commands.add_parser("db", help="战役状态库")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="子命令")

@@ -247,6 +247,14 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
     if calendar.phases and calendar.system_close.at <= min(phase.starts for phase in calendar.phases):
         problems.append(Problem("system_close.at", "系统关闭时间不晚于第一个阶段的开始时间"))
 
+    if calendar.forms:
+        from include.forms.spec import all_forms
+
+        known_forms = all_forms()
+        for position, form_id in enumerate(calendar.forms):
+            if form_id not in known_forms:
+                problems.append(Problem(f"forms[{position}]", f"未知表“{form_id}”（已有：{'、'.join(known_forms)}）"))
+
     if calendar.income_period is not None:
         ordered("income_period.ends", calendar.income_period.starts, calendar.income_period.ends)
     return problems

@@ -172,6 +172,7 @@ class Calendar(_Frozen):
     income_period: Period | None = None
     status_date: StatusDate | None = None
     thresholds: dict[str, Threshold] = {}
+    forms: tuple[str, ...] = ()  # the collection forms the units fill in (include/forms/specs)
     compressed_from: CompressedFrom | None = None
 
     _unit_list: tuple[Unit, ...] = PrivateAttr(default=())

@@ -1,0 +1,298 @@
+"""Open an uploaded workbook safely and read its sheets as text columns.
+
+Before any cell is read, the file is checked as a whole; a workbook that fails a check is refused with
+one Chinese message (``Refused``) and nothing is stored:
+
+- size over the limit, not a zip, an old .xls, a password-protected file, a zip that is not xlsx;
+- a zip bomb (declared or actual size over the limit, or an extreme compression ratio);
+- an XML part with a DTD (entity bombs);
+- a workbook without this project's template marker, another form's or an old version's template;
+- per data sheet: formulas, merged cells over data, more than 1,048,576 rows, ID or account
+  numbers that Excel stored as numbers (their last digits are lost).
+
+Cells are then read with fastexcel (calamine, in Rust; chosen by ``bench/ingest.py``) as strings,
+every sheet in its own thread: fastexcel releases the GIL, so the sheets load in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import fastexcel
+import polars as pl
+from defusedxml import ElementTree
+
+from include.forms.spec import FieldSpec, FormSpec, all_forms
+from include.forms.template import MARKER_SHEET, MAX_ROW
+
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ZIP_MAGIC = b"PK\x03\x04"
+ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
+MAX_RATIO = 200  # our own 100,000-row sheets compress about 15:1; zip bombs 1000:1 and more
+RATIO_FLOOR_BYTES = 1 << 20  # small parts may compress well; judge the ratio above 1 MiB
+NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+# A number Excel stored in place of an ID: 16+ digits, or 1.2E+15 and up (its last digits are lost).
+BIG_NUMBER = re.compile(rb"<v>(\d{16,}(?:\.\d*)?|\d(?:\.\d+)?E\+(?:1[5-9]|[2-9]\d))</v>")
+FORMULA = re.compile(rb"<(?:\w+:)?f[ >/]")
+CELL_REF = re.compile(rb'<(?:\w+:)?c r="([A-Z]+)(\d+)"')
+MERGE = re.compile(rb'<(?:\w+:)?mergeCell ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
+LAST_ROW = re.compile(rb'<(?:\w+:)?row r="(\d+)"')
+
+
+def max_upload_bytes() -> int:
+    return int(os.environ.get("CAMPAIGN_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024)))
+
+
+def max_unpacked_bytes() -> int:
+    return int(os.environ.get("CAMPAIGN_MAX_UNPACKED_BYTES", str(2 * 1024 * 1024 * 1024)))
+
+
+class Refused(Exception):
+    """The file is refused as a whole; ``reason`` is a stable English id, the message Chinese."""
+
+    def __init__(self, reason: str, message: str, errors: list | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.errors = errors or []  # row problems, when every row was rejected
+
+
+@dataclass
+class Workbook:
+    path: Path
+    form: FormSpec
+    campaign: str  # the campaign the template was written for
+    sheets: dict[str, pl.DataFrame] = field(default_factory=dict)  # by sheet id, all columns text
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def _sniff(path: Path) -> None:
+    size = path.stat().st_size
+    limit = max_upload_bytes()
+    if size > limit:
+        raise Refused("too_large", f"文件 {_mb(size)}，超过上传上限 {_mb(limit)}。请按乡镇或村拆分后分别上传。")
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if head == OLE_MAGIC:
+            body = fh.read(min(size, 64 * 1024 * 1024))
+            if ENCRYPTED_STREAM in body:
+                raise Refused(
+                    "encrypted",
+                    "文件设置了打开密码，系统无法读取。请在 Excel 中取消密码（文件→信息→保护工作簿）后重新上传。",
+                )
+            raise Refused(
+                "xls",
+                "这是旧版 Excel（.xls）文件。请用本系统下载的 .xlsx 模板填写，或在 Excel 中“另存为 .xlsx”后重新上传。",
+            )
+    if head[:4] != ZIP_MAGIC:
+        raise Refused("not_zip", "文件不是 Excel 工作簿（.xlsx）。请上传用本系统模板填写的 .xlsx 文件。")
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise Refused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。") from exc
+    names = set(archive.namelist())
+    if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
+        kind = "Word 文档" if "word/document.xml" in names else "压缩包"
+        raise Refused("not_xlsx", f"文件是{kind}，不是 Excel 工作簿。请上传用本系统模板填写的 .xlsx 文件。")
+    total = 0
+    limit = max_unpacked_bytes()
+    for info in archive.infolist():
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_FLOOR_BYTES and ratio > MAX_RATIO:
+            raise Refused("zip_bomb", f"文件中的 {info.filename} 压缩比异常（{ratio:.0f}:1），疑似恶意文件，已拒收。")
+    if total > limit:
+        raise Refused("zip_bomb", f"文件解压后 {_mb(total)}，超过上限 {_mb(limit)}，疑似恶意文件，已拒收。")
+    return archive
+
+
+def _read_part(archive: zipfile.ZipFile, name: str) -> bytes:
+    """A part's bytes, never more than its declared size (a lying header is a zip bomb)."""
+    info = archive.getinfo(name)
+    with archive.open(info) as fh:
+        data = fh.read(info.file_size + 1)
+    if len(data) > info.file_size:
+        raise Refused("zip_bomb", f"文件中的 {name} 实际大小超过声明，疑似恶意文件，已拒收。")
+    if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data[:4096]:
+        raise Refused("xml_entities", "文件含有 XML 实体声明（DTD），疑似恶意文件，已拒收。请用本系统模板重新填写。")
+    return data
+
+
+def _sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name → the part that holds it (xl/worksheets/sheetN.xml)."""
+    for name in archive.namelist():
+        if name.endswith((".xml", ".rels")) and not name.startswith("xl/worksheets/"):
+            _read_part(archive, name)
+    workbook = ElementTree.fromstring(_read_part(archive, "xl/workbook.xml"))
+    rels = ElementTree.fromstring(_read_part(archive, "xl/_rels/workbook.xml.rels"))
+    targets = {rel.get("Id"): rel.get("Target", "") for rel in rels}
+    parts = {}
+    for sheet in workbook.iterfind("m:sheets/m:sheet", NS):
+        target = targets.get(sheet.get(REL_NS), "")
+        part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
+        parts[sheet.get("name", "")] = part
+    return parts
+
+
+def _marker(reader: fastexcel.ExcelReader, names: Iterable[str]) -> dict[str, str]:
+    if MARKER_SHEET not in names:
+        raise Refused(
+            "no_marker",
+            "这不是本系统下发的模板（缺少模板标识）。请用“campaign forms template”下载模板，把数据粘贴进去后上传。",
+        )
+    frame = reader.load_sheet(MARKER_SHEET, header_row=None, dtypes="string").to_polars()
+    return {str(row[0]): str(row[1]) for row in frame.iter_rows() if row[0] is not None}
+
+
+def _form_of(marker: dict[str, str], allowed: Iterable[str]) -> FormSpec:
+    forms = all_forms()
+    form = forms.get(marker.get("form", ""))
+    if form is None:
+        raise Refused("no_marker", "模板标识无法识别。请用“campaign forms template”重新下载模板。")
+    allowed = list(allowed)
+    if form.id not in allowed:
+        names = "、".join(f"{forms[f].title}（{f}）" for f in allowed) or "无"
+        raise Refused(
+            "wrong_form", f"这是「{form.title}」（{form.id}）的模板，本次工作使用的表是：{names}。请换用对应的模板。"
+        )
+    version = marker.get("version", "")
+    if version != str(form.version):
+        raise Refused(
+            "old_version",
+            f"模板是第{version}版，现行是第{form.version}版（列有变动）。"
+            f"请下载新模板，把数据按列标题粘贴过去后重新上传。",
+        )
+    return form
+
+
+def _header_key(text: object) -> str:
+    return re.sub(r"\s+", "", str(text or "")).replace("（", "(").replace("）", ")")
+
+
+def _check_columns(form: FormSpec, sheet_name: str, fields: tuple[FieldSpec, ...], columns: list[str]) -> None:
+    expected = {_header_key(f.header): f.header for f in fields}
+    found = {_header_key(c): c for c in columns if not str(c).startswith("__UNNAMED__")}
+    missing = [header for key, header in expected.items() if key not in found]
+    unknown = [column for key, column in found.items() if key not in expected]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("缺少列：" + "、".join(missing))
+        if unknown:
+            parts.append("无法识别的列：" + "、".join(unknown) + "（是否改了列标题？）")
+        raise Refused(
+            "columns",
+            f"工作表「{sheet_name}」的列与模板不符：{'；'.join(parts)}。请不要修改模板的列标题，按原样恢复后重新上传。",
+        )
+
+
+def _column_index(letters: str) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def _cell_before(data: bytes, pos: int) -> str:
+    start = data.rfind(b"<c ", 0, pos)
+    if start < 0:
+        start = data.rfind(b":c ", 0, pos)
+    found = CELL_REF.search(data, max(start - 3, 0), pos)
+    return (found.group(1) + found.group(2)).decode() if found else "?"
+
+
+def _scan_sheet(archive: zipfile.ZipFile, part: str, sheet_name: str, fields: tuple[FieldSpec, ...]) -> None:
+    data = _read_part(archive, part)
+    rows = LAST_ROW.findall(data[-65536:]) or LAST_ROW.findall(data)
+    if rows and int(rows[-1]) > MAX_ROW:
+        raise Refused(
+            "too_many_rows",
+            f"工作表「{sheet_name}」超过 Excel 的 {MAX_ROW:,} 行上限，文件已损坏或不是 Excel 保存的。"
+            "请拆分后重新上传。",
+        )
+    formula = FORMULA.search(data)
+    if formula:
+        cell = _cell_before(data, formula.start())
+        raise Refused(
+            "formula",
+            f"工作表「{sheet_name}」的 {cell} 单元格含有公式。"
+            "请选中数据“复制”，再“选择性粘贴→数值”去掉公式后重新上传。",
+        )
+    tail = data[data.rfind(b"</sheetData>") :] if b"</sheetData>" in data else b""
+    for merge in MERGE.finditer(tail):
+        last_row = int(merge.group(4) or merge.group(2))
+        if last_row >= 2:
+            ref = merge.group(0).split(b'"')[1].decode()
+            raise Refused(
+                "merged", f"工作表「{sheet_name}」的 {ref} 是合并单元格。请取消合并，每行填写完整后重新上传。"
+            )
+    big = BIG_NUMBER.search(data)
+    while big:
+        cell = _cell_before(data, big.start())
+        column = _column_index("".join(ch for ch in cell if ch.isalpha())) if cell != "?" else 0
+        if 1 <= column <= len(fields) and fields[column - 1].type in ("id_number", "account"):
+            target = fields[column - 1]
+            raise Refused(
+                "number_id",
+                f"工作表「{sheet_name}」的 {cell} 单元格（{target.header}）被 Excel 存成了数字"
+                f"（显示为 {_sci(big.group(1))}），号码的后几位已经丢失。请把该列设为“文本”格式，"
+                "重新输入或粘贴号码后上传。",
+            )
+        big = BIG_NUMBER.search(data, big.end())
+
+
+def _sci(raw: bytes) -> str:
+    try:
+        return f"{float(raw):.5E}".replace("E+", "E+")
+    except ValueError:
+        return raw.decode()
+
+
+def _sheet_job(
+    archive_path: Path, form: FormSpec, sheet_name: str, part: str, fields: tuple[FieldSpec, ...]
+) -> pl.DataFrame:
+    """Check one sheet's XML, then read its cells (the size check comes first: no bomb reaches calamine).
+
+    Each thread opens its own reader: a fastexcel reader cannot be shared between threads.
+    """
+    with zipfile.ZipFile(archive_path) as archive:
+        _scan_sheet(archive, part, sheet_name, fields)
+    frame = fastexcel.read_excel(archive_path).load_sheet(sheet_name, dtypes="string").to_polars()
+    _check_columns(form, sheet_name, fields, frame.columns)
+    return frame
+
+
+def read_workbook(path: Path, allowed_forms: Iterable[str]) -> Workbook:
+    """Check the file as a whole and read every data sheet of its form; raise ``Refused`` if it fails."""
+    _sniff(path)
+    with _open_zip(path) as archive:
+        parts = _sheet_parts(archive)
+    try:
+        reader = fastexcel.read_excel(path)
+    except Exception as exc:  # fastexcel raises its own exception types for unreadable files
+        raise Refused("bad_zip", "文件已损坏，无法读取。请在 Excel 中重新保存为 .xlsx 后上传。") from exc
+    marker = _marker(reader, parts)
+    form = _form_of(marker, allowed_forms)
+    for sheet in form.sheets:
+        if sheet.name not in parts:
+            raise Refused("columns", f"工作簿中缺少工作表「{sheet.name}」。请不要删除或重命名模板的工作表。")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = {
+            sheet.id: pool.submit(_sheet_job, path, form, sheet.name, parts[sheet.name], form.fields_of(sheet.id))
+            for sheet in form.sheets
+        }
+        frames = {sheet_id: job.result() for sheet_id, job in jobs.items()}
+    return Workbook(path=path, form=form, campaign=marker.get("campaign", ""), sheets=frames)

@@ -1,0 +1,151 @@
+"""Ingestion: a unit's filled-in workbook into the records store, while its entry window is open.
+
+The steps, each of which can stop the upload with nothing stored:
+1. the unit's entry window must be open at ``at`` (``WindowClosed``);
+2. the file as a whole must pass (include/forms/workbook.py: ``Refused``);
+3. rows are checked (include/forms/check.py); rejected rows are reported, the others stored;
+   a file with no acceptable row at all is refused, so that it cannot wipe the data in force;
+4. the accepted rows replace the unit's earlier upload of the same form atomically (include/records.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import Engine
+
+from include import records
+from include.audit import audit
+from include.calendar import Calendar
+from include.forms.check import RowError, check_workbook
+from include.forms.workbook import Refused, read_workbook
+from include.store.db import session_scope
+from include.timeutil import local_text
+from include.windows import is_open
+
+
+class WindowClosed(Exception):
+    """The unit's entry window is not open at the upload instant."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class IngestResult:
+    file: str
+    form: str
+    unit: str
+    status: str  # stored | unchanged
+    version: str
+    accepted_rows: int
+    rows_by_sheet: dict[str, int]
+    rejected_rows: list[RowError] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "form": self.form,
+            "unit": self.unit,
+            "status": self.status,
+            "version": self.version,
+            "accepted_rows": self.accepted_rows,
+            "accepted_by_sheet": self.rows_by_sheet,
+            "rejected_rows": [error.as_json() for error in self.rejected_rows],
+        }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def open_window(engine: Engine, calendar: Calendar, unit: str, at: dt.datetime) -> str | None:
+    """The id of an entry window open for the unit at ``at``, or None."""
+    for window in calendar.entry_windows:
+        if is_open(engine, calendar, window.id, unit, at):
+            return window.id
+    return None
+
+
+def _closed_message(calendar: Calendar, unit_name: str, at: dt.datetime) -> str:
+    windows = "；".join(
+        f"{w.name} {local_text(w.opens)} 至 {local_text(w.closes, end=True)}" for w in calendar.entry_windows
+    )
+    return (
+        f"{unit_name}的录入窗口在 {local_text(at)} 未开放（{windows or '本工作没有录入窗口'}）。"
+        "窗口需在报送所需材料（及审批）后才开放；请在窗口开放期间上传，或联系上级扶贫部门。"
+    )
+
+
+def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.datetime, actor: str) -> IngestResult:
+    """Read, check and store ``path`` as ``unit``'s data; raise ``WindowClosed`` or ``Refused``."""
+    names = {u.code: u.name for u in calendar.unit_list}
+    if open_window(engine, calendar, unit, at) is None:
+        message = _closed_message(calendar, names.get(unit, unit), at)
+        _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{message}")
+        raise WindowClosed(message)
+    try:
+        workbook = read_workbook(path, calendar.forms)
+        checked = check_workbook(workbook)
+        if checked.accepted_rows == 0:
+            if sum(checked.rows.values()) == 0:
+                raise Refused("empty", "文件中没有填写任何数据行。请在模板的数据表中逐行填写后上传。")
+            raise Refused(
+                "all_rejected",
+                f"文件中 {len(checked.errors)} 处问题，没有一行通过检查，未保存，原有数据保持不变。"
+                "请按问题清单改正后重新上传。",
+                checked.errors,
+            )
+    except Refused as refused:
+        _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{refused.message}")
+        raise
+    form = workbook.form
+    sha = file_sha256(path)
+    version = f"{sha[:20]}-v{form.version}"
+    tables = {sheet_id: table.with_columns(pl.lit(unit).alias("unit")) for sheet_id, table in checked.tables.items()}
+    rows_by_sheet = {form.sheet(sheet_id).name: table.height for sheet_id, table in tables.items()}
+    meta = {
+        "file": path.name,
+        "sha256": sha,
+        "form": form.id,
+        "form_version": form.version,
+        "unit": unit,
+        "at": at.isoformat(),
+        "actor": actor,
+        "accepted_by_sheet": rows_by_sheet,
+        "rejected": len(checked.errors),
+    }
+    stored = records.replace(calendar.id, form.id, unit, version, tables, meta)
+    result = IngestResult(
+        file=path.name,
+        form=form.id,
+        unit=unit,
+        status="stored" if stored.changed else "unchanged",
+        version=version,
+        accepted_rows=checked.accepted_rows,
+        rows_by_sheet=rows_by_sheet,
+        rejected_rows=checked.errors,
+    )
+    detail = (
+        f"{path.name}（{form.id}，sha256 {sha[:12]}）："
+        f"{'已保存' if stored.changed else '与在用数据相同，未改变'}，"
+        f"接收 {result.accepted_rows} 行，问题 {len(checked.errors)} 处"
+    )
+    _audit(engine, calendar, unit, at, actor, "ingest", detail)
+    return result
+
+
+def _audit(
+    engine: Engine, calendar: Calendar, unit: str, at: dt.datetime, actor: str, action: str, detail: str
+) -> None:
+    with session_scope(engine) as session:
+        audit(session, at=at, action=action, actor=actor, detail=detail[:1000], campaign_id=calendar.id, unit=unit)
