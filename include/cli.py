@@ -334,6 +334,41 @@ def _print_row_errors(errors: list, stream: TextIO, limit: int = 50) -> None:
         print(f"  ……另有 {len(errors) - limit} 处，用 --json 查看全部", file=stream)
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from include.forms.spec import get_form
+    from include.synth import synthesize
+
+    calendar = _load(args.campaign)
+    if args.households < 1:
+        raise UsageError("--households 至少为 1")
+    if not 0 <= args.defect_rate <= 1:
+        raise UsageError("--defect-rate 应在 0 到 1 之间")
+    form = None
+    if args.form:
+        if args.form not in calendar.forms:
+            raise UsageError(f"{calendar.name}不使用表“{args.form}”（可用：{'、'.join(calendar.forms)}）")
+        form = get_form(args.form)
+    units = args.units.split(",") if args.units else None
+    known = {unit.code for unit in calendar.unit_list}
+    for unit in units or []:
+        if unit not in known:
+            raise UsageError(f"--units：{calendar.name}没有单位“{unit}”")
+    truth = synthesize(
+        calendar,
+        Path(args.out),
+        households=args.households,
+        defect_rate=args.defect_rate,
+        seed=args.seed,
+        form=form,
+        units=units,
+        progress=print,
+    )
+    print(
+        f"共 {len(truth['files'])} 个工作簿，注入缺陷 {len(truth['defects'])} 处 → {Path(args.out) / 'ground_truth.json'}"
+    )
+    return 0
+
+
 def _masked_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -423,6 +458,16 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--at", help="上传时刻（ISO-8601，带时区）；缺省为当前时间")
     ingest.add_argument("--json", action="store_true")
     ingest.set_defaults(handler=cmd_ingest)
+
+    synth = commands.add_parser("synth", help="生成各单位的模拟填报工作簿（含已知缺陷与标准答案）")
+    synth.add_argument("--campaign", required=True)
+    synth.add_argument("--households", type=int, required=True, help="总户数，平均分到各单位")
+    synth.add_argument("--defect-rate", type=float, default=0.0, help="每户注入一个缺陷的概率（0–1）")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--form", help="表编号；缺省为本工作含家庭成员的户表")
+    synth.add_argument("--units", help="只为这些单位生成，逗号分隔")
+    synth.set_defaults(handler=cmd_synth)
 
     db = commands.add_parser("db", help="战役状态库")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="子命令")

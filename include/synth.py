@@ -1,0 +1,378 @@
+"""Synthetic campaign data: filled-in workbooks per unit in the project's own templates, with known defects.
+
+Households are plausible (ID numbers with valid check digits under the unit's region codes, birth
+dates that agree with age and sex, household sizes 1–6, incomes whose sub-items add up); at rate
+``defect_rate`` a household gets one defect that passes the form checks but breaks a rule, and the
+ground truth (``ground_truth.json``) lists each: unit, household, person, field codes, rule.
+The rules issue measures recall and precision against it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from stdnum.cn import ric
+
+from include.calendar import Calendar
+from include.forms.spec import FieldSpec, FormSpec, get_form
+from include.forms.template import build_template
+from include.regions import region
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英华玉兰桂凤建国文平志红春海云霞亮刚辉鹏飞宇浩然子涵欣怡梓轩"
+MEMBER_FORMS = {"2017": "2017-2", "2020": "2020-1", "2023": "2023-1"}
+
+
+@dataclass(frozen=True)
+class Defect:
+    unit: str
+    household: str  # the head's ID number as entered
+    person: str | None  # the member's ID number as entered, for a person-level defect
+    fields: tuple[str, ...]  # field codes
+    rule: str
+    file: str
+    sheet: str
+
+
+@dataclass
+class Household:
+    key: str
+    row: dict[str, object]
+    members: list[dict[str, object]] = field(default_factory=list)
+    helpers: list[dict[str, object]] = field(default_factory=list)
+
+
+def default_form(calendar: Calendar) -> FormSpec:
+    """The campaign's household form with a members sheet (2020-1, 2017-2, 2023-1)."""
+    for form_id in calendar.forms:
+        form = get_form(form_id)
+        if form.household_key and any(s.id == "members" for s in form.sheets):
+            return form
+    raise ValueError(f"{calendar.name}没有含家庭成员的户表")
+
+
+def unit_prefixes(calendar: Calendar, unit: str) -> list[str]:
+    """Six-digit region codes whose residents may belong to the unit (counties of a city; the office's own)."""
+    from include.regions import _table
+
+    year = calendar.year
+    if unit.isdigit() and len(unit) == 6:
+        counties = [
+            code
+            for code in _table()
+            if code[:4] == unit[:4] and code != unit and not code.endswith("00") and region(code, year) is not None
+        ]
+        if counties:
+            return sorted(counties)
+    return [calendar.office.code]
+
+
+def make_id(rng: random.Random, prefix: str, birth: dt.date, male: bool) -> str:
+    sequence = rng.randrange(0, 100) * 10 + rng.choice((1, 3, 5, 7, 9) if male else (0, 2, 4, 6, 8))
+    body = f"{prefix}{birth:%Y%m%d}{sequence:03d}"
+    return body + ric.calc_check_digit(body)
+
+
+def _name(rng: random.Random) -> str:
+    return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2, 2))))
+
+
+def _birth(rng: random.Random, year: int, age: int) -> dt.date:
+    return dt.date(year - age, 1, 1) + dt.timedelta(days=rng.randrange(0, 365))
+
+
+class Synth:
+    def __init__(self, calendar: Calendar, form: FormSpec, seed: int, defect_rate: float) -> None:
+        self.calendar = calendar
+        self.form = form
+        self.rng = random.Random(seed)
+        self.defect_rate = defect_rate
+        self.year = calendar.year
+        self.seen_ids: set[str] = set()
+        self.defects: list[Defect] = []
+        self.key = form.household_key or ""
+
+    def _unique_id(self, prefix: str, birth: dt.date, male: bool) -> str:
+        while True:
+            number = make_id(self.rng, prefix, birth, male)
+            if number not in self.seen_ids:
+                self.seen_ids.add(number)
+                return number
+
+    def household(self, prefix: str) -> Household:
+        rng = self.rng
+        size = rng.choices((1, 2, 3, 4, 5, 6), weights=(10, 22, 22, 24, 14, 8))[0]
+        head_age = rng.randint(28, 78)
+        head_male = rng.random() < 0.8
+        people = [("户主", head_age, head_male)]
+        if size >= 2:
+            people.append(("配偶", max(20, head_age + rng.randint(-5, 5)), not head_male))
+        for _ in range(size - len(people)):
+            child_age = head_age - rng.randint(20, 35)
+            if child_age >= 0:
+                people.append(("子女", child_age, rng.random() < 0.5))
+            else:
+                people.append(("父母", min(head_age + rng.randint(20, 30), 99), rng.random() < 0.5))
+        members = []
+        for relation, age, male in people:
+            birth = _birth(rng, self.year, age)
+            members.append(self._member(relation, age, male, self._unique_id(prefix, birth, male)))
+        key = str(members[0]["_id"])
+        household = Household(key=key, row=self._household_row(key, len(members)), members=members)
+        if any(s.id == "helpers" for s in self.form.sheets):
+            household.helpers.append(self._values("helpers", {}))
+        return household
+
+    # -- values ---------------------------------------------------------------------------------
+
+    def _member(self, relation: str, age: int, male: bool, number: str) -> dict[str, object]:
+        rng = self.rng
+        school = age if 6 <= age <= 15 else None
+        semantic = {
+            "name": _name(rng),
+            "sex": "男" if male else "女",
+            "id": number,
+            "relation": relation,
+            "doc": "居民身份证",
+            "nation": rng.choices(("汉族", "回族", "满族"), weights=(95, 3, 2))[0],
+            "politics": rng.choices(("群众", "中共党员", "共青团员"), weights=(85, 8, 7))[0],
+            "education": "学龄前儿童"
+            if age < 6
+            else ("在校生" if school else rng.choice(("小学", "初中", "高中", "文盲或半文盲"))),
+            "school": "义务教育" if school else ("学龄前儿童" if age < 6 else "非在校生"),
+            "health": rng.choices(("健康", "长期慢性病", "患有大病", "残疾"), weights=(80, 12, 4, 4))[0],
+            "labour": "无劳动力" if age < 16 or age > 70 else rng.choice(("普通劳动力", "技能劳动力", "丧失劳动力")),
+            "work_area": "" if age < 16 or age > 70 else rng.choice(("乡镇内", "县内", "省内县外", "省外", "")),
+            "work_months": 0 if age < 16 or age > 70 else rng.randint(0, 12),
+        }
+        row = self._values("members", semantic)
+        row["_id"] = number
+        row["_age"] = age
+        return row
+
+    def _household_row(self, key: str, size: int) -> dict[str, object]:
+        return self._values("households", {"size": size}, key=key)
+
+    def _income(self, row: dict[str, object], fields: dict[str, FieldSpec]) -> None:
+        """Income items whose sub-items add up (2020: A29 = A29a…f, A31 = A31a+b; 2023: A33, A37)."""
+        rng = self.rng
+
+        def amount(high: int) -> float:
+            return float(rng.randrange(0, high // 10) * 10)
+
+        parts = {key: amount(3000) for key in ("A29a", "A29b", "A29c", "A29d", "A29e", "A29f") if key in fields}
+        if parts:
+            row.update(parts)
+            row["A29"] = sum(parts.values())
+        prop = {key: amount(2000) for key in ("A31a", "A31b") if key in fields}
+        if prop:
+            row.update(prop)
+            row["A31"] = sum(prop.values())
+        if "A33" in fields and fields["A33"].type == "money":  # 2023: net income is A28+A29+A30+A31−A32
+            row["A33"] = round(sum(float(row[k]) for k in ("A28", "A29", "A30", "A31")) - float(row["A32"]), 2)
+            row["A37"] = round(row["A33"] + float(row.get("A35") or 0) - float(row.get("A36") or 0), 2)
+
+    def _values(self, sheet: str, semantic: dict[str, object], key: str | None = None) -> dict[str, object]:
+        rng = self.rng
+        fields = {f.key: f for f in self.form.fields_of(sheet)}
+        row: dict[str, object] = {}
+        for f in fields.values():
+            if f.bulk or f.key == self.key:
+                continue
+            value = self._semantic(f, semantic)
+            if value is None and (f.required or rng.random() < 0.6) and not f.generated:
+                value = self._by_type(f)
+            row[f.key] = value
+        if self.key in fields and key is not None:
+            row[self.key] = key
+        if sheet == "households":
+            self._income(row, fields)
+            if "A34" in fields and fields["A34"].generated:
+                size = int(semantic.get("size") or 1)
+                row["A34"] = round(float(row["A33"]) / size, 2)
+                row["A38"] = round(float(row["A37"]) / size, 2)
+        return row
+
+    def _semantic(self, f: FieldSpec, semantic: dict[str, object]) -> object:
+        label = f.label
+        table: list[tuple[Callable[[], bool], str]] = [
+            (lambda: f.type == "name" and "帮扶" not in label, "name"),
+            (lambda: f.type == "id_number", "id"),
+            (lambda: label.startswith("性别"), "sex"),
+            (lambda: label.startswith("证件类型"), "doc"),
+            (lambda: label.startswith("与户主关系"), "relation"),
+            (lambda: label.startswith("民族"), "nation"),
+            (lambda: label.startswith("政治面貌"), "politics"),
+            (lambda: label.startswith("文化程度"), "education"),
+            (lambda: label.startswith("在校生状况"), "school"),
+            (lambda: label.startswith("健康状况"), "health"),
+            (lambda: label.startswith("劳动技能"), "labour"),
+            (lambda: label.startswith("务工区域") or label.startswith("务工情况"), "work_area"),
+            (lambda: label.startswith("务工时间"), "work_months"),
+        ]
+        for test, name in table:
+            if name in semantic and test():
+                return semantic[name]
+        return None
+
+    def _by_type(self, f: FieldSpec) -> object:
+        rng = self.rng
+        kind = f.type
+        if kind in ("single", "yes_no"):
+            choice = rng.choice(f.options or f.choices)  # printed options; added ones are rare
+            return str(f.choices.index(choice) + 1) if f.option_codes else choice
+        if kind == "multiple":
+            count = rng.randint(1, min(f.max_choices or 2, len(f.choices)))
+            return "、".join(rng.sample(list(f.choices), count))
+        if kind == "money":
+            return float(rng.randrange(0, 2000) * 10)
+        if kind == "area":
+            return round(rng.uniform(0, 8), 1)
+        if kind == "number":
+            return round(rng.uniform(0, 10), 1)
+        if kind == "integer":
+            return rng.randint(0, 50)
+        if kind == "date":
+            return dt.date(self.year, rng.randint(1, 9), rng.randint(1, 28))
+        if kind == "month":
+            return f"{self.year}-{rng.randint(1, 9):02d}"
+        if kind == "phone":
+            return "1" + rng.choice("3589") + "".join(rng.choice("0123456789") for _ in range(9))
+        if kind == "account":
+            return "6228" + "".join(rng.choice("0123456789") for _ in range(15))
+        if kind == "name":
+            return _name(rng)
+        if "区划代码" in f.label:
+            return self.calendar.office.code
+        return f"{f.label[:6]}{rng.randint(1, 9)}"
+
+    # -- defects --------------------------------------------------------------------------------
+
+    def inject(self, unit: str, household: Household, file: str, others: list[Household]) -> None:
+        rng = self.rng
+        if rng.random() >= self.defect_rate:
+            return
+        codes = {f.key: f.code or f.key for f in self.form.fields}
+        members = household.members
+        id_key = next(f.key for f in self.form.fields_of("members") if f.type == "id_number" and not f.bulk)
+        sex_key = next((f.key for f in self.form.fields_of("members") if f.label.startswith("性别")), None)
+        relation_key = next((f.key for f in self.form.fields_of("members") if f.label.startswith("与户主关系")), None)
+        kinds = ["id_check_digit", "id_birth_date", "sex_matches_id", "one_head"]
+        if len(members) >= 2:
+            kinds.append("person_in_one_household")
+        if "A29a" in household.row:
+            kinds.append("transfer_sum")
+        if "A37" in household.row and household.row.get("A33") is not None:
+            kinds.append("net_income_formula")
+        kind = rng.choice(kinds)
+        person = members[-1] if len(members) >= 2 else members[0]
+
+        def record(person_id: str | None, keys: tuple[str, ...], sheet: str) -> None:
+            self.defects.append(
+                Defect(unit, household.key, person_id, tuple(codes.get(k, k) for k in keys), kind, file, sheet)
+            )
+
+        if kind in ("id_check_digit", "id_birth_date") and len(members) >= 2:
+            number = str(person[id_key])
+            if kind == "id_check_digit":
+                wrong = next(c for c in "0123456789X" if c != number[17] and c != ric.calc_check_digit(number[:17]))
+                number = number[:17] + wrong
+            else:
+                number = number[:10] + "1332" + number[14:17]
+                number += ric.calc_check_digit(number)
+            person[id_key] = number
+            record(number, (id_key,), "members")
+        elif kind in ("id_check_digit", "id_birth_date") or kind == "sex_matches_id":
+            if sex_key is None:
+                return
+            person[sex_key] = "女" if person[sex_key] == "男" else "男"
+            kind = "sex_matches_id"
+            record(str(person[id_key]), (sex_key, id_key), "members")
+        elif kind == "one_head" and relation_key:
+            if len(members) >= 2:
+                members[1][relation_key] = "户主"
+            else:
+                members[0][relation_key] = "本人"
+            record(None, (relation_key,), "members")
+        elif kind == "person_in_one_household":
+            candidates = [h for h in others if h is not household]
+            if not candidates:
+                return
+            other = rng.choice(candidates).members[-1]
+            person[id_key] = other[id_key]
+            if sex_key:
+                person[sex_key] = other[sex_key]
+            record(str(person[id_key]), (id_key,), "members")
+        elif kind == "transfer_sum":
+            household.row["A29"] = float(household.row["A29"]) + 500.0
+            record(None, ("A29", "A29a", "A29b", "A29c", "A29d", "A29e", "A29f"), "households")
+        elif kind == "net_income_formula":
+            household.row["A33"] = float(household.row["A33"]) + 1000.0
+            record(None, ("A33", "A28", "A29", "A30", "A31", "A32"), "households")
+
+
+def _rows(form: FormSpec, sheet_id: str, rows: list[dict[str, object]]) -> list[list[object]]:
+    keys = [f.key for f in form.fields_of(sheet_id)]
+    return [[row.get(key) for key in keys] for row in rows]
+
+
+def synthesize(
+    calendar: Calendar,
+    out: Path,
+    *,
+    households: int,
+    defect_rate: float,
+    seed: int,
+    form: FormSpec | None = None,
+    units: list[str] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, object]:
+    """Write one workbook per unit and ``ground_truth.json`` under ``out``; return the summary."""
+    form = form or default_form(calendar)
+    codes = units or [u.code for u in calendar.unit_list]
+    synth = Synth(calendar, form, seed, defect_rate)
+    out.mkdir(parents=True, exist_ok=True)
+    per_unit = [households // len(codes) + (1 if i < households % len(codes) else 0) for i in range(len(codes))]
+    files = []
+    for unit, count in zip(codes, per_unit, strict=True):
+        prefixes = unit_prefixes(calendar, unit)
+        made = [synth.household(synth.rng.choice(prefixes)) for _ in range(count)]
+        file = f"{calendar.id}-{form.id}-{unit}.xlsx"
+        for household in made:
+            synth.inject(unit, household, file, made)
+        workbook = build_template(form, campaign_id=calendar.id, campaign_name=calendar.name)
+        sheets = {s.id: workbook[s.name] for s in form.sheets}
+        for household in made:
+            household.row[synth.key] = household.key
+            for member in household.members:
+                member[synth.key] = household.key
+            for helper in household.helpers:
+                helper[synth.key] = household.key
+        content = {
+            "households": [h.row for h in made],
+            "members": [m for h in made for m in h.members],
+            "helpers": [p for h in made for p in h.helpers],
+        }
+        for sheet_id, ws in sheets.items():
+            for row in _rows(form, sheet_id, content.get(sheet_id, [])):
+                ws.append(row)
+        path = out / file
+        workbook.save(path)
+        members = len(content["members"])
+        files.append({"unit": unit, "file": file, "households": count, "members": members})
+        progress(f"{unit}：{count} 户 {members} 人 → {path}")
+    truth = {
+        "campaign": calendar.id,
+        "form": form.id,
+        "seed": seed,
+        "defect_rate": defect_rate,
+        "files": files,
+        "defects": [asdict(d) for d in synth.defects],
+    }
+    (out / "ground_truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1), encoding="utf-8")
+    return truth
