@@ -363,9 +363,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         units=units,
         progress=print,
     )
-    print(
-        f"共 {len(truth['files'])} 个工作簿，注入缺陷 {len(truth['defects'])} 处 → {Path(args.out) / 'ground_truth.json'}"
-    )
+    truth_file = Path(args.out) / "ground_truth.json"
+    print(f"共 {len(truth['files'])} 个工作簿，注入缺陷 {len(truth['defects'])} 处 → {truth_file}")
     return 0
 
 

@@ -90,7 +90,7 @@ class Synth:
     def __init__(self, calendar: Calendar, form: FormSpec, seed: int, defect_rate: float) -> None:
         self.calendar = calendar
         self.form = form
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
         self.defect_rate = defect_rate
         self.year = calendar.year
         self.seen_ids: set[str] = set()
