@@ -39,7 +39,7 @@ RATIO_FLOOR_BYTES = 1 << 20  # small parts may compress well; judge the ratio ab
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
 REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 # A number Excel stored in place of an ID: 16+ digits, or 1.2E+15 and up (its last digits are lost).
-BIG_NUMBER = re.compile(rb"<v>(\d{16,}(?:\.\d*)?|\d(?:\.\d+)?E\+(?:1[5-9]|[2-9]\d))</v>")
+BIG_NUMBER = re.compile(rb"<v>(\d{16,}(?:\.\d*)?|\d(?:\.\d+)?[eE]\+?(?:1[5-9]|[2-9]\d))</v>")
 FORMULA = re.compile(rb"<(?:\w+:)?f[ >/]")
 CELL_REF = re.compile(rb'<(?:\w+:)?c r="([A-Z]+)(\d+)"')
 MERGE = re.compile(rb'<(?:\w+:)?mergeCell ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
