@@ -1,7 +1,7 @@
-.PHONY: help install start test lint bench
+.PHONY: help install start test lint bench bench-ingest
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 install:  ## create .venv with the pinned versions of requirements.lock
 	scripts/bootstrap
@@ -17,3 +17,6 @@ lint:  ## ruff, with Airflow's AIR rules
 
 bench:  ## DAG-file parse time against a bare interpreter
 	scripts/bootstrap && .venv/bin/python bench/dag_parse.py
+
+bench-ingest:  ## ingest a 100,000-member workbook against pandas and frictionless
+	scripts/bootstrap && .venv/bin/python bench/ingest.py $(ARGS)

@@ -45,6 +45,7 @@ class Household:
     row: dict[str, object]
     members: list[dict[str, object]] = field(default_factory=list)
     helpers: list[dict[str, object]] = field(default_factory=list)
+    touched: bool = False  # has a defect, or lends a person to another household's defect
 
 
 def default_form(calendar: Calendar) -> FormSpec:
@@ -255,7 +256,7 @@ class Synth:
 
     def inject(self, unit: str, household: Household, file: str, others: list[Household]) -> None:
         rng = self.rng
-        if rng.random() >= self.defect_rate:
+        if household.touched or rng.random() >= self.defect_rate:
             return
         codes = {f.key: f.code or f.key for f in self.form.fields}
         members = household.members
@@ -267,9 +268,11 @@ class Synth:
             kinds.append("person_in_one_household")
         if "A29a" in household.row:
             kinds.append("transfer_sum")
-        if "A37" in household.row and household.row.get("A33") is not None:
+        net_income = next((f for f in self.form.fields if f.key == "A33"), None)
+        if net_income is not None and net_income.type == "money" and household.row.get("A33") is not None:
             kinds.append("net_income_formula")
         kind = rng.choice(kinds)
+        household.touched = True
         person = members[-1] if len(members) >= 2 else members[0]
 
         def record(person_id: str | None, keys: tuple[str, ...], sheet: str) -> None:
@@ -300,14 +303,17 @@ class Synth:
                 members[0][relation_key] = "本人"
             record(None, (relation_key,), "members")
         elif kind == "person_in_one_household":
-            candidates = [h for h in others if h is not household]
+            candidates = [h for h in others if h is not household and not h.touched]
             if not candidates:
                 return
-            other = rng.choice(candidates).members[-1]
+            lender = rng.choice(candidates)
+            lender.touched = True
+            other = lender.members[-1]
             person[id_key] = other[id_key]
             if sex_key:
                 person[sex_key] = other[sex_key]
             record(str(person[id_key]), (id_key,), "members")
+            self.defects.append(Defect(unit, lender.key, str(other[id_key]), (codes[id_key],), kind, file, "members"))
         elif kind == "transfer_sum":
             household.row["A29"] = float(household.row["A29"]) + 500.0
             record(None, ("A29", "A29a", "A29b", "A29c", "A29d", "A29e", "A29f"), "households")

@@ -53,7 +53,16 @@ def good(synth_dir, tmp_path) -> Path:
 @pytest.fixture
 def window_open(run_cli):
     code, _, err = run_cli(
-        "report", "submit", "--campaign", CAMPAIGN, "--unit", UNIT, "--milestone", "completion_report", "--at", REPORT_AT
+        "report",
+        "submit",
+        "--campaign",
+        CAMPAIGN,
+        "--unit",
+        UNIT,
+        "--milestone",
+        "completion_report",
+        "--at",
+        REPORT_AT,
     )
     assert code == 0, err
 
@@ -154,7 +163,9 @@ def test_synth_workbook_round_trips_every_value(run_cli, window_open, good):
     compared = 0
     for sheet in form.sheets:
         fields = form.fields_of(sheet.id)
-        written = [row for row in wb[sheet.name].iter_rows(min_row=2, values_only=True) if any(v is not None for v in row)]
+        written = [
+            row for row in wb[sheet.name].iter_rows(min_row=2, values_only=True) if any(v is not None for v in row)
+        ]
         stored = records.scan(CAMPAIGN, FORM, sheet.id).collect().sort("_row")
         assert stored.height == len(written) == result["accepted_by_sheet"][sheet.name]
         for row, record in zip(written, stored.iter_rows(named=True), strict=True):
@@ -165,7 +176,9 @@ def test_synth_workbook_round_trips_every_value(run_cli, window_open, good):
     assert compared > 2000
 
 
-def test_same_bytes_twice_change_nothing_and_a_new_file_replaces_the_old(run_cli, window_open, good, synth_dir, tmp_path):
+def test_same_bytes_twice_change_nothing_and_a_new_file_replaces_the_old(
+    run_cli, window_open, good, synth_dir, tmp_path
+):
     assert ingest(run_cli, good)[0] == 0
     version, meta = state()
     code, again = ingest(run_cli, good)
@@ -252,7 +265,11 @@ def test_full_width_digits_and_stray_spaces_are_normalised(run_cli, window_open,
 def test_dates_as_text_or_serials_are_read_and_impossible_dates_rejected(run_cli, window_open, good):
     headers = [f.header for f in get_form(FORM).fields_of("helpers")]
     start = openpyxl.utils.get_column_letter(headers.index("帮扶开始时间") + 1)
-    edit(good, "帮扶责任人", {f"{start}2": "2020年10月1日", f"{start}3": "2020/10/1", f"{start}4": 44105, f"{start}5": "2020-02-30"})
+    edit(
+        good,
+        "帮扶责任人",
+        {f"{start}2": "2020年10月1日", f"{start}3": "2020/10/1", f"{start}4": 44105, f"{start}5": "2020-02-30"},
+    )
     code, result = ingest(run_cli, good)
     assert code == 0
     helpers = records.scan(CAMPAIGN, FORM, "helpers").collect()
@@ -385,7 +402,7 @@ def _entity_bomb(good, tmp):
     lol = (
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">'
         '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;">]><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-        '<si><t>&lol3;</t></si></sst>'
+        "<si><t>&lol3;</t></si></sst>"
     )
     with zipfile.ZipFile(good) as z:
         name = "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in z.namelist() else "xl/styles.xml"
@@ -462,6 +479,8 @@ def test_refusals_are_in_the_audit_log(run_cli, window_open, good, tmp_path):
     ingest(run_cli, good)
     engine = make_engine()
     with session_scope(engine) as session:
-        actions = [(e.action, e.unit) for e in session.scalars(select(AuditEntry).where(AuditEntry.action.like("ingest%")))]
+        actions = [
+            (e.action, e.unit) for e in session.scalars(select(AuditEntry).where(AuditEntry.action.like("ingest%")))
+        ]
     engine.dispose()
     assert actions == [("ingest_refused", UNIT), ("ingest", UNIT)]

@@ -195,18 +195,25 @@ def _check_sheet(
     columns = {by_header[_header_key(c)].key: c for c in frame.columns if _header_key(c) in by_header}
     frame = frame.select([pl.col(columns[f.key]).cast(pl.String).alias(f.key) for f in fields])
     frame = frame.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64))
-    frame = frame.filter(pl.any_horizontal([pl.col(f.key).str.strip_chars().fill_null("") != "" for f in fields]))
     cleaned = frame.with_columns([_clean(pl.col(f.key), f).alias(f.key) for f in fields])
+    keys = [f.key for f in fields]
+    nonblank = pl.any_horizontal([pl.col(key).is_not_null() for key in keys])
     values, errors = [], []
     for f in fields:
         typed, message = _typed(f, pl.col(f.key))
         values.append(typed.alias(f.key))
         missing = pl.lit("必填项未填写") if f.required else None
         errors.append(pl.when(pl.col(f.key).is_null()).then(missing).otherwise(message).cast(pl.String).alias(f.key))
-    typed_frame = cleaned.select([pl.col(ROW), *values])
-    error_frame = cleaned.select([pl.col(ROW), *errors])
-    long = error_frame.unpivot(index=ROW, variable_name="key", value_name="message").drop_nulls("message")
-    raw = frame.unpivot(index=ROW, variable_name="key", value_name="raw")
+    # One pass: typed values and per-cell messages side by side; blank rows (left in the sheet) dropped.
+    both = (
+        cleaned.filter(nonblank)
+        .select(pl.col(ROW), *values, pl.struct(errors).alias("_errors"))
+        .with_columns(pl.any_horizontal([pl.col("_errors").struct.field(k).is_not_null() for k in keys]).alias("_bad"))
+    )
+    typed_frame = both.drop("_errors", "_bad")
+    bad = both.filter(pl.col("_bad")).select(pl.col(ROW), pl.col("_errors").struct.unnest())
+    long = bad.unpivot(index=ROW, variable_name="key", value_name="message").drop_nulls("message")
+    raw = frame.join(bad.select(ROW), on=ROW, how="semi").unpivot(index=ROW, variable_name="key", value_name="raw")
     long = long.join(raw, on=[ROW, "key"], how="left")
     return typed_frame, long, {f.key: f for f in fields}
 
