@@ -14,11 +14,11 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from msoffcrypto.format.ooxml import OOXMLFile
 import openpyxl
 import polars as pl
 import pytest
 import xlwt
+from msoffcrypto.format.ooxml import OOXMLFile
 
 from include import records
 from include.forms.spec import get_form
@@ -212,6 +212,7 @@ def test_window_not_open_is_exit_3_and_stores_nothing(run_cli, good):
 def test_after_the_closing_is_exit_3(run_cli, window_open, good):
     code, result = ingest(run_cli, good, at=AFTER_CLOSE)
     assert code == 3
+    assert "2020-12-01 00:00 未开放" in result["message"]
     assert state() == (None, None)
 
 
