@@ -7,12 +7,17 @@ The clock is a parameter of the app (tests pass a fixed one); the api-server use
 """
 
 import datetime as dt
+import io
+import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import pendulum
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from include import paths
 from include.calendar import Calendar, CalendarError, read_calendar
@@ -30,6 +35,12 @@ def _real_clock() -> dt.datetime:
 
 def _error(status: int, reason: str, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail={"error": reason, "message": message})
+
+
+def _uploads_dir() -> Path:
+    folder = paths.campaign_home() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def create_app(clock: Clock = _real_clock, database_url: str | None = None) -> FastAPI:
@@ -91,6 +102,79 @@ def create_app(clock: Clock = _real_clock, database_url: str | None = None) -> F
             raise _error(refused.http_status, refused.reason, refused.message) from None
         body = result.as_json()
         return JSONResponse(body, status_code=200 if result.outcome == "duplicate" else 201)
+
+    @app.get("/api/campaigns/{campaign}/forms/{form_id}/template")
+    def template(campaign: str, form_id: str, _who: Auth) -> Response:
+        """The bulk template of one of the campaign's forms (.xlsx)."""
+        from include.forms.spec import get_form
+        from include.forms.template import build_template
+
+        calendar = calendar_of(campaign)
+        if form_id not in calendar.forms:
+            raise _error(
+                404, "unknown_form", f"{calendar.name}不使用表“{form_id}”（可用：{'、'.join(calendar.forms)}）。"
+            )
+        form = get_form(form_id)
+        buffer = io.BytesIO()
+        build_template(form, campaign_id=calendar.id, campaign_name=calendar.name).save(buffer)
+        name = quote(f"{form.id} {form.name}.xlsx")
+        return Response(
+            buffer.getvalue(),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
+        )
+
+    @app.post("/api/workbooks", status_code=201)
+    def upload_workbook(
+        who: Auth,
+        campaign: Annotated[str, Form()],
+        unit: Annotated[str, Form()],
+        file: Annotated[UploadFile, File()],
+    ) -> JSONResponse:
+        """Upload a unit's filled-in workbook (multipart: campaign, unit, file); same checks as ``campaign ingest``.
+
+        201 stored, 200 the same file was already in force, 409 the entry window is not open,
+        413 over the size limit, 422 refused as a whole (the body says why, with the row problems).
+        """
+        from include.forms.workbook import Refused as WorkbookRefused
+        from include.forms.workbook import max_upload_bytes
+        from include.ingest import WindowClosed, ingest
+
+        calendar = calendar_of(campaign)
+        if unit not in {u.code for u in calendar.unit_list}:
+            raise _error(404, "unknown_unit", f"战役 {campaign} 没有单位“{unit}”。")
+        if not who.is_province and who.unit != unit:
+            raise _error(403, "forbidden", f"此令牌属于单位 {who.unit}，不能替单位 {unit} 上传。")
+        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=_uploads_dir()))
+        path = folder / (Path(file.filename or "").name or "upload.xlsx")
+        try:
+            limit = max_upload_bytes()
+            size = 0
+            with path.open("wb") as out:
+                while chunk := file.file.read(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise _error(
+                            413,
+                            "too_large",
+                            f"文件超过上传上限 {limit // 1024 // 1024} MB。请按乡镇或村拆分后分别上传。",
+                        )
+                    out.write(chunk)
+            try:
+                result = ingest(engine(), calendar, path, unit, clock(), actor=who.actor)
+            except WindowClosed as closed:
+                raise _error(409, "window_closed", closed.message) from None
+            except WorkbookRefused as refused:
+                status = 413 if refused.reason == "too_large" else 422
+                detail = {
+                    "error": refused.reason,
+                    "message": refused.message,
+                    "rejected_rows": [error.as_json() for error in refused.errors],
+                }
+                raise HTTPException(status_code=status, detail=detail) from None
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return JSONResponse(result.as_json(), status_code=201 if result.status == "stored" else 200)
 
     @app.get("/api/campaigns/{campaign}/status")
     def all_status(campaign: str, who: Auth) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 from include import records
 from include.audit import audit
 from include.calendar import Calendar
-from include.forms.check import RowError, check_workbook
-from include.forms.workbook import Refused, read_workbook
+from include.forms.check import RowError, read_and_check
+from include.forms.workbook import Refused
 from include.store.db import session_scope
 from include.timeutil import local_text
 from include.windows import is_open
@@ -94,8 +94,7 @@ def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.dat
         _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{message}")
         raise WindowClosed(message)
     try:
-        workbook = read_workbook(path, calendar.forms)
-        checked = check_workbook(workbook)
+        checked = read_and_check(path, calendar.forms)
         if checked.accepted_rows == 0:
             if sum(checked.rows.values()) == 0:
                 raise Refused("empty", "文件中没有填写任何数据行。请在模板的数据表中逐行填写后上传。")
@@ -108,7 +107,7 @@ def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.dat
     except Refused as refused:
         _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{refused.message}")
         raise
-    form = workbook.form
+    form = checked.form
     sha = file_sha256(path)
     version = f"{sha[:20]}-v{form.version}"
     tables = {sheet_id: table.with_columns(pl.lit(unit).alias("unit")) for sheet_id, table in checked.tables.items()}

@@ -12,12 +12,14 @@ digits, income arithmetic, one head per household …) is the rule engine's (inc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
 from include.forms.spec import YES_NO, FieldSpec, FormSpec, SheetSpec
-from include.forms.workbook import Workbook, _header_key
+from include.forms.workbook import Workbook, _header_key, read_workbook
 from include.masking import mask_value
 
 ROW = "_row"
@@ -232,6 +234,12 @@ def _duplicates(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
     )
 
 
+def read_and_check(path: Path, allowed_forms: Iterable[str]) -> Checked:
+    """Read the workbook (``Refused`` if it fails as a whole) and check its rows, each sheet checked in
+    its own thread as soon as it is read."""
+    return check_workbook(read_workbook(path, allowed_forms, hook=_check_sheet))
+
+
 def check_workbook(workbook: Workbook) -> Checked:
     """Check every sheet of the workbook; rows with any failing cell are left out of ``tables``."""
     form = workbook.form
@@ -240,7 +248,8 @@ def check_workbook(workbook: Workbook) -> Checked:
     problems: dict[str, pl.DataFrame] = {}
     fields_by_sheet: dict[str, dict[str, FieldSpec]] = {}
     for sheet in form.sheets:
-        frame, errors, fields = _check_sheet(form, sheet, workbook.sheets[sheet.id])
+        done = workbook.results.get(sheet.id)
+        frame, errors, fields = done if done is not None else _check_sheet(form, sheet, workbook.sheets[sheet.id])
         valid = frame.join(errors.select(ROW).unique(), on=ROW, how="anti")
         duplicated = _duplicates(valid, sheet.unique)
         typed[sheet.id] = frame

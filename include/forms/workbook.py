@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,7 +28,7 @@ import fastexcel
 import polars as pl
 from defusedxml import ElementTree
 
-from include.forms.spec import FieldSpec, FormSpec, all_forms
+from include.forms.spec import FieldSpec, FormSpec, SheetSpec, all_forms
 from include.forms.template import MARKER_SHEET, MAX_ROW
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -71,6 +71,7 @@ class Workbook:
     form: FormSpec
     campaign: str  # the campaign the template was written for
     sheets: dict[str, pl.DataFrame] = field(default_factory=dict)  # by sheet id, all columns text
+    results: dict[str, object] = field(default_factory=dict)  # by sheet id: what the sheet hook returned
 
 
 def _mb(n: int) -> str:
@@ -253,11 +254,16 @@ def _scan_sheet(data: bytes, sheet_name: str, fields: tuple[FieldSpec, ...]) -> 
 
 
 def _find_formula(data: bytes) -> int:
-    """Where the first formula element is, or -1. Plain ``bytes.find`` (memchr-fast) unless the part
-    uses a namespace prefix (``<x:f>``), which only some writers do."""
-    hits = [pos for pos in (data.find(b"<f>"), data.find(b"<f "), data.find(b"<f/>")) if pos >= 0]
-    if hits:
-        return min(hits)
+    """Where the first formula element (``<f>``, ``<f t="shared" …/>``) is, or -1.
+
+    ``bytes.find`` for ``<f`` skips fast (an ``f`` after ``<`` is rare in sheet XML); each hit is
+    confirmed by the next byte. A part that uses a namespace prefix (``<x:f>``) gets the regex.
+    """
+    pos = data.find(b"<f")
+    while pos >= 0:
+        if data[pos + 2 : pos + 3] in (b">", b" ", b"/"):
+            return pos
+        pos = data.find(b"<f", pos + 2)
     if b"<x:" in data[:2048] or b":worksheet" in data[:2048]:
         found = FORMULA.search(data)
         return found.start() if found else -1
@@ -265,21 +271,18 @@ def _find_formula(data: bytes) -> int:
 
 
 def _big_numbers(data: bytes) -> Iterable[re.Match[bytes]]:
-    """Numbers of 1E+15 and more (an ID or account number Excel kept as a number): found by their
-    exponent with ``bytes.find``, then confirmed as a whole ``<v>`` value."""
-    for marker in (b"E+", b"e+"):
-        pos = data.find(marker)
-        while pos >= 0:
+    """Numbers of 1E+15 and more (an ID or account number Excel kept as a number): found by the
+    ``+`` of their exponent (rare in sheet XML, so ``bytes.find`` is fast), then confirmed as a whole
+    ``<v>`` value; and integers of 16+ digits (exact only up to 2**53)."""
+    pos = data.find(b"+")
+    while pos >= 0:
+        if data[pos - 1 : pos] in (b"E", b"e"):
             start = data.rfind(b"<v>", max(pos - 40, 0), pos)
-            if start >= 0:
-                found = BIG_NUMBER.match(data, start)
-                if found:
-                    yield found
-            pos = data.find(marker, pos + 2)
-    # integers of 16+ digits written without an exponent keep every digit only up to 2**53: also refused
-    if b"<v>" in data:
-        for found in LONG_INTEGER.finditer(data):
-            yield found
+            found = BIG_NUMBER.match(data, start) if start >= 0 else None
+            if found:
+                yield found
+        pos = data.find(b"+", pos + 1)
+    yield from LONG_INTEGER.finditer(data)
 
 
 def _sci(raw: bytes) -> str:
@@ -299,21 +302,36 @@ def _unpack(path: Path, part: str) -> bytes:
         return _read_part(archive, part)
 
 
-def read_workbook(path: Path, allowed_forms: Iterable[str]) -> Workbook:
+SheetHook = Callable[[FormSpec, SheetSpec, pl.DataFrame], object]
+
+
+def _sheet_job(path: Path, part: str, form: FormSpec, sheet: SheetSpec, hook: SheetHook | None) -> tuple:
+    """One sheet, in its own thread: unpack with the size limit (so no bomb reaches the reader), scan
+    the XML, load the cells, compare the columns, then run ``hook`` (the row checks) on it.
+
+    zlib, fastexcel and Polars release the GIL, so the sheets of a workbook use both cores.
+    """
+    fields = form.fields_of(sheet.id)
+    data = _unpack(path, part)
+    _scan_sheet(data, sheet.name, fields)
+    del data
+    frame = _load_sheet(path, sheet.name)
+    _check_columns(form, sheet.name, fields, frame.columns)
+    return frame, hook(form, sheet, frame) if hook is not None else None
+
+
+def read_workbook(path: Path, allowed_forms: Iterable[str], hook: SheetHook | None = None) -> Workbook:
     """Check the file as a whole and read every data sheet of its form; raise ``Refused`` if it fails.
 
-    Three steps, so that no bomb reaches the reader and the two cores are kept busy:
-    1. every data sheet is decompressed with its declared size as a hard limit (threads; zlib
-       releases the GIL);
-    2. fastexcel loads the sheets in threads (it releases the GIL) while this thread scans their XML
-       for formulas, merged cells, the row limit and IDs stored as numbers;
-    3. the columns are compared with the template's.
+    ``hook`` runs on each sheet as soon as it is read, in that sheet's thread; its results are in
+    ``Workbook.results``.
     """
     _sniff(path)
     with _open_zip(path) as archive:
         parts = _sheet_parts(archive)
         if MARKER_SHEET in parts:
             _read_part(archive, parts[MARKER_SHEET])
+        sizes = {name: archive.getinfo(part).file_size for name, part in parts.items() if part in archive.namelist()}
     try:
         reader = fastexcel.read_excel(path)
     except Exception as exc:  # fastexcel raises its own exception types for unreadable files
@@ -321,20 +339,12 @@ def read_workbook(path: Path, allowed_forms: Iterable[str]) -> Workbook:
     marker = _marker(reader, parts)
     form = _form_of(marker, allowed_forms)
     for sheet in form.sheets:
-        if sheet.name not in parts:
+        if sheet.name not in parts or sheet.name not in sizes:
             raise Refused("columns", f"工作簿中缺少工作表「{sheet.name}」。请不要删除或重命名模板的工作表。")
-    with ThreadPoolExecutor(max_workers=max(2, len(form.sheets))) as pool:
-        unpacked = {s.id: pool.submit(_unpack, path, parts[s.name]) for s in form.sheets}
-        xml = {sheet_id: job.result() for sheet_id, job in unpacked.items()}
-        loads = {s.id: pool.submit(_load_sheet, path, s.name) for s in form.sheets}
-        try:
-            for sheet in form.sheets:
-                _scan_sheet(xml.pop(sheet.id), sheet.name, form.fields_of(sheet.id))
-        except Refused:
-            for job in loads.values():
-                job.cancel()
-            raise
-        frames = {sheet_id: job.result() for sheet_id, job in loads.items()}
-    for sheet in form.sheets:
-        _check_columns(form, sheet.name, form.fields_of(sheet.id), frames[sheet.id].columns)
-    return Workbook(path=path, form=form, campaign=marker.get("campaign", ""), sheets=frames)
+    largest_first = sorted(form.sheets, key=lambda s: -sizes[s.name])
+    with ThreadPoolExecutor(max_workers=len(form.sheets)) as pool:
+        jobs = {s.id: pool.submit(_sheet_job, path, parts[s.name], form, s, hook) for s in largest_first}
+        done = {s.id: jobs[s.id].result() for s in form.sheets}
+    frames = {sheet_id: frame for sheet_id, (frame, _) in done.items()}
+    results = {sheet_id: result for sheet_id, (_, result) in done.items()}
+    return Workbook(path=path, form=form, campaign=marker.get("campaign", ""), sheets=frames, results=results)
