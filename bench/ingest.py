@@ -40,6 +40,8 @@ def workbook(members: int) -> tuple[Path, int]:
 
     folder = ROOT / ".campaign" / "bench" / f"ingest-{members}"
     path = folder / f"{CAMPAIGN}-2020-1-{UNIT}.xlsx"
+    if path.exists() and not _current_template(path):
+        path.unlink()
     if not path.exists():
         print(f"生成 {members} 人的工作簿（只需一次）……", flush=True)
         calendar = read_calendar(calendar_file(CAMPAIGN))
@@ -50,6 +52,16 @@ def workbook(members: int) -> tuple[Path, int]:
 
     count = fastexcel.read_excel(path).load_sheet("家庭成员", dtypes="string").height
     return path, count
+
+
+def _current_template(path: Path) -> bool:
+    """A workbook cached by an older version of the template writer is written anew."""
+    import zipfile
+
+    from include.forms.template import MARKER_PREFIX
+
+    with zipfile.ZipFile(path) as archive:
+        return f"{MARKER_PREFIX}form".encode() in archive.read("xl/workbook.xml")
 
 
 def timed(fn, runs: int) -> float:

@@ -22,7 +22,7 @@ from msoffcrypto.format.ooxml import OOXMLFile
 
 from include import records
 from include.forms.spec import get_form
-from include.forms.template import MARKER_SHEET, OPTIONS_SHEET
+from include.forms.template import MARKER_PREFIX, MARKER_SHEET, OPTIONS_SHEET
 
 CAMPAIGN = "2020-shandong"
 UNIT = "370100"
@@ -124,6 +124,8 @@ def test_template_heads_columns_with_code_and_label_and_keeps_ids_as_text(run_cl
     marker = wb[MARKER_SHEET]
     assert marker.sheet_state == "veryHidden"
     assert {row[0].value: row[1].value for row in marker.iter_rows()}["form"] == FORM
+    assert wb.defined_names[f"{MARKER_PREFIX}form"].attr_text == f'"{FORM}"'
+    assert wb.defined_names[f"{MARKER_PREFIX}form"].hidden
 
 
 def test_template_refuses_a_form_the_campaign_does_not_use(run_cli, tmp_path):
@@ -339,17 +341,20 @@ def _other_form(good, tmp):
 
 def _old_version(good, tmp):
     wb = openpyxl.load_workbook(good)
-    marker = wb[MARKER_SHEET]
-    for row in marker.iter_rows():
-        if row[0].value == "version":
-            row[1].value = 0
+    wb.defined_names[f"{MARKER_PREFIX}version"].attr_text = '"0"'  # a template written for version 0
     wb.save(tmp / "a.xlsx")
     return tmp / "a.xlsx"
 
 
 def _no_marker(good, tmp):
-    wb = openpyxl.load_workbook(good)
-    del wb[MARKER_SHEET]
+    """The same sheets and headings retyped into a workbook of one's own: no template marker."""
+    source = openpyxl.load_workbook(good)
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for sheet in get_form(FORM).sheets:
+        target = wb.create_sheet(sheet.name)
+        for row in source[sheet.name].iter_rows(values_only=True):
+            target.append(row)
     wb.save(tmp / "a.xlsx")
     return tmp / "a.xlsx"
 

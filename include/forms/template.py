@@ -15,12 +15,14 @@ from openpyxl import Workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter, quote_sheetname
+from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from include.forms.spec import TEXT_FORMAT_TYPES, FieldSpec, FormSpec
 
 MARKER_SHEET = "_模板信息"
+MARKER_PREFIX = "_campaign_"
 OPTIONS_SHEET = "_选项"
 INSTRUCTIONS_SHEET = "填表说明"
 MAX_ROW = 1_048_576
@@ -101,6 +103,12 @@ def build_template(form: FormSpec, *, campaign_id: str, campaign_name: str) -> W
                 source = _option_list(options, option_column, field)
                 _add_dropdown(ws, letter, source, field)
         ws.row_dimensions[1].height = 45
+    # The marker the reader checks: hidden workbook-level names, kept by Excel, WPS and LibreOffice
+    # on save, and read from xl/workbook.xml without loading any sheet.
+    for key, value in (("form", form.id), ("version", str(form.version)), ("campaign", campaign_id)):
+        name = f"{MARKER_PREFIX}{key}"
+        wb.defined_names[name] = DefinedName(name, attr_text=f'"{value}"', hidden=True)
+    # The same, readable by a person who unhides it (Excel: right-click a tab is not enough; it is "very hidden").
     marker = wb.create_sheet(MARKER_SHEET)
     marker.sheet_state = "veryHidden"
     for row in (

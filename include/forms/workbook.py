@@ -31,7 +31,7 @@ from defusedxml import ElementTree
 from zlib_ng import zlib_ng
 
 from include.forms.spec import FieldSpec, FormSpec, SheetSpec, all_forms
-from include.forms.template import MARKER_SHEET, MAX_ROW
+from include.forms.template import MARKER_PREFIX, MAX_ROW
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -153,8 +153,9 @@ def _read_part(archive: zipfile.ZipFile, name: str) -> bytes:
     return data
 
 
-def _sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
-    """Sheet name → the part that holds it (xl/worksheets/sheetN.xml)."""
+def _sheet_parts(archive: zipfile.ZipFile) -> tuple[dict[str, str], dict[str, str]]:
+    """Sheet name → the part that holds it (xl/worksheets/sheetN.xml), and the template marker
+    (the hidden defined names ``_campaign_form`` …, without their prefix and quotes)."""
     for name in archive.namelist():
         if name.endswith((".xml", ".rels")) and not name.startswith("xl/worksheets/"):
             _read_part(archive, name)
@@ -166,17 +167,20 @@ def _sheet_parts(archive: zipfile.ZipFile) -> dict[str, str]:
         target = targets.get(sheet.get(REL_NS), "")
         part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
         parts[sheet.get("name", "")] = part
-    return parts
+    marker = {}
+    for defined in workbook.iterfind("m:definedNames/m:definedName", NS):
+        name = defined.get("name", "")
+        if name.startswith(MARKER_PREFIX):
+            marker[name.removeprefix(MARKER_PREFIX)] = (defined.text or "").strip().strip('"')
+    return parts, marker
 
 
-def _marker(reader: fastexcel.ExcelReader, names: Iterable[str]) -> dict[str, str]:
-    if MARKER_SHEET not in names:
+def _check_marker(marker: dict[str, str]) -> None:
+    if "form" not in marker:
         raise Refused(
             "no_marker",
             "这不是本系统下发的模板（缺少模板标识）。请用“campaign forms template”下载模板，把数据粘贴进去后上传。",
         )
-    frame = reader.load_sheet(MARKER_SHEET, header_row=None, dtypes="string").to_polars()
-    return {str(row[0]): str(row[1]) for row in frame.iter_rows() if row[0] is not None}
 
 
 def _form_of(marker: dict[str, str], allowed: Iterable[str]) -> FormSpec:
@@ -320,7 +324,12 @@ def _sci(raw: bytes) -> str:
 
 def _load_sheet(path: Path, sheet_name: str) -> pl.DataFrame:
     """Every cell of a sheet as text. Each thread opens its own reader: fastexcel readers are not shared."""
-    return fastexcel.read_excel(path).load_sheet(sheet_name, dtypes="string").to_polars()
+    try:
+        return fastexcel.read_excel(path).load_sheet(sheet_name, dtypes="string").to_polars()
+    except Exception as exc:  # fastexcel raises its own exception types for unreadable content
+        raise Refused(
+            "bad_zip", f"工作表「{sheet_name}」无法读取，文件可能已损坏。请在 Excel 中重新保存为 .xlsx 后上传。"
+        ) from exc
 
 
 def _unpack(path: Path, part: str) -> bytes:
@@ -332,16 +341,18 @@ SheetHook = Callable[[FormSpec, SheetSpec, pl.DataFrame], object]
 
 
 def _sheet_job(path: Path, part: str, form: FormSpec, sheet: SheetSpec, hook: SheetHook | None) -> tuple:
-    """One sheet, in its own thread: unpack with the size limit (so no bomb reaches the reader), scan
-    the XML, load the cells, compare the columns, then run ``hook`` (the row checks) on it.
+    """One sheet, in its own thread: unpack with the size limit (so no bomb reaches the reader), then
+    load the cells while scanning the XML, compare the columns, and run ``hook`` (the row checks).
 
     zlib, fastexcel and Polars release the GIL, so the sheets of a workbook use both cores.
     """
     fields = form.fields_of(sheet.id)
     data = _unpack(path, part)
-    _scan_sheet(data, sheet.name, fields)
-    del data
-    frame = _load_sheet(path, sheet.name)
+    with ThreadPoolExecutor(max_workers=1) as side:  # the cells load while this thread scans the XML
+        loading = side.submit(_load_sheet, path, sheet.name)
+        _scan_sheet(data, sheet.name, fields)
+        del data
+        frame = loading.result()
     _check_columns(form, sheet.name, fields, frame.columns)
     return frame, hook(form, sheet, frame) if hook is not None else None
 
@@ -354,15 +365,9 @@ def read_workbook(path: Path, allowed_forms: Iterable[str], hook: SheetHook | No
     """
     _sniff(path)
     with _open_zip(path) as archive:
-        parts = _sheet_parts(archive)
-        if MARKER_SHEET in parts:
-            _read_part(archive, parts[MARKER_SHEET])
+        parts, marker = _sheet_parts(archive)
         sizes = {name: archive.getinfo(part).file_size for name, part in parts.items() if part in archive.namelist()}
-    try:
-        reader = fastexcel.read_excel(path)
-    except Exception as exc:  # fastexcel raises its own exception types for unreadable files
-        raise Refused("bad_zip", "文件已损坏，无法读取。请在 Excel 中重新保存为 .xlsx 后上传。") from exc
-    marker = _marker(reader, parts)
+    _check_marker(marker)
     form = _form_of(marker, allowed_forms)
     for sheet in form.sheets:
         if sheet.name not in parts or sheet.name not in sizes:
