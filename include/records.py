@@ -19,6 +19,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +73,13 @@ def replace(campaign: str, form: str, unit: str, version: str, tables: dict[str,
         staging = folder / f".staging-{uuid.uuid4().hex}"
         staging.mkdir()
         try:
-            for sheet, table in tables.items():
-                table.write_parquet(staging / f"{sheet}.parquet", statistics=True)
+            with ThreadPoolExecutor(max_workers=max(1, len(tables))) as pool:  # Polars writes outside the GIL
+                writes = [
+                    pool.submit(table.write_parquet, staging / f"{sheet}.parquet", statistics=True)
+                    for sheet, table in tables.items()
+                ]
+                for write in writes:
+                    write.result()
             (staging / META).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
             _fsync_dir(staging)
             target = folder / version
