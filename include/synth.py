@@ -25,7 +25,26 @@ from include.regions import region
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英华玉兰桂凤建国文平志红春海云霞亮刚辉鹏飞宇浩然子涵欣怡梓轩"
-MEMBER_FORMS = {"2017": "2017-2", "2020": "2020-1", "2023": "2023-1"}
+PLACE = "东西南北前后上下大小新旧李王张刘陈杨柳桥河山沟坡庄屯岭湾泉林"
+# Plausible entries for text fields whose options the forms do not print.
+TEXT_VALUES = {
+    "开户银行": ("农村商业银行", "中国邮政储蓄银行", "中国农业银行", "农村信用合作社"),
+    "入户路类型": ("泥土路", "砂石路", "水泥路", "沥青路"),
+    "危房等级": ("无", "C级", "D级"),
+    "主要燃料类型": ("柴草", "煤炭", "电", "液化气", "天然气"),
+    "失学或辍学原因": ("",),
+    "帮扶（选派）单位名称": ("县农业农村局", "县教育局", "县卫生健康局", "镇人民政府", "县供电公司"),
+    "帮扶单位名称": ("县农业农村局", "县教育局", "县卫生健康局", "镇人民政府", "县供电公司"),
+    "隶属关系": ("省直", "市直", "县直", "乡镇"),
+    "单位地址": ("县城人民路1号", "县城建设路18号", "镇政府大院"),
+    "政治面貌": ("群众", "中共党员"),
+    "性别": ("男", "女"),
+    "组号": ("1", "2", "3", "4", "5"),
+    "自然村名称": ("东庄", "西庄", "南沟", "北岭", "前屯"),
+    "市名称": ("太原市", "大同市", "长治市"),
+    "申请开通功能模块": ("2018年初动态管理",),
+    "盖章单位": ("市脱贫攻坚领导小组办公室",),
+}
 
 
 @dataclass(frozen=True)
@@ -124,7 +143,7 @@ class Synth:
             birth = _birth(rng, self.year, age)
             members.append(self._member(relation, age, male, self._unique_id(prefix, birth, male)))
         key = str(members[0]["_id"])
-        household = Household(key=key, row=self._household_row(key, len(members)), members=members)
+        household = Household(key=key, row=self._household_row(key, len(members), prefix), members=members)
         if any(s.id == "helpers" for s in self.form.sheets):
             household.helpers.append(self._values("helpers", {}))
         return household
@@ -156,8 +175,26 @@ class Synth:
         row["_age"] = age
         return row
 
-    def _household_row(self, key: str, size: int) -> dict[str, object]:
-        return self._values("households", {"size": size}, key=key)
+    def _household_row(self, key: str, size: int, prefix: str) -> dict[str, object]:
+        return self._values("households", {"size": size, **self._address(prefix)}, key=key)
+
+    def _address(self, prefix: str) -> dict[str, object]:
+        """Province, city and county from GB/T 2260 for the ID's region; town, village and group invented."""
+        year = self.year
+        province = region(prefix[:2] + "0000", year)
+        city = region(prefix[:4] + "00", year)
+        county = region(prefix, year)
+        town = self.rng.choice(PLACE) + self.rng.choice(("镇", "乡", "街道"))
+        village = self.rng.choice(PLACE) + self.rng.choice(PLACE) + "村"
+        return {
+            "province": province.name if province else "",
+            "city": city.name if city else (province.name if province else ""),
+            "county": county.name if county else "",
+            "town": town,
+            "village": village,
+            "group": f"{self.rng.randint(1, 9)}组",
+            "village_code": prefix + f"{self.rng.randint(1, 30):03d}{self.rng.randint(1, 30):03d}",
+        }
 
     def _income(self, row: dict[str, object], fields: dict[str, FieldSpec]) -> None:
         """Income items whose sub-items add up (2020: A29 = A29a…f, A31 = A31a+b; 2023: A33, A37)."""
@@ -215,6 +252,13 @@ class Synth:
             (lambda: label.startswith("劳动技能"), "labour"),
             (lambda: label.startswith("务工区域") or label.startswith("务工情况"), "work_area"),
             (lambda: label.startswith("务工时间"), "work_months"),
+            (lambda: label.startswith("省（"), "province"),
+            (lambda: label.startswith("市（"), "city"),
+            (lambda: label.startswith("县（"), "county"),
+            (lambda: label.startswith(("乡（", "镇（")), "town"),
+            (lambda: label in ("村", "行政村名称", "隶属行政村") or label.startswith("村（"), "village"),
+            (lambda: label.startswith("自然村"), "group"),
+            (lambda: label == "行政区划代码", "village_code"),
         ]
         for test, name in table:
             if name in semantic and test():
@@ -248,8 +292,9 @@ class Synth:
             return "6228" + "".join(rng.choice("0123456789") for _ in range(15))
         if kind == "name":
             return _name(rng)
-        if "区划代码" in f.label:
-            return self.calendar.office.code
+        for start, values in TEXT_VALUES.items():
+            if f.label.startswith(start):
+                return rng.choice(values)
         return f"{f.label[:6]}{rng.randint(1, 9)}"
 
     # -- defects --------------------------------------------------------------------------------

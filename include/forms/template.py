@@ -25,6 +25,7 @@ MARKER_SHEET = "_模板信息"
 MARKER_PREFIX = "_campaign_"
 OPTIONS_SHEET = "_选项"
 INSTRUCTIONS_SHEET = "填表说明"
+INSTRUCTIONS_WIDTH = 100
 MAX_ROW = 1_048_576
 TEXT_FORMAT = "@"
 DATE_FORMAT = "yyyy-mm-dd"
@@ -168,11 +169,14 @@ def _write_instructions(ws: Worksheet, form: FormSpec, campaign_name: str) -> No
         "上传：填好后由本单位在录入窗口开放期间上传；同一单位再次上传同一张表，将整体替换上一次的数据。",
         "问题行会逐行列出（单元格、指标、原因），改正后重新上传整个文件即可。",
     ]
-    ws.column_dimensions["A"].width = 110
+    ws.column_dimensions["A"].width = INSTRUCTIONS_WIDTH
+    lines += [f"说明：{note}" for note in form.notes]
     for row, text in enumerate(lines, start=1):
         cell = ws.cell(row=row, column=1, value=text)
-        cell.alignment = Alignment(wrap_text=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
         if row == 1:
             cell.font = Font(bold=True, size=14)
-    for note in form.notes:
-        ws.append([f"说明：{note}"])
+        # Spreadsheet programs do not grow a row for wrapped text on their own (the PDF showed the last
+        # line only): give each row the lines it needs, a Chinese character being two columns wide.
+        width = sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+        ws.row_dimensions[row].height = 18 * max(1, -(-width // INSTRUCTIONS_WIDTH)) + (6 if row == 1 else 0)
