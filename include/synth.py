@@ -16,12 +16,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pendulum
 from stdnum.cn import ric
 
 from include.calendar import Calendar
 from include.forms.spec import FieldSpec, FormSpec, get_form
 from include.forms.template import build_template
 from include.regions import region
+from include.timeutil import TIMEZONE
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英华玉兰桂凤建国文平志红春海云霞亮刚辉鹏飞宇浩然子涵欣怡梓轩"
@@ -95,7 +97,12 @@ def unit_prefixes(calendar: Calendar, unit: str) -> list[str]:
 def make_id(rng: random.Random, prefix: str, birth: dt.date, male: bool) -> str:
     sequence = rng.randrange(0, 100) * 10 + rng.choice((1, 3, 5, 7, 9) if male else (0, 2, 4, 6, 8))
     body = f"{prefix}{birth:%Y%m%d}{sequence:03d}"
-    return body + ric.calc_check_digit(body)
+    return body + check_digit(body)
+
+
+def check_digit(body: str) -> str:
+    """The GB 11643 check character of 17 digits (python-stdnum's function takes the whole number)."""
+    return ric.calc_check_digit(body + "0")
 
 
 def _name(rng: random.Random) -> str:
@@ -116,6 +123,19 @@ class Synth:
         self.seen_ids: set[str] = set()
         self.defects: list[Defect] = []
         self.key = form.household_key or ""
+        # Nobody is born after the instant the data describe (seed 003: 状态类指标取值时间节点为9月30日24时).
+        end = (
+            calendar.status_date.at
+            if calendar.status_date
+            else calendar.income_period.ends
+            if calendar.income_period
+            else None
+        )
+        self.latest_birth = (
+            (pendulum.instance(end).in_timezone(TIMEZONE) - dt.timedelta(seconds=1)).date()
+            if end is not None
+            else dt.date(self.year, 9, 30)
+        )
 
     def _unique_id(self, prefix: str, birth: dt.date, male: bool) -> str:
         while True:
@@ -140,7 +160,7 @@ class Synth:
                 people.append(("父母", min(head_age + rng.randint(20, 30), 99), rng.random() < 0.5))
         members = []
         for relation, age, male in people:
-            birth = _birth(rng, self.year, age)
+            birth = min(_birth(rng, self.year, age), self.latest_birth)
             members.append(self._member(relation, age, male, self._unique_id(prefix, birth, male)))
         key = str(members[0]["_id"])
         household = Household(key=key, row=self._household_row(key, len(members), prefix), members=members)
@@ -328,11 +348,11 @@ class Synth:
         if kind in ("id_check_digit", "id_birth_date") and len(members) >= 2:
             number = str(person[id_key])
             if kind == "id_check_digit":
-                wrong = next(c for c in "0123456789X" if c != number[17] and c != ric.calc_check_digit(number[:17]))
+                wrong = next(c for c in "0123456789X" if c != number[17])
                 number = number[:17] + wrong
             else:
                 number = number[:10] + "1332" + number[14:17]
-                number += ric.calc_check_digit(number)
+                number += check_digit(number)
             person[id_key] = number
             record(number, (id_key,), "members")
         elif kind in ("id_check_digit", "id_birth_date") or kind == "sex_matches_id":

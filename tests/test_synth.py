@@ -42,7 +42,7 @@ def _problems(households, members, form_id):
         number, household = m["A4"], m["household_id"]
         if m["A5"] == "户主":
             heads[household] += 1
-        if number[17] != ric.calc_check_digit(number[:17]):
+        if number[17] != ric.calc_check_digit(number):  # python-stdnum takes the whole number
             found.add((household, number, "id_check_digit"))
         elif _birth(number) is None:
             found.add((household, number, "id_birth_date"))
@@ -90,6 +90,20 @@ def test_every_injected_defect_is_in_the_ground_truth_and_nothing_else(run_cli, 
         assert all(m["A4"][:4] == file["unit"][:4] for m in members if m["A4"])
         assert set(Counter(m["household_id"] for m in members).values()) <= set(range(1, 7))
     assert found == expected
+
+
+def test_synthetic_ids_are_valid_for_python_stdnum():
+    import random
+
+    from include.synth import make_id
+
+    rng = random.Random(1)
+    numbers = [make_id(rng, "370102", dt.date(1980, 1, 1) + dt.timedelta(days=n), n % 2 == 0) for n in range(200)]
+    assert all(ric.calc_check_digit(number) == number[17] for number in numbers)  # GB 11643 check character
+    assert all(
+        ric.get_birth_date(number) == dt.date(1980, 1, 1) + dt.timedelta(days=n) for n, number in enumerate(numbers)
+    )
+    assert all((int(number[16]) % 2 == 1) == (n % 2 == 0) for n, number in enumerate(numbers))
 
 
 def test_synth_is_reproducible(run_cli, tmp_path):

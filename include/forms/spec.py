@@ -104,7 +104,9 @@ class SheetSpec(_Frozen):
     id: str  # households, members, helpers …
     name: str  # the sheet's Chinese name in the workbook
     row: str  # what one row is: "一户一行"
-    unique: tuple[str, ...] = ()  # field keys that identify a row within the unit
+    # Field keys that identify a row within one upload (a household listed twice). A person listed in
+    # two households is not refused here: that is a rule (person_in_one_household) across all units.
+    unique: tuple[str, ...] = ()
 
 
 class FormSpec(_Frozen):
