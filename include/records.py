@@ -52,8 +52,13 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def current_version(campaign: str, form: str, unit: str) -> str | None:
+    return version_in(unit_dir(campaign, form, unit))
+
+
+def version_in(folder: Path) -> str | None:
+    """The version in force in a folder written by ``replace_folder``."""
     try:
-        return (unit_dir(campaign, form, unit) / CURRENT).read_text(encoding="utf-8").strip() or None
+        return (folder / CURRENT).read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
         return None
 
@@ -66,9 +71,13 @@ class Stored:
 
 def replace(campaign: str, form: str, unit: str, version: str, tables: dict[str, pl.DataFrame], meta: dict) -> Stored:
     """Make ``tables`` the unit's data for the form, atomically; a no-op if ``version`` is in force."""
-    folder = unit_dir(campaign, form, unit)
+    return replace_folder(unit_dir(campaign, form, unit), version, tables, meta)
+
+
+def replace_folder(folder: Path, version: str, tables: dict[str, pl.DataFrame], meta: dict) -> Stored:
+    """Write ``tables`` (Parquet) and ``meta`` as ``version`` in ``folder`` and make it current atomically."""
     with _locked(folder):
-        if current_version(campaign, form, unit) == version and (folder / version / META).is_file():
+        if version_in(folder) == version and (folder / version / META).is_file():
             return Stored(version=version, changed=False)
         staging = folder / f".staging-{uuid.uuid4().hex}"
         staging.mkdir()
@@ -112,10 +121,14 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def current_meta(campaign: str, form: str, unit: str) -> dict | None:
-    version = current_version(campaign, form, unit)
+    return meta_in(unit_dir(campaign, form, unit))
+
+
+def meta_in(folder: Path) -> dict | None:
+    version = version_in(folder)
     if version is None:
         return None
-    return json.loads((unit_dir(campaign, form, unit) / version / META).read_text(encoding="utf-8"))
+    return json.loads((folder / version / META).read_text(encoding="utf-8"))
 
 
 def sheet_files(campaign: str, form: str, sheet: str, units: list[str] | None = None) -> list[Path]:

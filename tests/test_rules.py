@@ -75,3 +75,88 @@ def test_clean_data_has_no_problems(run_cli, tmp_path, campaign):
 def test_every_rule_quotes_its_seed(seed_text):
     for rule in RULES:
         assert rule.quote.replace(" ", "") in seed_text(rule.source), rule.id
+
+
+def test_validate_writes_problem_lists_and_tracks_status_across_stages(run_cli, tmp_path):
+    """Seed 000: "形成到户到人的问题清单并反馈各市" (analysis), then "问题数据核查" (verification)."""
+    truth, _ = load(run_cli, tmp_path, "2020-shandong", "80", "0.5", "31")
+    out = tmp_path / "lists"
+    code, stdout, err = run_cli(
+        "validate", "--campaign", "2020-shandong", "--stage", "analysis", "--at", "2020-12-02T09:00+08:00",
+        "--out", out, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    analysis = json.loads(stdout)
+    assert analysis["stage"] == "analysis"
+    assert {p["status"] for p in analysis["problems"]} == {"new"}
+    assert len(analysis["problems"]) >= len(truth["defects"]) // 2
+    assert set(analysis["summary"]["by_unit"]) == {"370100", "370200"}
+    jinan = out / "2020-shandong-analysis-370100-问题清单.xlsx"
+    assert str(jinan) in analysis["files"]
+    # the same data twice: the same results
+    code, again, _ = run_cli(
+        "validate", "--campaign", "2020-shandong", "--stage", "analysis", "--at", "2020-12-02T09:00+08:00",
+        "--out", out, "--json",
+    )  # fmt: skip
+    assert json.loads(again)["problems"] == analysis["problems"]
+    # 济南市 fixes every problem: its data are now the clean file; verification marks them fixed
+    clean = tmp_path / "clean"
+    code, _, err = run_cli(
+        "synth",
+        "--campaign",
+        "2020-shandong",
+        "--households",
+        "40",
+        "--seed",
+        "32",
+        "--out",
+        clean,
+        "--units",
+        "370100",
+    )
+    assert code == 0, err
+    code, _, err = run_cli(
+        "ingest", clean / "2020-shandong-2020-1-370100.xlsx", "--campaign", "2020-shandong", "--unit", "370100",
+        "--at", "2020-11-29T10:00+08:00",
+    )  # fmt: skip
+    assert code == 0, err
+    code, stdout, err = run_cli(
+        "validate", "--campaign", "2020-shandong", "--unit", "370100", "--stage", "verification",
+        "--at", "2020-12-12T09:00+08:00", "--out", out, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    verification = json.loads(stdout)
+    jinan_before = [p for p in analysis["problems"] if p["unit"] == "370100"]
+    assert jinan_before and len(verification["problems"]) == len(jinan_before)
+    assert {p["status"] for p in verification["problems"]} == {"fixed"}
+    assert {p["unit"] for p in verification["problems"]} == {"370100"}, "a rerun for one unit leaves the others alone"
+
+
+def test_problem_list_cells_are_never_formulas(tmp_path):
+    import openpyxl
+    import polars as pl
+
+    from include.rules.problem_list import write_problem_list
+
+    problems = pl.DataFrame(
+        {
+            "unit": ["370100"] * 2,
+            "household": ["370102198001011237", "370102198001011245"],
+            "person": [None, "370102198001011261"],
+            "fields": [["A29", "A29a"], ["A2", "A4"]],
+            "rule": ["transfer_sum", "sex_matches_id"],
+            "severity": ["error", "error"],
+            "message": ["转移性收入填500.00元", "性别填“男”，身份证号码第17位表明是“女”"],
+            "status": ["new", "open"],
+            "county": ["历下区", "=1+1"],
+            "head_name": ["=1+1", "@SUM(A1)"],
+        }
+    )
+    path = write_problem_list(problems, tmp_path / "x.xlsx", unit_name="济南市", campaign_name="山东", stage="analysis")
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames[0] == "汇总"
+    assert wb["汇总"]._charts, "a native chart on the summary sheet"
+    cells = [c for ws in wb.worksheets[1:] for row in ws.iter_rows(min_row=2) for c in row if c.value is not None]
+    assert cells and all(c.data_type == "s" for c in cells)
+    assert any(c.value == "=1+1" for c in cells), "a name such as =1+1 stays plain text"
+    assert "370102198001011261" in [c.value for c in cells], "the unit's own list shows full ID numbers"

@@ -18,7 +18,15 @@ from include.calendar import Calendar
 from include.forms.spec import FieldSpec, FormSpec, get_form
 from include.rules.catalog import RULES, Rule
 
-PROBLEM_COLUMNS = ("unit", "household", "person", "fields", "rule", "severity", "message")
+PROBLEM_SCHEMA = {
+    "unit": pl.String,
+    "household": pl.String,
+    "person": pl.String,
+    "fields": pl.List(pl.String),
+    "rule": pl.String,
+    "severity": pl.String,
+    "message": pl.String,
+}
 
 
 @dataclass(frozen=True)
@@ -50,10 +58,13 @@ def roles_of(form: FormSpec) -> Roles:
         ("id", lambda f: f.type == "id_number" and f.key != form.household_key),
         ("sex", lambda f: f.label == "性别"),
         ("relation", lambda f: f.label.startswith("与户主关系")),
+        ("name", lambda f: f.type == "name"),
     ):
         key = first(members, test)
         if key:
             columns[role] = key
+    if "address_county" in households:
+        columns["county"] = "address_county"
     for key, f in households.items():
         if f.code and f.type == "money":  # income items are rules' roles by their printed code
             columns[f.code] = key
@@ -108,15 +119,41 @@ def run_rules(
                     )
                 )
     if not frames:
-        return pl.DataFrame(
-            schema={
-                "unit": pl.String,
-                "household": pl.String,
-                "person": pl.String,
-                "fields": pl.List(pl.String),
-                "rule": pl.String,
-                "severity": pl.String,
-                "message": pl.String,
-            }
-        )
+        return _empty()
     return pl.concat(frames).sort(["unit", "household", "rule", "person"], nulls_last=True)
+
+
+def household_context(calendar: Calendar, units: list[str] | None = None) -> pl.DataFrame:
+    """Per household: unit, household, county (as entered) and the head's name, for the problem lists."""
+    frames = []
+    for form_id in calendar.forms:
+        form = get_form(form_id)
+        roles = roles_of(form).columns
+        if not {"household", "relation", "name"} <= set(roles):
+            continue
+        county = f"any_value(h.{roles['county']})" if "county" in roles else "NULL"
+        with duckdb.connect() as connection:
+            if not _views(connection, calendar, form, units):
+                continue
+            has_households = bool(records.sheet_files(calendar.id, form.id, "households", units))
+            join = f"LEFT JOIN households h ON h.unit = m.unit AND h.{roles['household']} = m.{roles['household']}"
+            cursor = connection.execute(
+                f"""
+                SELECT m.unit, m.{roles["household"]} AS household,
+                       {county if has_households else "NULL"} AS county,
+                       any_value(m.{roles["name"]}) FILTER (WHERE m.{roles["relation"]} = '户主') AS head_name
+                FROM members m {join if has_households else ""}
+                GROUP BY m.unit, m.{roles["household"]}
+                """
+            )
+            names = [column[0] for column in cursor.description]
+            frames.append(pl.DataFrame(cursor.fetchall(), schema=names, orient="row", infer_schema_length=None))
+    if not frames:
+        return pl.DataFrame(
+            schema={"unit": pl.String, "household": pl.String, "county": pl.String, "head_name": pl.String}
+        )
+    return pl.concat(frames, how="vertical_relaxed").unique(["unit", "household"], keep="first")
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema=PROBLEM_SCHEMA)

@@ -1,0 +1,114 @@
+"""The problem list a unit gets back (到户到人的问题清单): one Excel workbook per unit.
+
+A summary sheet (counts per rule and per county, with a native Excel bar chart), then one sheet per
+county (or the unit's own name where households carry no county), one row per problem. The unit's
+own list is the one place ID numbers appear unmasked. Every cell written from data is text: a
+value such as "=1+1" is stored as a string, never as a formula.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from openpyxl import Workbook
+from openpyxl.chart import BarChart, Reference
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.worksheet.worksheet import Worksheet
+
+from include.rules.catalog import RULES
+
+STATUS_TEXT = {"new": "新发现", "open": "仍存在", "fixed": "已整改"}
+SEVERITY_TEXT = {"error": "错误", "warning": "提示"}
+STAGE_TEXT = {"analysis": "数据分析和问题梳理", "verification": "问题数据核查", "completion": "完善系统数据"}
+HEADERS = ("户主身份证号码", "户主姓名", "问题人员身份证号码", "指标", "规则", "级别", "问题说明", "状态")
+FORMULA_START = ("=", "+", "-", "@")
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+TITLES = {rule.id: rule.title for rule in RULES}
+
+
+def _text(ws: Worksheet, row: int, column: int, value: object) -> None:
+    """A cell that shows ``value`` as text, whatever it starts with."""
+    cell = ws.cell(row=row, column=column, value=None if value is None else str(value))
+    if cell.value is not None:
+        cell.data_type = "s"  # never a formula, even for "=1+1"
+        if str(value).startswith(FORMULA_START):
+            cell.quotePrefix = True
+
+
+def _sheet_title(name: str, taken: set[str]) -> str:
+    title = "".join(ch for ch in name if ch not in "[]:*?/\\")[:28] or "未注明区县"
+    base, n = title, 2
+    while title in taken:
+        title = f"{base[:25]}_{n}"
+        n += 1
+    taken.add(title)
+    return title
+
+
+def write_problem_list(problems: pl.DataFrame, out: Path, *, unit_name: str, campaign_name: str, stage: str) -> Path:
+    """Write one unit's problem list (atomically) and return its path."""
+    wb = Workbook()
+    summary = wb.active
+    summary.title = "汇总"
+    active = problems.filter(pl.col("status") != "fixed")
+    summary["A1"] = f"{unit_name} 问题清单（{STAGE_TEXT.get(stage, stage)}）"
+    summary["A1"].font = Font(bold=True, size=14)
+    summary["A2"] = f"工作：{campaign_name}；问题 {active.height} 个，已整改 {problems.height - active.height} 个"
+    summary.append([])
+    summary.append(["规则", "说明", "问题数"])
+    by_rule = active.group_by("rule").len().sort("len", descending=True)
+    first_rule_row = summary.max_row + 1
+    for rule, count in by_rule.iter_rows():
+        summary.append([rule, TITLES.get(rule, rule), count])
+    last_rule_row = summary.max_row
+    summary.append([])
+    summary.append(["区县", "问题数"])
+    counties = active.with_columns(pl.col("county").fill_null(unit_name)).group_by("county").len().sort("county")
+    for county, count in counties.iter_rows():
+        row = summary.max_row + 1
+        _text(summary, row, 1, county)
+        summary.cell(row=row, column=2, value=count)
+    for column, width in zip("ABC", (26, 40, 10), strict=True):
+        summary.column_dimensions[column].width = width
+    if by_rule.height:
+        chart = BarChart()
+        chart.type = "bar"
+        chart.title = "各规则问题数"
+        chart.y_axis.title = "问题数"
+        data = Reference(summary, min_col=3, min_row=first_rule_row - 1, max_row=last_rule_row)
+        labels = Reference(summary, min_col=2, min_row=first_rule_row, max_row=last_rule_row)
+        chart.add_data(data, titles_from_data=True)
+        chart.set_categories(labels)
+        chart.height, chart.width = 8, 16
+        summary.add_chart(chart, "E4")
+    taken = {"汇总"}
+    grouped = problems.with_columns(pl.col("county").fill_null(unit_name)).sort(["county", "household", "rule"])
+    for (county,), rows in grouped.group_by(["county"], maintain_order=True):
+        ws = wb.create_sheet(_sheet_title(str(county), taken))
+        ws.append(list(HEADERS))
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+            cell.fill = HEADER_FILL
+        for i, problem in enumerate(rows.iter_rows(named=True), start=2):
+            values = (
+                problem["household"],
+                problem.get("head_name"),
+                problem["person"],
+                "、".join(problem["fields"] or []),
+                TITLES.get(problem["rule"], problem["rule"]),
+                SEVERITY_TEXT.get(problem["severity"], problem["severity"]),
+                problem["message"],
+                STATUS_TEXT.get(problem["status"], problem["status"]),
+            )
+            for column, value in enumerate(values, start=1):
+                _text(ws, i, column, value)
+            ws.cell(row=i, column=7).alignment = Alignment(wrap_text=True)
+        for column, width in zip("ABCDEFGH", (22, 10, 22, 18, 22, 6, 60, 8), strict=True):
+            ws.column_dimensions[column].width = width
+        ws.freeze_panes = "A2"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    wb.save(tmp)
+    tmp.replace(out)
+    return out

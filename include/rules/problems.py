@@ -1,0 +1,133 @@
+"""Validation runs: the catalog over the records, problem status across stages, one problem list per unit.
+
+Stages follow the seed plans: analysis (数据分析和问题梳理, lists go to the cities), verification
+(问题数据核查) and completion (完善系统数据). A problem's status compares a stage with the stage before:
+``new`` (not there before), ``open`` (still there), ``fixed`` (there before, gone now). Rerunning a
+stage for a unit compares with the same earlier stage again, so the same data twice gives the same
+results; it replaces that unit's results atomically and leaves the other units alone.
+
+Stored under ``$CAMPAIGN_HOME/validation/<campaign>/<stage>/<unit>/`` (include/records.py's atomic
+folder: ``problems.parquet`` and ``ingest.json`` with the run's metadata).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from include import paths, records
+from include.calendar import Calendar
+from include.rules.engine import household_context, run_rules
+from include.timeutil import local_iso
+
+STAGES = ("analysis", "verification", "completion")
+KEY = ["rule", "household", "person_key", "fields_key"]
+
+
+def stage_dir(campaign: str, stage: str, unit: str) -> Path:
+    return paths.campaign_home() / "validation" / campaign / stage / unit
+
+
+def previous_results(campaign: str, stage: str, unit: str) -> pl.DataFrame | None:
+    """The unit's results of the latest earlier stage that has any, or None."""
+    for earlier in reversed(STAGES[: STAGES.index(stage)]):
+        folder = stage_dir(campaign, earlier, unit)
+        version = records.version_in(folder)
+        if version is not None:
+            return pl.read_parquet(folder / version / "problems.parquet")
+    return None
+
+
+def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col("person").fill_null("").alias("person_key"), pl.col("fields").list.join(",").alias("fields_key")
+    )
+
+
+def with_status(current: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
+    """new / open for the current problems, plus the previous stage's problems now gone as fixed."""
+    current = _keyed(current)
+    if previous is None:
+        marked = current.with_columns(pl.lit("new").alias("status"))
+    else:
+        before = _keyed(previous.filter(pl.col("status") != "fixed"))
+        seen = before.select(KEY).with_columns(pl.lit(True).alias("_seen"))
+        marked = (
+            current.join(seen, on=KEY, how="left", nulls_equal=True)
+            .with_columns(pl.when(pl.col("_seen")).then(pl.lit("open")).otherwise(pl.lit("new")).alias("status"))
+            .drop("_seen")
+        )
+        gone = before.join(current.select(KEY), on=KEY, how="anti", nulls_equal=True).with_columns(
+            pl.lit("fixed").alias("status")
+        )
+        marked = pl.concat([marked, gone.select(marked.columns)], how="vertical_relaxed")
+    return marked.drop("person_key", "fields_key").sort(["household", "rule", "person"], nulls_last=True)
+
+
+@dataclass
+class ValidationRun:
+    run: str
+    campaign: str
+    stage: str
+    at: dt.datetime
+    problems: pl.DataFrame  # unit, household, person, fields, rule, severity, message, status, county, head_name
+    units: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        active = self.problems.filter(pl.col("status") != "fixed")
+        return {
+            "units": len(self.units),
+            "problems": active.height,
+            "by_status": dict(self.problems.group_by("status").len().sort("status").iter_rows()),
+            "by_rule": dict(active.group_by("rule").len().sort("rule").iter_rows()),
+            "by_unit": dict(active.group_by("unit").len().sort("unit").iter_rows()),
+            "by_severity": dict(active.group_by("severity").len().sort("severity").iter_rows()),
+        }
+
+    def as_json(self) -> dict[str, object]:
+        columns = ["unit", "household", "person", "fields", "rule", "severity", "message", "status"]
+        return {
+            "run": self.run,
+            "campaign": self.campaign,
+            "stage": self.stage,
+            "at": local_iso(self.at),
+            "problems": self.problems.select(columns).to_dicts(),
+            "summary": self.summary(),
+        }
+
+
+def validate(
+    calendar: Calendar,
+    stage: str,
+    at: dt.datetime,
+    units: list[str] | None = None,
+    progress=print,  # noqa: ANN001
+) -> ValidationRun:
+    """Run the catalog (over every unit's data: some rules look across units), keep the requested
+    units' problems, mark their status against the earlier stage and store each unit's results."""
+    if stage not in STAGES:
+        raise ValueError(stage)
+    wanted = units or [unit.code for unit in calendar.unit_list]
+    found = run_rules(calendar, at)
+    context = household_context(calendar)
+    found = found.filter(pl.col("unit").is_in(wanted))
+    results = []
+    for unit in wanted:
+        mine = found.filter(pl.col("unit") == unit)
+        marked = with_status(mine, previous_results(calendar.id, stage, unit))
+        digest = hashlib.sha256(
+            json.dumps(marked.drop("message").to_dicts(), ensure_ascii=False, sort_keys=True, default=str).encode()
+        ).hexdigest()[:20]
+        meta = {"campaign": calendar.id, "stage": stage, "unit": unit, "at": local_iso(at), "problems": marked.height}
+        records.replace_folder(stage_dir(calendar.id, stage, unit), f"r-{digest}", {"problems": marked}, meta)
+        results.append(marked)
+        progress(f"{unit}：{marked.filter(pl.col('status') != 'fixed').height} 个问题")
+    problems = pl.concat(results, how="vertical_relaxed") if results else found.with_columns(status=pl.lit("new"))
+    problems = problems.join(context, on=["unit", "household"], how="left")
+    run = hashlib.sha256(f"{calendar.id}/{stage}/{local_iso(at)}/{','.join(wanted)}".encode()).hexdigest()[:12]
+    return ValidationRun(run=run, campaign=calendar.id, stage=stage, at=at, problems=problems, units=wanted)
