@@ -384,7 +384,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         phase = next((p.id for p in calendar.phases if p.starts <= at < p.ends and p.id in STAGES), None)
         stage = phase or "analysis"
     out = Path(args.out)
-    run = validate(calendar, stage, at, [args.unit] if args.unit else None, progress=lambda _: None)
+    run = validate(calendar, stage, at, [args.unit] if args.unit else None)
     files = []
     for unit in run.units:
         mine = run.problems.filter(pl.col("unit") == unit)

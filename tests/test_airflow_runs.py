@@ -176,3 +176,51 @@ def test_two_minute_campaign_under_airflow_standalone(tmp_path):
         }
         seed_runs = httpx.get(f"{base}/dags/2020-shandong/dagRuns", timeout=10).json()
         assert seed_runs["total_entries"] == 0
+
+
+VALIDATION_TEST = textwrap.dedent(
+    """
+    import json, sys
+    from airflow.dag_processing.dagbag import DagBag
+    dag = DagBag(sys.argv[1]).dags["validation"]
+    run = dag.test(run_conf=json.loads(sys.argv[2]))
+    tis = run.get_task_instances()
+    print(json.dumps({"state": str(run.state),
+        "units": sorted([ti.rendered_map_index, str(ti.state)] for ti in tis if ti.map_index >= 0)}))
+    """
+)
+
+
+def test_validation_dag_reruns_one_citys_verification(tmp_path):
+    """The doc_md's own recipe: unit 370100, stage verification; only 济南市's list is written."""
+    env = airflow_env(tmp_path, free_port())
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    campaign = [sys.executable, "-m", "include.cli"]
+    synth = tmp_path / "synth"
+    for args in (
+        ["synth", "--campaign", "2020-shandong", "--households", "60", "--defect-rate", "0.4", "--seed", "8",
+         "--out", str(synth), "--units", "370100,370200"],
+        ["report", "submit", "--campaign", "2020-shandong", "--unit", "370100", "--milestone", "completion_report",
+         "--at", "2020-11-12T10:00+08:00"],
+        ["ingest", str(synth / "2020-shandong-2020-1-370100.xlsx"), "--campaign", "2020-shandong", "--unit", "370100",
+         "--at", "2020-11-20T10:00+08:00"],
+    ):  # fmt: skip
+        done = subprocess.run([*campaign, *args], env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+    conf = {"campaign": "2020-shandong", "unit": "370100", "stage": "verification", "at": "2020-12-12T09:00+08:00"}
+    result = subprocess.run(
+        [sys.executable, "-c", VALIDATION_TEST, str(ROOT / "dags"), json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["state"] == "success"
+    assert len(report["units"]) == 1
+    label, state = report["units"][0]
+    assert state == "success" and label.startswith("济南市 · ") and label.endswith("个问题")
+    lists = Path(env["CAMPAIGN_HOME"]) / "problem-lists" / "2020-shandong" / "verification"
+    assert [p.name for p in lists.iterdir()] == ["2020-shandong-verification-370100-问题清单.xlsx"]

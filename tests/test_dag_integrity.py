@@ -17,6 +17,7 @@ from include.timetable import CampaignTimetable
 from tests.conftest import ROOT
 
 PLANS = ["2017-shanxi", "2020-chongqing-longju", "2020-shandong", "2023-zibo-jixia"]
+ALL_DAGS = [*PLANS, "validation"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def dagbag():
 
 def test_no_import_errors_and_one_dag_per_calendar(dagbag):
     assert dagbag.import_errors == {}
-    assert sorted(dagbag.dag_ids) == PLANS
+    assert sorted(dagbag.dag_ids) == ALL_DAGS
 
 
 @pytest.mark.parametrize("plan", PLANS)
@@ -134,7 +135,7 @@ def test_parsing_makes_no_query_and_opens_no_connection():
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["errors"] == []
-    assert report["dags"] == PLANS
+    assert report["dags"] == ALL_DAGS
     assert report["counts"] == {"queries": 0, "sockets": 0, "sqlite_connects": 0, "connections": 0}
 
 
@@ -145,7 +146,7 @@ def test_an_invalid_calendar_shows_its_problems_and_hides_no_other_campaign(tmp_
     monkeypatch.setenv("CAMPAIGN_HOME", str(home))
     bag = DagBag(str(ROOT / "dags"))
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == sorted([*PLANS, "calendar-error-broken"])
+    assert sorted(bag.dag_ids) == sorted([*ALL_DAGS, "calendar-error-broken"])
     error_dag = bag.dags["calendar-error-broken"]
     assert error_dag.dag_display_name == "日历文件有误：broken.yaml"
     assert "- `phases`：缺少必填字段" in error_dag.doc_md
@@ -162,3 +163,16 @@ def test_a_calendar_whose_system_closes_before_it_starts_is_refused(tmp_path, mo
     code, out, _ = run_cli("calendar", "check", file)
     assert code == 1
     assert f"{file}: system_close.at: 系统关闭时间不晚于第一个阶段的开始时间" in out.splitlines()
+
+
+def test_validation_dag_is_triggered_with_campaign_unit_and_stage(dagbag):
+    dag = dagbag.dags["validation"]
+    assert dag.dag_display_name == "数据校验与问题清单"
+    assert type(dag.timetable).__name__ == "NullTimetable", "triggered by ops, never scheduled"
+    params = dag.params
+    assert params["unit"] == "all"
+    assert params["stage"] == "analysis"
+    assert params.get_param("campaign").schema["enum"] == PLANS
+    assert params.get_param("stage").schema["enum"] == ["analysis", "verification", "completion"]
+    assert "重跑某个市的核查阶段" in dag.doc_md and "verification" in dag.doc_md
+    assert [task.task_id for task in dag.tasks] == ["find_problems", "unit_problem_list"]

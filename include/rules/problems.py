@@ -101,33 +101,44 @@ class ValidationRun:
         }
 
 
-def validate(
-    calendar: Calendar,
-    stage: str,
-    at: dt.datetime,
-    units: list[str] | None = None,
-    progress=print,  # noqa: ANN001
-) -> ValidationRun:
-    """Run the catalog (over every unit's data: some rules look across units), keep the requested
-    units' problems, mark their status against the earlier stage and store each unit's results."""
+def find_problems(calendar: Calendar, at: dt.datetime) -> pl.DataFrame:
+    """The catalog over every unit's data (some rules look across units), with each household's
+    county and head's name: one row per problem, before any status."""
+    found = run_rules(calendar, at)
+    return found.join(household_context(calendar), on=["unit", "household"], how="left")
+
+
+def finish_unit(calendar: Calendar, stage: str, at: dt.datetime, unit: str, found: pl.DataFrame) -> pl.DataFrame:
+    """One unit's problems with their status against the earlier stage, stored atomically."""
+    if stage not in STAGES:
+        raise ValueError(stage)
+    mine = found.filter(pl.col("unit") == unit)
+    marked = with_status(mine, previous_results(calendar.id, stage, unit))
+    digest = hashlib.sha256(
+        json.dumps(marked.drop("message").to_dicts(), ensure_ascii=False, sort_keys=True, default=str).encode()
+    ).hexdigest()[:20]
+    meta = {"campaign": calendar.id, "stage": stage, "unit": unit, "at": local_iso(at), "problems": marked.height}
+    records.replace_folder(stage_dir(calendar.id, stage, unit), f"r-{digest}", {"problems": marked}, meta)
+    return marked
+
+
+def run_id(calendar: Calendar, stage: str, at: dt.datetime, units: list[str]) -> str:
+    return hashlib.sha256(f"{calendar.id}/{stage}/{local_iso(at)}/{','.join(units)}".encode()).hexdigest()[:12]
+
+
+def validate(calendar: Calendar, stage: str, at: dt.datetime, units: list[str] | None = None) -> ValidationRun:
+    """Find the problems, then mark and store each requested unit's (all units by default)."""
     if stage not in STAGES:
         raise ValueError(stage)
     wanted = units or [unit.code for unit in calendar.unit_list]
-    found = run_rules(calendar, at)
-    context = household_context(calendar)
-    found = found.filter(pl.col("unit").is_in(wanted))
-    results = []
-    for unit in wanted:
-        mine = found.filter(pl.col("unit") == unit)
-        marked = with_status(mine, previous_results(calendar.id, stage, unit))
-        digest = hashlib.sha256(
-            json.dumps(marked.drop("message").to_dicts(), ensure_ascii=False, sort_keys=True, default=str).encode()
-        ).hexdigest()[:20]
-        meta = {"campaign": calendar.id, "stage": stage, "unit": unit, "at": local_iso(at), "problems": marked.height}
-        records.replace_folder(stage_dir(calendar.id, stage, unit), f"r-{digest}", {"problems": marked}, meta)
-        results.append(marked)
-        progress(f"{unit}：{marked.filter(pl.col('status') != 'fixed').height} 个问题")
-    problems = pl.concat(results, how="vertical_relaxed") if results else found.with_columns(status=pl.lit("new"))
-    problems = problems.join(context, on=["unit", "household"], how="left")
-    run = hashlib.sha256(f"{calendar.id}/{stage}/{local_iso(at)}/{','.join(wanted)}".encode()).hexdigest()[:12]
-    return ValidationRun(run=run, campaign=calendar.id, stage=stage, at=at, problems=problems, units=wanted)
+    found = find_problems(calendar, at)
+    marked = [finish_unit(calendar, stage, at, unit, found) for unit in wanted]
+    problems = pl.concat(marked, how="vertical_relaxed") if marked else found.head(0).with_columns(status=pl.lit(""))
+    return ValidationRun(
+        run=run_id(calendar, stage, at, wanted),
+        campaign=calendar.id,
+        stage=stage,
+        at=at,
+        problems=problems,
+        units=wanted,
+    )
