@@ -374,9 +374,8 @@ class Synth:
             lender = rng.choice(candidates)
             lender.touched = True
             other = lender.members[-1]
-            person[id_key] = other[id_key]
-            if sex_key:
-                person[sex_key] = other[sex_key]
+            # The same person, entered again in this household: everything but the relation to its head.
+            person.update({key: value for key, value in other.items() if key not in (relation_key, self.key)})
             record(str(person[id_key]), (id_key,), "members")
             self.defects.append(Defect(unit, lender.key, str(other[id_key]), (codes[id_key],), kind, file, "members"))
         elif kind == "transfer_sum":

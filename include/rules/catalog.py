@@ -43,6 +43,8 @@ class Rule:
     source: str  # the seed file
     quote: str  # the seed sentence the rule comes from
     sql: str
+    params: tuple[str, ...] = ()  # calendar thresholds bound as $name; a campaign without them skips the rule
+    forms: tuple[str, ...] = ()  # the forms it applies to (codes mean different things in 2017, 2020, 2023); () = any
 
 
 RULES: tuple[Rule, ...] = (
@@ -143,10 +145,11 @@ RULES: tuple[Rule, ...] = (
         severity="error",
         source="000_a43a35703e24dac8.txt",
         quote="贫困户家庭收入中的各项转移性收入，原则上通过与相关行业部门比对获取。",
+        forms=("2020-1", "2020-2"),
         sql="""
             SELECT unit, {household} AS household, NULL AS person,
                    printf('转移性收入填%.2f元，分项（计划生育金、低保金、特困供养金、养老保险金、生态补偿金、其他）之和为%.2f元',
-                          A29, parts) AS message
+                          A29::DOUBLE, parts::DOUBLE) AS message
             FROM (SELECT *, coalesce(A29a, 0) + coalesce(A29b, 0) + coalesce(A29c, 0) + coalesce(A29d, 0)
                             + coalesce(A29e, 0) + coalesce(A29f, 0) AS parts
                   FROM households)
@@ -157,16 +160,88 @@ RULES: tuple[Rule, ...] = (
         id="net_income_formula",
         title="家庭纯收入与公式不符（A33=A28+A29+A30+A31-A32）",
         family="income",
-        roles=("A28", "A29", "A30", "A31", "A32", "A33", "A37"),
+        roles=("A28", "A29", "A30", "A31", "A32", "A33"),
         fields=("A33", "A28", "A29", "A30", "A31", "A32"),
         severity="error",
         source="003_9f67e561e8efc1ae.txt",
         quote="A33=A28+A29+A30+A31-A32",
+        forms=("2023-1",),
         sql="""
             SELECT unit, {household} AS household, NULL AS person,
-                   printf('A33 家庭纯收入填%.2f元，按 A28+A29+A30+A31-A32 应为%.2f元', A33, net) AS message
+                   printf('A33 家庭纯收入填%.2f元，按 A28+A29+A30+A31-A32 应为%.2f元',
+                          A33::DOUBLE, net::DOUBLE) AS message
             FROM (SELECT *, A28 + A29 + A30 + A31 - A32 AS net FROM households WHERE A33 IS NOT NULL)
             WHERE abs(A33 - net) > 0.005
+        """,
+    ),
+)
+
+PER_CAPITA = """
+    SELECT h.unit, h.{household} AS household, (A28 + A29 + A30 + A31 - A32) / n.members AS per_capita, n.members
+    FROM households h
+    JOIN (SELECT unit, {household}, count(*) AS members FROM members GROUP BY unit, {household}) n
+      ON n.unit = h.unit AND n.{household} = h.{household}
+"""
+
+RULES += (
+    Rule(
+        id="new_poor_below_line",
+        title="新识别贫困户人均纯收入不低于识别标准",
+        family="eligibility",
+        roles=("A28", "A29", "A30", "A31", "A32"),
+        fields=("A28", "A29", "A30", "A31", "A32"),
+        severity="error",
+        source="001_75f64364fef16825.txt",
+        quote="今年贫困户识别和退出收入标准为年人均纯收入4000元。",
+        params=("poverty_line_yuan",),
+        forms=("2020-1",),
+        sql=f"""
+            SELECT unit, household, NULL AS person,
+                   printf('人均纯收入%.2f元（%d人），不低于识别标准%.0f元，不应识别为贫困户', per_capita, members,
+                          $poverty_line_yuan) AS message
+            FROM ({PER_CAPITA})
+            WHERE per_capita >= $poverty_line_yuan
+        """,
+    ),
+    Rule(
+        id="edge_below_line",
+        title="边缘易致贫户人均可支配收入不低于6000元",
+        family="eligibility",
+        roles=("A28", "A29", "A30", "A31", "A32"),
+        fields=("A28", "A29", "A30", "A31", "A32"),
+        severity="error",
+        source="001_75f64364fef16825.txt",
+        quote="边缘易致贫户以“非建档立卡农户中家庭年人均可支配收入低于6000元，且有致贫风险”为标准。",
+        params=("unstable_edge_line_yuan",),
+        forms=("2020-2",),
+        sql=f"""
+            SELECT unit, household, NULL AS person,
+                   printf('人均收入%.2f元（%d人），不低于%.0f元，不符合边缘易致贫户标准', per_capita, members,
+                          $unstable_edge_line_yuan) AS message
+            FROM ({PER_CAPITA})
+            WHERE per_capita >= $unstable_edge_line_yuan
+        """,
+    ),
+    Rule(
+        id="dropout_reason",
+        title="义务教育阶段适龄儿童不在校但未填失学或辍学原因",
+        family="education",
+        roles=("id", "school", "dropout"),
+        fields=("school", "dropout"),
+        severity="error",
+        source="000_a43a35703e24dac8.txt",
+        quote="增加了“失学或辍学原因”、“是否会讲普通话”等23个指标",
+        forms=("2020-1", "2020-2", "2020-4"),
+        sql=f"""
+            SELECT unit, {{household}} AS household, {{id}} AS person,
+                   printf('%d岁（义务教育年龄），在校生状况填“%s”，请填写失学或辍学原因', age, {{school}}) AS message
+            FROM (SELECT *, date_diff('year', try_strptime(substr({{id}}, 7, 8), '%Y%m%d'), $status_date)
+                            - CASE WHEN strftime(try_strptime(substr({{id}}, 7, 8), '%Y%m%d'), '%m%d')
+                                        > strftime($status_date, '%m%d') THEN 1 ELSE 0 END AS age
+                  FROM members WHERE {WELL_FORMED_ID})
+            WHERE age BETWEEN 6 AND 15
+              AND ({{school}} IS NULL OR {{school}} IN ('非在校生', '失学', '辍学', '失学辍学'))
+              AND {{dropout}} IS NULL
         """,
     ),
 )

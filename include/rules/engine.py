@@ -59,6 +59,8 @@ def roles_of(form: FormSpec) -> Roles:
         ("sex", lambda f: f.label == "性别"),
         ("relation", lambda f: f.label.startswith("与户主关系")),
         ("name", lambda f: f.type == "name"),
+        ("school", lambda f: f.label.startswith("在校生状况")),
+        ("dropout", lambda f: f.label.startswith("失学或辍学原因")),
     ):
         key = first(members, test)
         if key:
@@ -66,7 +68,7 @@ def roles_of(form: FormSpec) -> Roles:
     if "address_county" in households:
         columns["county"] = "address_county"
     for key, f in households.items():
-        if f.code and f.type == "money":  # income items are rules' roles by their printed code
+        if f.code:  # household items (incomes …) are rules' roles by their printed code
             columns[f.code] = key
     codes = {f.key: f.code or f.label for f in form.fields}
     return Roles(columns=columns, codes=codes)
@@ -97,10 +99,14 @@ def run_rules(
                 continue
             for rule in rules:
                 columns = roles.resolve(rule)
-                if columns is None:
+                if rule.forms and form.id not in rule.forms:
+                    continue
+                if columns is None or not all(name in calendar.thresholds for name in rule.params):
                     continue
                 sql = rule.sql.format(**columns)
-                params = {"status_date": status_date.replace(tzinfo=None)} if "$status_date" in sql else {}
+                params = {name: float(calendar.thresholds[name].value) for name in rule.params}
+                if "$status_date" in sql:
+                    params["status_date"] = status_date.replace(tzinfo=None)
                 cursor = connection.execute(sql, params)
                 names = [column[0] for column in cursor.description]
                 found = pl.DataFrame(cursor.fetchall(), schema=names, orient="row", infer_schema_length=None)
