@@ -1,4 +1,4 @@
-.PHONY: help install start test lint bench bench-ingest
+.PHONY: help install start test lint bench bench-ingest bench-rules
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -20,3 +20,6 @@ bench:  ## DAG-file parse time against a bare interpreter
 
 bench-ingest:  ## ingest a 100,000-member workbook against pandas and frictionless
 	scripts/bootstrap && .venv/bin/python bench/ingest.py $(ARGS)
+
+bench-rules:  ## the rule catalog over 1,000,000 households against pandera
+	scripts/bootstrap && .venv/bin/python bench/rules.py $(ARGS)
