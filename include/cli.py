@@ -241,6 +241,15 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _form(calendar: Calendar, form_id: str):  # noqa: ANN202 - a FormSpec, imported lazily
+    """One of the campaign's forms, or a usage error naming the ones it uses."""
+    from include.forms.spec import get_form
+
+    if form_id not in calendar.forms:
+        raise UsageError(f"{calendar.name}不使用表“{form_id}”（可用：{'、'.join(calendar.forms) or '无'}）")
+    return get_form(form_id)
+
+
 def cmd_forms_list(args: argparse.Namespace) -> int:
     from include.forms.spec import all_forms
 
@@ -267,13 +276,10 @@ def cmd_forms_list(args: argparse.Namespace) -> int:
 
 
 def cmd_forms_template(args: argparse.Namespace) -> int:
-    from include.forms.spec import get_form
     from include.forms.template import write_template
 
     calendar = _load(args.campaign)
-    if args.form not in calendar.forms:
-        raise UsageError(f"{calendar.name}不使用表“{args.form}”（可用：{'、'.join(calendar.forms) or '无'}）")
-    form = get_form(args.form)
+    form = _form(calendar, args.form)
     out = write_template(form, Path(args.out), campaign_id=calendar.id, campaign_name=calendar.name)
     print(f"已写出模板「{form.title}」第{form.version}版 → {out}")
     return 0
@@ -335,7 +341,6 @@ def _print_row_errors(errors: list, stream: TextIO, limit: int = 50) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from include.forms.spec import get_form
     from include.synth import synthesize
 
     calendar = _load(args.campaign)
@@ -343,11 +348,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise UsageError("--households 至少为 1")
     if not 0 <= args.defect_rate <= 1:
         raise UsageError("--defect-rate 应在 0 到 1 之间")
-    form = None
-    if args.form:
-        if args.form not in calendar.forms:
-            raise UsageError(f"{calendar.name}不使用表“{args.form}”（可用：{'、'.join(calendar.forms)}）")
-        form = get_form(args.form)
+    form = _form(calendar, args.form) if args.form else None
     units = args.units.split(",") if args.units else None
     known = {unit.code for unit in calendar.unit_list}
     for unit in units or []:
@@ -372,7 +373,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import polars as pl
 
     from include.rules.problem_list import write_problem_list
-    from include.rules.problems import STAGES, validate
+    from include.rules.problems import validate
+    from include.rules.stages import STAGES
 
     calendar = _load(args.campaign)
     at = _now(args.at)

@@ -74,3 +74,15 @@ def cities(province_code: str, year: int) -> list[Region]:
         if item is not None and item.name not in ("市辖区", "县"):
             found.append(item)
     return found
+
+
+def counties(city_code: str, year: int) -> list[Region]:
+    """County-level units (区, 县, 县级市 …) of a city valid in that year, by code."""
+    prefix = city_code[:4]
+    found = []
+    for code in sorted(_table()):
+        if code.startswith(prefix) and not code.endswith("00"):
+            item = region(code, year)
+            if item is not None:
+                found.append(item)
+    return found

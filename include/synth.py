@@ -22,7 +22,7 @@ from stdnum.cn import ric
 from include.calendar import Calendar
 from include.forms.spec import FieldSpec, FormSpec, get_form
 from include.forms.template import build_template
-from include.regions import region
+from include.regions import counties, region
 from include.timeutil import TIMEZONE
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -80,17 +80,10 @@ def default_form(calendar: Calendar) -> FormSpec:
 
 def unit_prefixes(calendar: Calendar, unit: str) -> list[str]:
     """Six-digit region codes whose residents may belong to the unit (counties of a city; the office's own)."""
-    from include.regions import _table
-
-    year = calendar.year
     if unit.isdigit() and len(unit) == 6:
-        counties = [
-            code
-            for code in _table()
-            if code[:4] == unit[:4] and code != unit and not code.endswith("00") and region(code, year) is not None
-        ]
-        if counties:
-            return sorted(counties)
+        found = [county.code for county in counties(unit, calendar.year)]
+        if found:
+            return found
     return [calendar.office.code]
 
 

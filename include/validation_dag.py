@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from include.rules.problems import STAGES
+from include.rules.stages import STAGES
 
 DAG_ID = "validation"
 UNIT_LABEL = "{{ unit_label | default(task.op_kwargs.get('unit', '')) }}"

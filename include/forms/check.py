@@ -241,15 +241,15 @@ def read_and_check(path: Path, allowed_forms: Iterable[str]) -> Checked:
 
 
 def check_workbook(workbook: Workbook) -> Checked:
-    """Check every sheet of the workbook; rows with any failing cell are left out of ``tables``."""
+    """Join the per-sheet checks (``read_workbook``'s hook results) and check across sheets; rows with
+    any failing cell are left out of ``tables``."""
     form = workbook.form
     result = Checked(form=form)
     typed: dict[str, pl.DataFrame] = {}
     problems: dict[str, pl.DataFrame] = {}
     fields_by_sheet: dict[str, dict[str, FieldSpec]] = {}
     for sheet in form.sheets:
-        done = workbook.results.get(sheet.id)
-        frame, errors, fields = done if done is not None else _check_sheet(form, sheet, workbook.sheets[sheet.id])
+        frame, errors, fields = workbook.results[sheet.id]
         valid = frame.join(errors.select(ROW).unique(), on=ROW, how="anti")
         duplicated = _duplicates(valid, sheet.unique)
         typed[sheet.id] = frame

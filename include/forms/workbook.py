@@ -317,7 +317,7 @@ def _big_numbers(data: bytes) -> Iterable[re.Match[bytes]]:
 
 def _sci(raw: bytes) -> str:
     try:
-        return f"{float(raw):.5E}".replace("E+", "E+")
+        return f"{float(raw):.5E}"
     except ValueError:
         return raw.decode()
 

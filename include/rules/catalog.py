@@ -8,7 +8,7 @@ Column names in the SQL are roles, filled in per form from its spec: ``{id}`` th
 number, ``{sex}``, ``{relation}``, ``{household}`` the household key (the head's ID as entered).
 Parameters from the campaign calendar are bound by name (``$status_date``), never written into the SQL.
 
-Work in progress (issue 5): the identity and income-arithmetic families; the others follow.
+Work in progress (issue 5): identity, income arithmetic, eligibility lines and the dropout reason so far.
 """
 
 from __future__ import annotations
@@ -45,6 +45,40 @@ class Rule:
     sql: str
     params: tuple[str, ...] = ()  # calendar thresholds bound as $name; a campaign without them skips the rule
     forms: tuple[str, ...] = ()  # the forms it applies to (codes mean different things in 2017, 2020, 2023); () = any
+
+
+PER_CAPITA = """
+    SELECT h.unit, h.{household} AS household, (A28 + A29 + A30 + A31 - A32) / n.members AS per_capita, n.members
+    FROM households h
+    JOIN (SELECT unit, {household}, count(*) AS members FROM members GROUP BY unit, {household}) n
+      ON n.unit = h.unit AND n.{household} = h.{household}
+"""
+INCOME_ITEMS = ("A28", "A29", "A30", "A31", "A32")
+
+
+def per_capita_rule(*, id: str, title: str, quote: str, line: str, form: str, message: str) -> Rule:
+    """Per-capita net income (A28+A29+A30+A31-A32 over the members) at or above the calendar's ``line``.
+
+    ``message`` is a printf template of the per-capita income, the members and the line.
+    """
+    return Rule(
+        id=id,
+        title=title,
+        family="eligibility",
+        roles=INCOME_ITEMS,
+        fields=INCOME_ITEMS,
+        severity="error",
+        source="001_75f64364fef16825.txt",
+        quote=quote,
+        params=(line,),
+        forms=(form,),
+        sql=f"""
+            SELECT unit, household, NULL AS person,
+                   printf('{message}', per_capita, members, ${line}) AS message
+            FROM ({PER_CAPITA})
+            WHERE per_capita >= ${line}
+        """,
+    )
 
 
 RULES: tuple[Rule, ...] = (
@@ -174,53 +208,21 @@ RULES: tuple[Rule, ...] = (
             WHERE abs(A33 - net) > 0.005
         """,
     ),
-)
-
-PER_CAPITA = """
-    SELECT h.unit, h.{household} AS household, (A28 + A29 + A30 + A31 - A32) / n.members AS per_capita, n.members
-    FROM households h
-    JOIN (SELECT unit, {household}, count(*) AS members FROM members GROUP BY unit, {household}) n
-      ON n.unit = h.unit AND n.{household} = h.{household}
-"""
-
-RULES += (
-    Rule(
+    per_capita_rule(
         id="new_poor_below_line",
         title="新识别贫困户人均纯收入不低于识别标准",
-        family="eligibility",
-        roles=("A28", "A29", "A30", "A31", "A32"),
-        fields=("A28", "A29", "A30", "A31", "A32"),
-        severity="error",
-        source="001_75f64364fef16825.txt",
         quote="今年贫困户识别和退出收入标准为年人均纯收入4000元。",
-        params=("poverty_line_yuan",),
-        forms=("2020-1",),
-        sql=f"""
-            SELECT unit, household, NULL AS person,
-                   printf('人均纯收入%.2f元（%d人），不低于识别标准%.0f元，不应识别为贫困户', per_capita, members,
-                          $poverty_line_yuan) AS message
-            FROM ({PER_CAPITA})
-            WHERE per_capita >= $poverty_line_yuan
-        """,
+        line="poverty_line_yuan",
+        form="2020-1",
+        message="人均纯收入%.2f元（%d人），不低于识别标准%.0f元，不应识别为贫困户",
     ),
-    Rule(
+    per_capita_rule(
         id="edge_below_line",
         title="边缘易致贫户人均可支配收入不低于6000元",
-        family="eligibility",
-        roles=("A28", "A29", "A30", "A31", "A32"),
-        fields=("A28", "A29", "A30", "A31", "A32"),
-        severity="error",
-        source="001_75f64364fef16825.txt",
         quote="边缘易致贫户以“非建档立卡农户中家庭年人均可支配收入低于6000元，且有致贫风险”为标准。",
-        params=("unstable_edge_line_yuan",),
-        forms=("2020-2",),
-        sql=f"""
-            SELECT unit, household, NULL AS person,
-                   printf('人均收入%.2f元（%d人），不低于%.0f元，不符合边缘易致贫户标准', per_capita, members,
-                          $unstable_edge_line_yuan) AS message
-            FROM ({PER_CAPITA})
-            WHERE per_capita >= $unstable_edge_line_yuan
-        """,
+        line="unstable_edge_line_yuan",
+        form="2020-2",
+        message="人均收入%.2f元（%d人），不低于%.0f元，不符合边缘易致贫户标准",
     ),
     Rule(
         id="dropout_reason",

@@ -23,9 +23,9 @@ import polars as pl
 from include import paths, records
 from include.calendar import Calendar
 from include.rules.engine import household_context, run_rules
+from include.rules.stages import STAGES
 from include.timeutil import local_iso
 
-STAGES = ("analysis", "verification", "completion")
 KEY = ["rule", "household", "person_key", "fields_key"]
 
 
