@@ -1,4 +1,4 @@
-.PHONY: help install start test lint bench bench-ingest bench-rules
+.PHONY: help install start test lint bench bench-ingest bench-rules bench-reminders
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -23,3 +23,6 @@ bench-ingest:  ## ingest a 100,000-member workbook against pandas and frictionle
 
 bench-rules:  ## the rule catalog over 1,000,000 households against pandera
 	scripts/bootstrap && .venv/bin/python bench/rules.py $(ARGS)
+
+bench-reminders:  ## 3,000 reminders through the outbox to a fake Slack limited per channel
+	scripts/bootstrap && .venv/bin/python bench/reminders.py $(ARGS)

@@ -11,13 +11,14 @@ import io
 import shutil
 import tempfile
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import pendulum
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from include import paths
 from include.calendar import Calendar, CalendarError, read_calendar
@@ -41,6 +42,12 @@ def _uploads_dir() -> Path:
     folder = paths.campaign_home() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+ASK_FOR_LINK_PAGE = (
+    '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>需要令牌</title></head><body>'
+    "<p>查看进度需要令牌：请打开省级办公室发给本单位的链接（带 ?token=…），或联系省级办公室签发。</p></body></html>"
+)
 
 
 def create_app(clock: Clock = _real_clock, database_url: str | None = None) -> FastAPI:
@@ -194,6 +201,61 @@ def create_app(clock: Clock = _real_clock, database_url: str | None = None) -> F
         if not found:
             raise _error(404, "unknown_unit", f"战役 {campaign} 没有单位“{unit}”。")
         return {"campaign": status["campaign"], "at": status["at"], **found[0]}
+
+    def page_reader(token: str | None, authorization: str | None) -> Credential | None:
+        """Who reads a page: the token in ``?token=`` (a link a unit can open) or the Authorization header."""
+        given = (token or (authorization or "").removeprefix("Bearer ")).strip()
+        return verify_token(engine(), given) if given else None
+
+    def progress_of(campaign: str) -> dict[str, Any]:
+        from include.progress import progress_report
+
+        return progress_report(engine(), calendar_of(campaign), clock())
+
+    @app.get("/progress/", response_class=HTMLResponse)
+    def progress_index(token: str | None = None) -> HTMLResponse:
+        """The campaigns, each a link to its progress page (the Airflow UI's menu entry opens this)."""
+        query = f"?token={quote(token)}" if token else ""
+        links = "".join(
+            f'<li><a href="{escape(file.stem)}{query}">{escape(file.stem)}</a></li>' for file in paths.calendar_files()
+        )
+        return HTMLResponse(
+            f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>战役进度</title></head>'
+            f"<body><h1>战役进度</h1><ul>{links}</ul><p>打开链接需要本单位或省级的令牌（?token=…）。</p></body></html>"
+        )
+
+    @app.get("/progress/{campaign}", response_class=HTMLResponse)
+    def progress_page(
+        campaign: str, token: str | None = None, authorization: Annotated[str | None, Header()] = None
+    ) -> HTMLResponse:
+        """The unit × milestone matrix and the completion chart: every unit for the province, one's own for a unit."""
+        from include.progress_page import progress_html
+
+        who = page_reader(token, authorization)
+        if who is None:
+            return HTMLResponse(ASK_FOR_LINK_PAGE, status_code=401)
+        report = progress_of(campaign)
+        if not who.is_province:
+            report["units"] = [unit for unit in report["units"] if unit["unit"] == who.unit]
+        query = f"?token={quote(token)}" if token else ""
+        return HTMLResponse(progress_html(report, token_query=query, whole=who.is_province))
+
+    @app.get("/progress/{campaign}/units/{unit}", response_class=HTMLResponse)
+    def unit_page(
+        campaign: str, unit: str, token: str | None = None, authorization: Annotated[str | None, Header()] = None
+    ) -> HTMLResponse:
+        from include.progress_page import unit_html
+
+        who = page_reader(token, authorization)
+        if who is None:
+            return HTMLResponse(ASK_FOR_LINK_PAGE, status_code=401)
+        if not who.is_province and who.unit != unit:
+            return HTMLResponse(f"<p>此令牌只能查看单位 {escape(who.unit)} 的进度。</p>", status_code=403)
+        report = progress_of(campaign)
+        found = [item for item in report["units"] if item["unit"] == unit]
+        if not found:
+            return HTMLResponse(f"<p>战役 {escape(campaign)} 没有单位“{escape(unit)}”。</p>", status_code=404)
+        return HTMLResponse(unit_html(report, found[0]))
 
     @app.exception_handler(HTTPException)
     async def _chinese_errors(_request: object, exc: HTTPException) -> JSONResponse:

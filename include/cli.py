@@ -219,6 +219,80 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remind(args: argparse.Namespace) -> int:
+    from include.reminders import reminders_due
+    from include.workdays import UnknownYear
+
+    calendar = _load(args.campaign)
+    engine = _engine()
+    try:
+        due = reminders_due(engine, calendar, _now(args.at))
+        if args.dry_run:
+            if args.json:
+                _print_json([reminder.as_json() for reminder in due])
+                return 0
+            for reminder in due:
+                print(f"{reminder.channel}\t{reminder.kind}\t{reminder.text}")
+            print(f"共 {len(due)} 条提醒（{calendar.name}，{due[0].day if due else _now(args.at).date()}），未发送")
+            return 0
+        from include import outbox
+
+        new = outbox.enqueue(engine, due)
+        sender = outbox.sender_from_env()
+        delivery = outbox.deliver(
+            engine, sender, campaign=calendar.id, progress=lambda line: print(line, file=sys.stderr), **sender.pace
+        )
+        summary = {
+            "due": len(due),
+            "new": new,
+            "via": sender.name,
+            **delivery.as_json(),
+            "outbox": outbox.counts(engine, calendar.id),
+        }
+        if isinstance(sender, outbox.SinkSender):
+            summary["sink"] = str(sender.path)
+        if args.json:
+            _print_json(summary)
+        else:
+            where = f"本地文件 {sender.path}" if isinstance(sender, outbox.SinkSender) else "Slack"
+            print(
+                f"应发 {len(due)} 条，新写入发件箱 {new} 条；经{where}发送 {delivery.sent} 条，"
+                f"核对补记 {delivery.recovered} 条，待重试 {delivery.retried} 条，失败 {delivery.failed} 条"
+            )
+        return 1 if delivery.failed else 0
+    except UnknownYear as error:
+        print(error, file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from include.progress import STATE_TEXT, progress_report, write_progress_xlsx
+
+    calendar = _load(args.campaign)
+    engine = _engine()
+    try:
+        report = progress_report(engine, calendar, _now(args.at))
+    finally:
+        engine.dispose()
+    if args.json:
+        _print_json(report)
+        return 0
+    if args.xlsx:
+        out = write_progress_xlsx(report, Path(args.xlsx))
+        print(f"进度表（{len(report['units'])} 个单位，落后的在前）→ {out}")
+        return 0
+    print(f"{calendar.name}　截至 {report['at']}（落后的在前）")
+    for unit in report["units"]:
+        states = "　".join(f"{item['id']}:{STATE_TEXT[item['state']]}" for item in unit["milestones"])
+        share = f"{unit['share']:.0%}" if unit["share"] is not None else "无底数"
+        problems = "—" if unit["open_problems"] is None else unit["open_problems"]
+        entered = f"已录入 {unit['entered']} 户（{share}）"
+        print(f"{unit['name']}（{unit['unit']}）　{states}　{entered}　未整改问题 {problems}")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from include.simulation import simulate
 
@@ -263,6 +337,7 @@ def cmd_forms_list(args: argparse.Namespace) -> int:
                     "name": form.name,
                     "attachment": form.attachment,
                     "seed": form.seed,
+                    "printed": form.printed,
                     "sheets": [{"id": s.id, "name": s.name, "columns": len(form.fields_of(s.id))} for s in form.sheets],
                 }
                 for form in forms.values()
@@ -466,6 +541,21 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--at")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+
+    remind = commands.add_parser("remind", help="某一时刻应发的提醒（截止前、当天、逾期、进度、关闭）")
+    remind.add_argument("--campaign", required=True, metavar="ID")
+    remind.add_argument("--at", help="时刻（ISO-8601，带时区；默认现在），按其所在的北京日期计")
+    remind.add_argument("--dry-run", action="store_true", help="只列出，不发送")
+    remind.add_argument("--json", action="store_true")
+    remind.set_defaults(handler=cmd_remind)
+
+    progress = commands.add_parser("progress", help="各单位进度：报送、录入占底数的比例、未整改问题，落后的在前")
+    progress.add_argument("--campaign", required=True, metavar="ID")
+    progress.add_argument("--at", help="时刻（ISO-8601，带时区；默认现在）")
+    shown = progress.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true")
+    shown.add_argument("--xlsx", metavar="FILE", help="写成 Excel（含完成比例条形图）")
+    progress.set_defaults(handler=cmd_progress)
 
     simulate = commands.add_parser("simulate", help="在真实 Airflow 上模拟一次压缩的战役并给出核对结论")
     simulate.add_argument("id", metavar="ID")

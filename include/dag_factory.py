@@ -3,7 +3,9 @@
 Phases are task groups; inside each, a task at the phase's start, one at each milestone's due
 instant, one at each entry window's opening and closing, and one at the phase's end; the system
 closing is a task of its own. Every task finishes at its instant (see `CalendarInstantSensor`).
-Gates on units' reports go into the milestone's place (`milestone_tasks`).
+Gates on units' reports go into the milestone's place (`milestone_tasks`). At the start of each
+validation stage (analysis, verification, completion) the phase triggers the validation DAG for all
+units (`validation_trigger`).
 
 This module is imported at DAG-parse time: it reads calendar files and builds objects, nothing
 else (no database, no network, no clock).
@@ -20,13 +22,17 @@ from typing import Any
 from airflow.sdk import DAG, TaskGroup
 
 from include.calendar import Calendar, CalendarError, read_calendar
-from include.calendar.model import EntryWindow, Milestone, ReportKind
+from include.calendar.model import EntryWindow, Milestone, Phase, ReportKind
 from include.calendar.render import calendar_markdown
 from include.gates import GATE_LABEL, ProvinceApproval, ReportGate, poll_seconds
 from include.instant_sensor import CalendarInstantSensor
+from include.rules.stages import STAGES
 from include.submissions import door_closes
 from include.timetable import CampaignTimetable
-from include.timeutil import local_text
+from include.timeutil import local_iso, local_text
+from include.validation_dag import ALL_UNITS
+from include.validation_dag import DAG_ID as VALIDATION_DAG_ID
+from include.validation_trigger import TriggerDagRun
 
 log = logging.getLogger(__name__)
 DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(seconds=30)}
@@ -109,6 +115,37 @@ def approval_tasks(calendar: Calendar, window: EntryWindow) -> list[Any]:
     ]
 
 
+def validation_run_id(campaign_id: str, stage: str, campaign_run_id: str) -> str:
+    """The run id of the validation run that a campaign run triggers at a stage's start."""
+    return f"{campaign_id}__{stage}__{campaign_run_id}"
+
+
+def validation_conf(calendar: Calendar, phase: Phase) -> dict[str, str]:
+    """What the campaign asks the validation DAG at the phase's start: all units, as of that instant."""
+    return {"campaign": calendar.id, "unit": ALL_UNITS, "stage": phase.id.value, "at": local_iso(phase.starts)}
+
+
+def validation_trigger(calendar: Calendar, phase: Phase) -> Any:
+    """Trigger the validation DAG for all units at the phase's start; a leaf, so it never holds up a deadline.
+
+    The run id comes from the campaign run's id and the stage, so a retry or a cleared campaign run finds the
+    validation run already there and skips instead of triggering a second one.
+    """
+    stage = phase.id.value
+    return TriggerDagRun(
+        task_id="trigger_validation",
+        task_display_name=f"触发数据校验：{phase.name}",
+        trigger_dag_id=VALIDATION_DAG_ID,
+        trigger_run_id=validation_run_id(calendar.id, stage, "{{ run_id }}"),
+        conf=validation_conf(calendar, phase),
+        doc_md=(
+            f"“{phase.name}”开始时（{local_text(phase.starts)}，北京时间）触发“数据校验与问题清单”，"
+            f"对全部单位按 `{stage}` 阶段运行校验规则。同一战役运行只触发一次；"
+            "触发失败不影响本战役的其他任务（本次运行最终标为失败，请手动触发校验）。"
+        ),
+    )
+
+
 def build_dag(calendar: Calendar) -> DAG:
     """The campaign DAG of one calendar."""
     with DAG(
@@ -172,6 +209,8 @@ def build_dag(calendar: Calendar) -> DAG:
                     inner >> closes
                 if gates:
                     opens >> gates
+                if phase.id.value in STAGES:
+                    opens >> validation_trigger(calendar, phase)
             if phase_starts:
                 phase_starts[-1][1] >> opens
             phase_starts.append((phase.starts, opens))
@@ -208,7 +247,10 @@ def build_error_dag(file: Path, error: CalendarError) -> DAG:
 
 
 def build_all(files: list[Path]) -> dict[str, DAG]:
-    """DAGs by dag_id: a campaign DAG for every valid calendar file, an error DAG for each invalid one."""
+    """DAGs by dag_id: a campaign DAG and a reminders DAG for every valid calendar file (a compressed one,
+    minutes long, has no working days to remind on), an error DAG for each invalid one."""
+    from include.reminders_dag import build_reminders_dag
+
     dags: dict[str, DAG] = {}
     for file in files:
         try:
@@ -218,5 +260,8 @@ def build_all(files: list[Path]) -> dict[str, DAG]:
             dag = build_error_dag(file, exc)
         else:
             dag = build_dag(calendar)
+            if calendar.compressed_from is None:
+                reminders = build_reminders_dag(calendar)
+                dags[reminders.dag_id] = reminders
         dags[dag.dag_id] = dag
     return dags

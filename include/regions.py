@@ -86,3 +86,16 @@ def counties(city_code: str, year: int) -> list[Region]:
             if item is not None:
                 found.append(item)
     return found
+
+
+def codes_until(year: int) -> list[str]:
+    """Every county-level or higher code that existed in some year up to ``year``: the birth places an ID may name.
+
+    An ID keeps the code of the place where it was first issued, so a code abolished since is still valid.
+    """
+    found = []
+    for code, names in _table().items():
+        firsts = [int(m["first"] or 0) for part in names.split(",") if (m := _SPAN.match(part))]
+        if not firsts or min(firsts) <= year:
+            found.append(code)
+    return sorted(found)

@@ -4,7 +4,9 @@ the HTTP API, and a verdict against what was played.
 The play (fixed by a seed): most units report on time, some late; one never reports; one tries
 after the door has closed (HTTP 409); one tries with another unit's token (HTTP 403) before
 reporting with its own. After the run ends, the store's status, the gates in the Airflow grid and
-the HTTP answers must all agree with the play.
+the HTTP answers must all agree with the play, and the campaign must have triggered the validation DAG once
+per validation stage. The validation DAG is paused there: its runs wait queued, so that sixteen problem lists
+per stage do not compete with the play's timing on a small machine.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +129,10 @@ def simulate(
 
     problems: list[str] = []
     with standalone(env, home / "standalone.log") as base:
-        for attempt in play.attempts:
+        paused = False
+
+        def play_one(attempt: Attempt) -> str | None:
+            """One unit's attempt at its instant; units act independently, so a slow answer delays no other."""
             time.sleep(max(0.0, (attempt.at - pendulum.now("UTC")).total_seconds()))
             response = httpx.post(
                 f"{base}/campaign/api/reports",
@@ -141,11 +147,19 @@ def simulate(
                 },
                 timeout=30,
             )
-            if response.status_code != attempt.expect_http:
-                problems.append(
-                    f"{names[attempt.unit]} {attempt.milestone}：HTTP {response.status_code}，"
-                    f"应为 {attempt.expect_http}（{response.text[:200]}）"
-                )
+            if response.status_code == attempt.expect_http:
+                return None
+            return (
+                f"{names[attempt.unit]} {attempt.milestone}：HTTP {response.status_code}，"
+                f"应为 {attempt.expect_http}（{response.text[:200]}）"
+            )
+
+        with ThreadPoolExecutor(max_workers=len(play.attempts)) as pool:
+            played = []
+            for attempt in play.attempts:
+                paused = paused or _pause_validation(base, until=attempt.at)
+                played.append(pool.submit(play_one, attempt))
+            problems += [problem for future in played if (problem := future.result())]
         out(f"报送已全部发出，等待战役在 {local_text(calendar.ends, end=True)} 结束……")
 
         def finished_run() -> dict | None:
@@ -157,6 +171,9 @@ def simulate(
         instances = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)[
             "task_instances"
         ]
+        triggered = get_json(f"{base}/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
+
+    problems += _check_validation(calendar, run["dag_run_id"], triggered, paused, out)
 
     status = campaign_status(engine, calendar, pendulum.now("UTC"))
     engine.dispose()
@@ -169,6 +186,43 @@ def simulate(
     for problem in problems:
         out(f"  - {problem}")
     return not problems
+
+
+def _pause_validation(base: str, until: dt.datetime) -> bool:
+    """Pause the validation DAG as soon as it is parsed (trying until ``until``): the runs the campaign triggers
+    then wait queued instead of loading a small machine (three stages seconds apart, a task per unit each)
+    while the play's timing is judged."""
+    while True:
+        try:
+            response = httpx.patch(f"{base}/api/v2/dags/validation", json={"is_paused": True}, timeout=10)
+            if response.status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if pendulum.now("UTC") >= until:
+            return False
+        time.sleep(min(2.0, max(0.0, (until - pendulum.now("UTC")).total_seconds())))
+
+
+def _check_validation(
+    calendar: Calendar, campaign_run_id: str, runs: list[dict], paused: bool, out: Callable[[str], None]
+) -> list[str]:
+    """The campaign run triggered the validation DAG once per validation stage, for all units, at the stage's start."""
+    from include.dag_factory import validation_conf, validation_run_id
+    from include.rules.stages import STAGES
+
+    expected = {
+        validation_run_id(calendar.id, phase.id.value, campaign_run_id): validation_conf(calendar, phase)
+        for phase in calendar.phases_in_order()
+        if phase.id.value in STAGES
+    }
+    ours = [run for run in runs if run["dag_run_id"].startswith(f"{calendar.id}__")]
+    actual = {run["dag_run_id"]: run["conf"] for run in ours}
+    states = "、".join(f"{run['conf'].get('stage')} {run['state']}" for run in ours) or "无"
+    out(f"触发数据校验 {len(ours)} 次（{states}）" + ("；校验 DAG 已暂停，运行排队等待" if paused else ""))
+    if actual != expected:
+        return [f"数据校验触发 {sorted(actual)}，应为 {sorted(expected)}（参数 {actual}，应为 {expected}）"]
+    return []
 
 
 def _check(

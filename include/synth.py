@@ -22,7 +22,8 @@ from stdnum.cn import ric
 from include.calendar import Calendar
 from include.forms.spec import FieldSpec, FormSpec, get_form
 from include.forms.template import build_template
-from include.regions import counties, region
+from include.regions import codes_until, counties, region
+from include.rules.catalog import INCOME_ITEMS_2017, RULES
 from include.timeutil import TIMEZONE
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -47,6 +48,11 @@ TEXT_VALUES = {
     "申请开通功能模块": ("2018年初动态管理",),
     "盖章单位": ("市脱贫攻坚领导小组办公室",),
 }
+
+TRANSFER_PARTS = ("A29a", "A29b", "A29c", "A29d", "A29e", "A29f")
+PROPERTY_PARTS = ("A31a", "A31b")
+# The forms whose households the campaign's poverty line applies to (new_poor_below_line and its 2017 twin).
+LINE_FORMS = {form for rule in RULES if "poverty_line_yuan" in rule.params for form in rule.forms}
 
 
 @dataclass(frozen=True)
@@ -210,23 +216,49 @@ class Synth:
         }
 
     def _income(self, row: dict[str, object], fields: dict[str, FieldSpec]) -> None:
-        """Income items whose sub-items add up (2020: A29 = A29a…f, A31 = A31a+b; 2023: A33, A37)."""
+        """Income items whose sub-items add up (2020: A29 = A29a…f, A31 = A31a+b; 2023: A33, A37); 2023's A53, A54."""
         rng = self.rng
 
         def amount(high: int) -> float:
             return float(rng.randrange(0, high // 10) * 10)
 
-        parts = {key: amount(3000) for key in ("A29a", "A29b", "A29c", "A29d", "A29e", "A29f") if key in fields}
+        parts = {key: amount(3000) for key in TRANSFER_PARTS if key in fields}
         if parts:
             row.update(parts)
             row["A29"] = sum(parts.values())
-        prop = {key: amount(2000) for key in ("A31a", "A31b") if key in fields}
+        prop = {key: amount(2000) for key in PROPERTY_PARTS if key in fields}
         if prop:
             row.update(prop)
             row["A31"] = sum(prop.values())
         if "A33" in fields and fields["A33"].type == "money":  # 2023: net income is A28+A29+A30+A31−A32
             row["A33"] = round(sum(float(row[k]) for k in ("A28", "A29", "A30", "A31")) - float(row["A32"]), 2)
             row["A37"] = round(row["A33"] + float(row.get("A35") or 0) - float(row.get("A36") or 0), 2)
+        if "A53" in fields:  # risk marked eliminated only with 两不愁三保障 and safe water resolved, with its date
+            if "是" in (row.get(key) for key in ("A23", "A24", "A25", "A26")) or row.get("A53") is None:
+                row["A53"] = row["A54"] = None
+            elif row.get("A54") is None:
+                row["A54"] = dt.date(self.year, rng.randint(1, 9), rng.randint(1, 28))
+
+    def _below_line(self, row: dict[str, object], size: int) -> None:
+        """A poor household's income below the campaign's line (seed 001: 4000 yuan; seed 002: 3200), if it has one.
+
+        The income items are scaled down together, so that sub-items still add up.
+        """
+        line = self.calendar.thresholds.get("poverty_line_yuan")
+        if line is None or self.form.id not in LINE_FORMS:
+            return
+        positive = [key for key in (*INCOME_ITEMS_2017, "A28", "A30", *TRANSFER_PARTS, *PROPERTY_PARTS) if key in row]
+        total = sum(float(row[key] or 0) for key in positive)
+        budget = line.value * size * self.rng.uniform(0.3, 0.9)
+        if total <= budget:
+            return
+        for key in positive:
+            if row[key] is not None:
+                row[key] = float(int(float(row[key]) * budget / total / 10) * 10)
+        if "A29" in row and any(key in row for key in TRANSFER_PARTS):
+            row["A29"] = sum(float(row[key] or 0) for key in TRANSFER_PARTS if key in row)
+        if "A31" in row and any(key in row for key in PROPERTY_PARTS):
+            row["A31"] = sum(float(row[key] or 0) for key in PROPERTY_PARTS if key in row)
 
     def _values(self, sheet: str, semantic: dict[str, object], key: str | None = None) -> dict[str, object]:
         rng = self.rng
@@ -243,6 +275,7 @@ class Synth:
             row[self.key] = key
         if sheet == "households":
             self._income(row, fields)
+            self._below_line(row, int(semantic.get("size") or 1))
             if "A34" in fields and fields["A34"].generated:
                 size = int(semantic.get("size") or 1)
                 row["A34"] = round(float(row["A33"]) / size, 2)
@@ -327,8 +360,16 @@ class Synth:
         if "A29a" in household.row:
             kinds.append("transfer_sum")
         net_income = next((f for f in self.form.fields if f.key == "A33"), None)
+        if len(members) >= 2:
+            kinds.append("id_region_prefix")
+        if "A31a" in household.row:
+            kinds.append("property_sum")
         if net_income is not None and net_income.type == "money" and household.row.get("A33") is not None:
-            kinds.append("net_income_formula")
+            kinds += ["net_income_formula", "reference_income_formula"]
+            if household.row.get("A34") is not None:
+                kinds.append("per_capita_formula")
+        if "A53" in codes:
+            kinds.append("risk_eliminated_with_basic_needs_unresolved")
         kind = rng.choice(kinds)
         household.touched = True
         person = members[-1] if len(members) >= 2 else members[0]
@@ -377,6 +418,25 @@ class Synth:
         elif kind == "net_income_formula":
             household.row["A33"] = float(household.row["A33"]) + 1000.0
             record(None, ("A33", "A28", "A29", "A30", "A31", "A32"), "households")
+        elif kind == "id_region_prefix":
+            number = str(person[id_key])
+            existed = set(codes_until(self.year))
+            prefix = next(c for c in (number[:4] + f"{n:02d}" for n in range(99, 0, -1)) if c not in existed)
+            number = prefix + number[6:17]
+            person[id_key] = number + check_digit(number)
+            record(person[id_key], (id_key,), "members")
+        elif kind == "property_sum":
+            household.row["A31"] = float(household.row["A31"]) + 300.0
+            record(None, ("A31", "A31a", "A31b"), "households")
+        elif kind == "reference_income_formula":
+            household.row["A37"] = float(household.row["A37"]) + 200.0
+            record(None, ("A37", "A35", "A36"), "households")
+        elif kind == "per_capita_formula":
+            household.row["A34"] = float(household.row["A34"]) + 100.0
+            record(None, ("A34", "A38"), "households")
+        elif kind == "risk_eliminated_with_basic_needs_unresolved":
+            household.row.update({"A25": "是", "A53": "帮扶消除", "A54": dt.date(self.year, 6, 30)})
+            record(None, ("A53", "A23", "A24", "A25", "A26"), "households")
 
 
 def _rows(form: FormSpec, sheet_id: str, rows: list[dict[str, object]]) -> list[list[object]]:

@@ -86,3 +86,13 @@ def parse_duration(text: str) -> dt.timedelta:
     if span <= dt.timedelta(0):
         raise TimeFormatError(f"时长“{text}”必须大于零")
     return span
+
+
+def local_day(instant: dt.datetime) -> dt.date:
+    """The Beijing-time day of an instant."""
+    return pendulum.instance(instant).in_timezone(TIMEZONE).date()
+
+
+def last_day(instant: dt.datetime) -> dt.date:
+    """The day a deadline falls on: "11月30日24时" (12-01 00:00) is 30 November."""
+    return local_day(instant - dt.timedelta(microseconds=1))

@@ -18,6 +18,7 @@ from airflow.sdk import DAG, Param, get_current_context, task
 from include.rules.stages import STAGES
 
 DAG_ID = "validation"
+ALL_UNITS = "all"  # the `unit` param's value for every unit of the campaign
 UNIT_LABEL = "{{ unit_label | default(task.op_kwargs.get('unit', '')) }}"
 
 DOC = """
@@ -35,6 +36,12 @@ DOC = """
    同样的数据重跑两次，结果相同。
 
 也可在命令行运行：`campaign validate --campaign 2020-shandong --unit 370100 --stage verification --out 目录`。
+
+## 自动触发
+
+战役 DAG 在“数据分析和问题梳理”“问题数据核查”“完善系统数据”各阶段开始时自动触发本 DAG：
+`unit` 为 `all`，`at` 为该阶段的开始时间。运行 ID 形如 `<战役>__<阶段>__<战役运行 ID>`，
+同一战役运行只触发一次。
 """
 
 
@@ -52,6 +59,7 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
         schedule=None,
         catchup=False,
         max_active_runs=4,
+        max_active_tasks=4,  # a problem list per unit: at most four at once, so a small server stays responsive
         doc_md=DOC,
         tags=["validation"],
         params={
@@ -61,7 +69,7 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
                 title="战役",
                 **({"enum": campaign_ids} if campaign_ids else {}),
             ),
-            "unit": Param("all", type="string", title="单位代码（all 为全部单位）"),
+            "unit": Param(ALL_UNITS, type="string", title="单位代码（all 为全部单位）"),
             "stage": Param("analysis", type="string", enum=list(STAGES), title="阶段"),
             "at": Param("", type="string", title="运行时刻（ISO-8601，带时区；留空为当前时间）"),
         },
@@ -83,7 +91,7 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             calendar = read_calendar(file)
             at = parse_instant(params["at"]) if params.get("at") else _now()
             codes = [unit.code for unit in calendar.unit_list]
-            units = codes if params.get("unit", "all") == "all" else [params["unit"]]
+            units = codes if params.get("unit", ALL_UNITS) == ALL_UNITS else [params["unit"]]
             unknown = [unit for unit in units if unit not in codes]
             if unknown:
                 raise ValueError(f"{calendar.name}没有单位“{'、'.join(unknown)}”")

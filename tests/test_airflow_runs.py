@@ -20,8 +20,10 @@ import pytest
 from include.calendar import read_calendar
 from include.instant_sensor import CalendarInstantSensor
 from include.local_airflow import airflow_env, free_port, standalone, wait_for
+from include.rules.stages import STAGES
 from include.store.db import make_engine
 from include.store.events import passed_instants
+from include.timeutil import local_iso
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent
@@ -76,13 +78,15 @@ def play_reports(env: dict[str, str], calendar_file: Path, late: dict[str, str] 
 
 
 def assert_every_instant_passed_once(env: dict[str, str], calendar_file: Path, finished: dict[str, str]) -> None:
-    """``finished`` maps task_id to the task's end_date (ISO) as Airflow recorded it."""
+    """``finished`` maps task_id to the task's end_date (ISO) as Airflow recorded it, for every unmapped task:
+    the calendar's instants and the validation triggers."""
     from include.dag_factory import build_dag
 
     calendar = read_calendar(calendar_file)
     dag = build_dag(calendar)
     instants = [task for task in dag.tasks if isinstance(task, CalendarInstantSensor)]
-    assert sorted(finished) == sorted(task.task_id for task in instants)
+    triggers = [f"{stage}.trigger_validation" for stage in STAGES]
+    assert sorted(finished) == sorted([*(task.task_id for task in instants), *triggers])
     for task in instants:
         assert pendulum.parse(finished[task.task_id]) >= task._moment, task.task_id
 
@@ -93,16 +97,51 @@ def assert_every_instant_passed_once(env: dict[str, str], calendar_file: Path, f
     assert all(row.recorded_at >= row.due_at for row in rows)
 
 
+def expected_validation_runs(calendar_file: Path, campaign_run_id: str) -> dict[str, dict[str, str]]:
+    """The validation runs a campaign run triggers, by run id: one per stage, for all units, at the stage's start."""
+    calendar = read_calendar(calendar_file)
+    return {
+        f"{calendar.id}__{phase.id.value}__{campaign_run_id}": {
+            "campaign": calendar.id,
+            "unit": "all",
+            "stage": phase.id.value,
+            "at": local_iso(phase.starts),
+        }
+        for phase in calendar.phases_in_order()
+        if phase.id.value in STAGES
+    }
+
+
+def run_script(script: str, env: dict[str, str], *args: str) -> object:
+    """Run an Airflow script against the project's dags/ in ``env``; its last stdout line is JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / "dags"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 DAG_TEST = textwrap.dedent(
     """
     import json, sys
+    from sqlalchemy import select
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
     from include.calendar import read_calendar
     calendar = read_calendar(sys.argv[2])
     dag = DagBag(sys.argv[1]).dags[calendar.id]
     run = dag.test(logical_date=calendar.starts)
     tis = run.get_task_instances()
-    print(json.dumps({"state": str(run.state),
+    with create_session() as session:
+        triggered = {dr.run_id: [dr.conf, str(dr.run_type)]
+            for dr in session.scalars(select(DagRun).where(DagRun.dag_id == "validation"))}
+    print(json.dumps({"state": str(run.state), "run_id": run.run_id, "validation": triggered,
         "tasks": {ti.task_id: [str(ti.state), ti.end_date.isoformat()] for ti in tis if ti.map_index < 0},
         "gates": sorted([ti.task_id, ti.rendered_map_index, str(ti.state)] for ti in tis if ti.map_index >= 0)}))
     """
@@ -115,16 +154,7 @@ def test_compressed_campaign_through_dag_test(tmp_path):
     calendar_file = compressed_campaign(env, "dagtest-shandong", delay=8, span="30s")
     play_reports(env, calendar_file, late={"370300": "completion_report"})
 
-    result = subprocess.run(
-        [sys.executable, "-c", DAG_TEST, str(ROOT / "dags"), str(calendar_file)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_script(DAG_TEST, env, str(calendar_file))
     assert report["state"] == "success"
     assert {state for state, _ in report["tasks"].values()} == {"success"}
     assert_every_instant_passed_once(env, calendar_file, {task: end for task, (_, end) in report["tasks"].items()})
@@ -134,6 +164,9 @@ def test_compressed_campaign_through_dag_test(tmp_path):
     assert ["entry.gate_completion_report", "淄博市 · 逾期", "success"] in gates
     assert ["entry.gate_completion_report", "济南市 · 按时", "success"] in gates
     assert sum(label.endswith("按时") for _, label, _ in gates) == 47
+    # dag.test() syncs the whole DAG folder, so the validation DAG is there to be triggered (runs stay queued).
+    expected = expected_validation_runs(calendar_file, report["run_id"])
+    assert report["validation"] == {run_id: [conf, "operator_triggered"] for run_id, conf in expected.items()}
 
 
 @pytest.mark.airflow_e2e
@@ -146,6 +179,14 @@ def test_two_minute_campaign_under_airflow_standalone(tmp_path):
     log = tmp_path / "standalone.log"
     with standalone(env, log) as root:
         base = f"{root}/api/v2"
+        # The campaign triggers the validation DAG at three stages; paused, its runs wait queued (the DAG itself
+        # is run by test_validation_dag_reruns_one_citys_verification) and take no CPU from the campaign's timing.
+        wait_for(
+            lambda: httpx.patch(f"{base}/dags/validation", json={"is_paused": True}, timeout=10).status_code == 200,
+            120,
+            "the validation DAG to be parsed",
+            log,
+        )
 
         def finished_run():
             response = httpx.get(f"{base}/dags/e2e-shandong/dagRuns", timeout=10)
@@ -176,6 +217,13 @@ def test_two_minute_campaign_under_airflow_standalone(tmp_path):
         }
         seed_runs = httpx.get(f"{base}/dags/2020-shandong/dagRuns", timeout=10).json()
         assert seed_runs["total_entries"] == 0
+
+        # Analysis, verification and completion each triggered the validation DAG once, for all units.
+        validation = httpx.get(f"{base}/dags/validation/dagRuns", params={"limit": 100}, timeout=10).json()
+        triggered = {item["dag_run_id"]: item for item in validation["dag_runs"]}
+        expected = expected_validation_runs(calendar_file, run["dag_run_id"])
+        assert {run_id: triggered[run_id]["conf"] for run_id in triggered} == expected
+        assert {(item["run_type"], item["state"]) for item in triggered.values()} == {("operator_triggered", "queued")}
 
 
 VALIDATION_TEST = textwrap.dedent(
@@ -208,19 +256,48 @@ def test_validation_dag_reruns_one_citys_verification(tmp_path):
         done = subprocess.run([*campaign, *args], env=env, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
     conf = {"campaign": "2020-shandong", "unit": "370100", "stage": "verification", "at": "2020-12-12T09:00+08:00"}
-    result = subprocess.run(
-        [sys.executable, "-c", VALIDATION_TEST, str(ROOT / "dags"), json.dumps(conf)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_script(VALIDATION_TEST, env, json.dumps(conf))
     assert report["state"] == "success"
     assert len(report["units"]) == 1
     label, state = report["units"][0]
     assert state == "success" and label.startswith("济南市 · ") and label.endswith("个问题")
     lists = Path(env["CAMPAIGN_HOME"]) / "problem-lists" / "2020-shandong" / "verification"
     assert [p.name for p in lists.iterdir()] == ["2020-shandong-verification-370100-问题清单.xlsx"]
+
+
+REMINDERS_TEST = textwrap.dedent(
+    """
+    import json, sys
+    import pendulum
+    from airflow.dag_processing.dagbag import DagBag
+    dag = DagBag(sys.argv[1]).dags["2020-shandong-reminders"]
+    states = []
+    for _ in range(2):  # a rerun of the same day (dag.test replaces the day's run)
+        run = dag.test(logical_date=pendulum.parse(sys.argv[2]))
+        states.append([str(run.state), [str(ti.state) for ti in run.get_task_instances()]])
+    print(json.dumps(states))
+    """
+)
+
+
+def test_reminders_dag_sends_the_days_reminders_once_through_the_outbox(tmp_path):
+    """12-02 09:00: 菏泽市 has not sent its completion report (seed 000: "11月11日至11月30日"); run twice."""
+    env = airflow_env(tmp_path, free_port())
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    campaign = [sys.executable, "-m", "include.cli"]
+    for city in ("370100", "370200", "370300", "370400", "370500", "370600", "370700", "370800", "370900", "371000",
+                 "371100", "371300", "371400", "371500", "371600"):  # fmt: skip
+        done = subprocess.run(
+            [*campaign, "report", "submit", "--campaign", "2020-shandong", "--unit", city, "--milestone",
+             "completion_report", "--at", "2020-11-20T10:00+08:00"],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    runs = run_script(REMINDERS_TEST, env, "2020-12-02T09:00+08:00")
+    assert runs == [["success", ["success"]], ["success", ["success"]]]
+    sink = Path(env["CAMPAIGN_HOME"]) / "reminders" / "sink.jsonl"
+    lines = [json.loads(line) for line in sink.read_text(encoding="utf-8").splitlines()]
+    assert sorted((line["channel"], line["kind"]) for line in lines) == [
+        ("dm-370000", "escalation_parent"),
+        ("dm-371700", "overdue"),
+    ], "the second run of the day sent nothing again"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -13,11 +14,13 @@ from airflow.dag_processing.dagbag import DagBag
 from include.calendar import read_calendar
 from include.instant_sensor import CalendarInstantSensor
 from include.paths import CONFIG_CAMPAIGNS
+from include.rules.stages import STAGES
 from include.timetable import CampaignTimetable
+from include.validation_trigger import TriggerDagRun
 from tests.conftest import ROOT
 
 PLANS = ["2017-shanxi", "2020-chongqing-longju", "2020-shandong", "2023-zibo-jixia"]
-ALL_DAGS = [*PLANS, "validation"]
+ALL_DAGS = sorted([*PLANS, *(f"{plan}-reminders" for plan in PLANS), "validation"])
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +179,45 @@ def test_validation_dag_is_triggered_with_campaign_unit_and_stage(dagbag):
     assert params.get_param("stage").schema["enum"] == ["analysis", "verification", "completion"]
     assert "重跑某个市的核查阶段" in dag.doc_md and "verification" in dag.doc_md
     assert [task.task_id for task in dag.tasks] == ["find_problems", "unit_problem_list"]
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_validation_stages_trigger_the_validation_dag_at_their_start(dagbag, plan):
+    """Issue: the campaign DAG triggers validation at the start of analysis, verification and completion."""
+    from include.timeutil import local_iso
+
+    calendar = read_calendar(CONFIG_CAMPAIGNS / f"{plan}.yaml")
+    dag = dagbag.dags[plan]
+    triggers = {task.task_id: task for task in dag.tasks if isinstance(task, TriggerDagRun)}
+    stages = [phase for phase in calendar.phases_in_order() if phase.id.value in STAGES]
+    assert sorted(triggers) == sorted(f"{phase.id.value}.trigger_validation" for phase in stages)
+    for phase in stages:
+        stage = phase.id.value
+        trigger = triggers[f"{stage}.trigger_validation"]
+        assert trigger.task_group.group_id == stage
+        assert trigger.upstream_task_ids == {f"{stage}.starts"}
+        assert trigger.downstream_task_ids == set(), "a leaf: a failed trigger holds up no deadline"
+        assert trigger.trigger_dag_id == "validation"
+        assert trigger.conf == {"campaign": plan, "unit": "all", "stage": stage, "at": local_iso(phase.starts)}
+        assert trigger.trigger_run_id == f"{plan}__{stage}__{{{{ run_id }}}}"
+        assert trigger.skip_when_already_exists and not trigger.wait_for_completion
+        assert trigger.logical_date is None
+        assert trigger.task_display_name == f"触发数据校验：{phase.name}"
+    # The conf is one the validation DAG accepts.
+    for trigger in triggers.values():
+        params = copy.deepcopy(dagbag.dags["validation"].params)
+        params.update(trigger.conf)
+        assert params.validate() == trigger.conf
+
+
+def test_shandong_triggers_validation_at_each_of_its_three_stages(dagbag):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag.dags["2020-shandong"]
+    triggers = sorted(task.task_id for task in dag.tasks if task.task_id.endswith(".trigger_validation"))
+    assert triggers == [f"{stage}.trigger_validation" for stage in sorted(STAGES)]
+    # The scheduler and the UI see the serialized DAG: the trigger must survive serialization.
+    restored = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    trigger = restored.get_task("verification.trigger_validation")
+    assert trigger.task_display_name == "触发数据校验：问题数据核查"
+    assert trigger.upstream_task_ids == {"verification.starts"}

@@ -93,8 +93,31 @@ def test_forms_list_names_every_seed_form(run_cli):
     code, out, _ = run_cli("forms", "list", "--json")
     assert code == 0
     listed = {form["id"]: form for form in json.loads(out)}
-    assert set(listed) == {"2017-1", "2017-2", "2017-3", "2020-1", "2020-2", "2020-3", "2020-4", "2020-5", "2023-1"}
+    assert set(listed) == {"2017-1", "2017-2", "2017-3", "2020-1", "2020-2", "2020-3", "2020-4", "2020-5", "2023-1"} | {
+        "registry"
+    }
     assert listed["2020-1"]["name"] == "新识别贫困户信息采集表"
+    assert [form_id for form_id, form in listed.items() if not form["printed"]] == ["registry"]
+
+
+def test_the_registry_figures_are_a_workbook_like_any_form(run_cli, tmp_path, window_open):
+    """The monitoring scale (seed 004: "一般为建档立卡贫困人口 5% 左右") is measured against them."""
+    out = tmp_path / "底数表.xlsx"
+    code, _, err = run_cli("forms", "template", "registry", "--campaign", CAMPAIGN, "--out", out)
+    assert code == 0, err
+    wb = openpyxl.load_workbook(out)
+    ws = wb["县（市、区）"]
+    assert [c.value for c in ws[1]][:5] == [
+        "县（市、区、旗）", "行政区划代码", "建档立卡贫困户数（户）", "建档立卡贫困人口数（人）", "是否深度贫困地区",
+    ]  # fmt: skip
+    ws.append(["历下区", "370102", 1200, 3100, "否"])
+    ws.append(["章丘区", "370114", 5400, 13900, "是"])
+    ws.append(["历下区", "370102", 1, 1, "否"])  # the same county twice: that row is refused
+    wb.save(out)
+    code, result = ingest(run_cli, out)
+    assert code == 0, result
+    assert result["form"] == "registry" and result["accepted_rows"] == 2
+    assert [row["cell"] for row in result["rejected_rows"]] == ["A4"]
 
 
 def test_template_heads_columns_with_code_and_label_and_keeps_ids_as_text(run_cli, tmp_path):

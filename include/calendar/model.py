@@ -109,6 +109,9 @@ class Milestone(_Frozen):
     report: ReportKind | None = None
     within: str | None = None
     quote: str
+    # Who does it: the units (the default; they get reminders) or the office itself (a training it holds,
+    # the problem lists it sends back), which nobody is reminded of.
+    by: Literal["units", "office"] = "units"
 
 
 class EntryWindow(_Frozen):
@@ -129,6 +132,23 @@ class SystemClose(_Frozen):
     at: Instant
     quote: str
     within: str | None = None
+
+
+class ReminderPolicy(_Frozen):
+    """When and where units are reminded (issue 6); every threshold is configurable per calendar."""
+
+    send_at: str = Field(default="09:00", pattern=r"^\d{2}:\d{2}$")  # local time, on Chinese working days
+    before_working_days: tuple[int, ...] = (3, 1)  # reminders this many working days before a due day
+    on_due_day: bool = True  # sent even on a holiday
+    overdue_daily: bool = True  # each working day after the due day, while late reports are taken
+    escalate_parent_after: int = 1  # working days late: the unit's parent office is told as well
+    escalate_province_after: int = 3  # working days late: the province is told
+    progress_phases: tuple[PhaseId, ...] = (PhaseId.collection, PhaseId.entry)
+    progress_margin: float = Field(default=0.10, ge=0, le=1)  # behind the expected share by more than this
+    channel: str = "dm-{code}"  # the Slack channel of a unit or an office, by its code
+    channels: dict[str, str] = {}  # channels that do not follow the pattern, by code
+    province: Office | None = None  # the province's office, where the calendar's office is below it
+    progress_url: str = "http://localhost:8080/campaign/progress/{campaign}"
 
 
 class Period(_Frozen):
@@ -173,6 +193,7 @@ class Calendar(_Frozen):
     status_date: StatusDate | None = None
     thresholds: dict[str, Threshold] = {}
     forms: tuple[str, ...] = ()  # the collection forms the units fill in (include/forms/specs)
+    reminders: ReminderPolicy = ReminderPolicy()
     compressed_from: CompressedFrom | None = None
 
     _unit_list: tuple[Unit, ...] = PrivateAttr(default=())

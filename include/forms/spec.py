@@ -119,6 +119,10 @@ class FormSpec(_Frozen):
     sheets: tuple[SheetSpec, ...]
     fields: tuple[FieldSpec, ...]
     notes: tuple[str, ...] = ()
+    # False for a table no seed prints (the province's registry figures); ``basis`` quotes the seed sentence
+    # that needs it.
+    printed: bool = True
+    basis: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> FormSpec:

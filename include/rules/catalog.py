@@ -1,20 +1,30 @@
 """The rule catalog: one declaration per rule, run set-based by include/rules/engine.py.
 
-A rule is a SQL query (DuckDB) over the views ``households`` and ``members`` of one form's records
-(every unit, each row with its ``unit``). It selects ``unit``, ``household``, ``person`` (NULL for a
-household-level problem) and ``message``; the engine adds the rule's id, fields and severity.
+A rule is a SQL query (DuckDB) over one form's records: a view per sheet (``households``, ``members``,
+``villages``, ``counties`` …; every unit, each row with its ``unit``), and for a rule that counts across
+forms, ``"<form>/<sheet>"`` (``"2020-2/households"``). It selects ``unit``, ``household`` (the head's ID
+as entered; a village or county for an aggregate), ``person`` (NULL for a household-level problem) and
+``message``; the engine adds the rule's id, fields and severity.
 
-Column names in the SQL are roles, filled in per form from its spec: ``{id}`` the member's ID
-number, ``{sex}``, ``{relation}``, ``{household}`` the household key (the head's ID as entered).
-Parameters from the campaign calendar are bound by name (``$status_date``), never written into the SQL.
+Column names in the SQL are roles, filled in per form from its spec: ``{id}`` the member's ID number,
+``{sex}``, ``{relation}``, ``{household}`` the household key, items by their printed code (``A29``) or,
+on 2017's forms that print none, by key. Values from the campaign calendar are bound by name, never
+written into the SQL: its thresholds (``$poverty_line_yuan``), ``$status_date``, ``$income_starts`` and
+``$income_ends``, and for seed 004's re-dating ``$prior_q4_starts``, ``$prior_q4_ends``,
+``$prior_september``. The table ``regions`` holds the GB/T 2260 codes that existed up to the year.
 
-Work in progress (issue 5): identity, income arithmetic, eligibility lines and the dropout reason so far.
+A rule over many fields (the options of every coded field) also selects ``field``, the key of the field
+concerned; its SQL is built from the form's spec (``option_checks``) and given to the rule as the role
+``{options}``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from include.forms.spec import FieldSpec, FormSpec
 
 Severity = Literal["error", "warning"]
 
@@ -30,6 +40,7 @@ IDENTITY_QUOTE = (
     "造成贫困对象不能享受政策"
 )
 WELL_FORMED_ID = "regexp_full_match({id}, '\\d{{17}}[\\dX](\\d{{2}})?')"
+BIRTH_DATE = "try_strptime(substr({id}, 7, 8), '%Y%m%d')"  # the ID's digits 7–14; NULL when no such day
 
 
 @dataclass(frozen=True)
@@ -47,17 +58,36 @@ class Rule:
     forms: tuple[str, ...] = ()  # the forms it applies to (codes mean different things in 2017, 2020, 2023); () = any
 
 
-PER_CAPITA = """
-    SELECT h.unit, h.{household} AS household, (A28 + A29 + A30 + A31 - A32) / n.members AS per_capita, n.members
-    FROM households h
-    JOIN (SELECT unit, {household}, count(*) AS members FROM members GROUP BY unit, {household}) n
-      ON n.unit = h.unit AND n.{household} = h.{household}
-"""
 INCOME_ITEMS = ("A28", "A29", "A30", "A31", "A32")
+NET_INCOME = "A28 + A29 + A30 + A31 - A32"  # seed 003: "A33=A28+A29+A30+A31-A32"; the 2020 forms' items alike
+# 2017 (seed 002, 附件2) prints no codes and no expense: wage, business, property and the transfers listed.
+INCOME_ITEMS_2017 = (
+    "wage_income", "business_income", "property_income", "wubao_income", "pension_income", "eco_compensation",
+    "other_transfer_income",
+)  # fmt: skip
+NET_INCOME_2017 = " + ".join(f"coalesce({item}, 0)" for item in INCOME_ITEMS_2017)
+# Seed 004: "家庭人口数按截至2019年9月30日时点统计": the members in the records, as of the status date.
+PER_CAPITA = """
+    SELECT h.unit, h.{{household}} AS household, ({income}) / n.members AS per_capita, n.members
+    FROM households h
+    JOIN (SELECT unit, {{household}}, count(*) AS members FROM members GROUP BY unit, {{household}}) n
+      ON n.unit = h.unit AND n.{{household}} = h.{{household}}
+"""
 
 
-def per_capita_rule(*, id: str, title: str, quote: str, line: str, form: str, message: str) -> Rule:
-    """Per-capita net income (A28+A29+A30+A31-A32 over the members) at or above the calendar's ``line``.
+def per_capita_rule(
+    *,
+    id: str,
+    title: str,
+    quote: str,
+    line: str,
+    form: str,
+    message: str,
+    source: str = "001_75f64364fef16825.txt",
+    income: str = NET_INCOME,
+    items: tuple[str, ...] = INCOME_ITEMS,
+) -> Rule:
+    """Per-capita net income (``income`` over the household's members) at or above the calendar's ``line``.
 
     ``message`` is a printf template of the per-capita income, the members and the line.
     """
@@ -65,20 +95,77 @@ def per_capita_rule(*, id: str, title: str, quote: str, line: str, form: str, me
         id=id,
         title=title,
         family="eligibility",
-        roles=INCOME_ITEMS,
-        fields=INCOME_ITEMS,
+        roles=items,
+        fields=items,
         severity="error",
-        source="001_75f64364fef16825.txt",
+        source=source,
         quote=quote,
         params=(line,),
         forms=(form,),
         sql=f"""
             SELECT unit, household, NULL AS person,
                    printf('{message}', per_capita, members, ${line}) AS message
-            FROM ({PER_CAPITA})
+            FROM ({PER_CAPITA.format(income=income)})
             WHERE per_capita >= ${line}
         """,
     )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _allowed(field: FieldSpec) -> tuple[list[str], str]:
+    """The values stored for the field's options, and how the message lists them."""
+    if field.option_codes:
+        return [str(i) for i in range(1, len(field.choices) + 1)], "、".join(field.dropdown)
+    return list(field.choices), "、".join(field.choices)
+
+
+def option_checks(form: FormSpec, columns: dict[str, str]) -> str | None:
+    """One query over every coded field of the form: a value that is not one of its printed options.
+
+    Yes/no fields take 是 or 否; a field whose form asks for the option's number takes 1…n; a multiple
+    choice takes options only, and no more than it allows.
+    """
+    parts = []
+    for sheet in form.sheets:
+        household = columns.get("household", "NULL")
+        if household == "NULL" and form.household_key is None:  # a village's sheet: its names
+            keys = [f.key for f in form.fields_of(sheet.id)[:2]]
+            household = " || ' ' || ".join(f"coalesce(CAST({key} AS VARCHAR), '')" for key in keys)
+        person = columns["id"] if sheet.id == "members" and "id" in columns else "NULL"
+        for field in form.fields_of(sheet.id):
+            if field.type not in ("single", "multiple", "yes_no") or field.key == form.household_key:
+                continue
+            allowed, listed = _allowed(field)
+            values = "[" + ", ".join(_literal(v) for v in allowed) + "]"
+            label = _literal(f"{field.code} {field.label}" if field.code else field.label)
+            select = f"SELECT unit, {household} AS household, {person} AS person, {_literal(field.key)} AS field"
+            if field.type == "multiple":
+                value = f"CAST({field.key} AS VARCHAR[])"
+                wrong = f"list_filter({value}, lambda x: NOT list_contains({values}, x))"
+                most = field.max_choices or len(allowed)
+                parts.append(
+                    f"""{select},
+                           {label} || '填“' || array_to_string({value}, '、') || '”，' ||
+                           CASE WHEN len({wrong}) > 0
+                                THEN '其中“' || array_to_string({wrong}, '、') || '”不是表上的选项（可选：'
+                                     || {_literal(listed)} || '）'
+                                ELSE '最多只能选{most}项' END AS message
+                    FROM {sheet.id}
+                    WHERE {field.key} IS NOT NULL AND (len({wrong}) > 0 OR len({value}) > {most})"""
+                )
+            else:
+                value = f"CAST({field.key} AS VARCHAR)"
+                parts.append(
+                    f"""{select},
+                           {label} || '填“' || {value} || '”，不是表上的选项（可选：'
+                           || {_literal(listed)} || '）' AS message
+                    FROM {sheet.id}
+                    WHERE {field.key} IS NOT NULL AND NOT list_contains({values}, {value})"""
+                )
+    return "\nUNION ALL\n".join(parts) if parts else None
 
 
 RULES: tuple[Rule, ...] = (
@@ -114,8 +201,8 @@ RULES: tuple[Rule, ...] = (
             FROM members
             WHERE {WELL_FORMED_ID}
               AND substr({{id}}, 18, 1) = {EXPECTED_CHECK}
-              AND (try_strptime(substr({{id}}, 7, 8), '%Y%m%d') IS NULL
-                   OR try_strptime(substr({{id}}, 7, 8), '%Y%m%d') > $status_date)
+              AND ({BIRTH_DATE} IS NULL
+                   OR {BIRTH_DATE} > $status_date)
         """,
     ),
     Rule(
@@ -208,6 +295,100 @@ RULES: tuple[Rule, ...] = (
             WHERE abs(A33 - net) > 0.005
         """,
     ),
+    Rule(
+        id="id_region_prefix",
+        title="身份证号码前六位不是行政区划代码",
+        family="identity",
+        roles=("id",),
+        fields=("id",),
+        severity="error",
+        source="001_75f64364fef16825.txt",
+        quote=IDENTITY_QUOTE,
+        sql=f"""
+            SELECT unit, {{household}} AS household, {{id}} AS person,
+                   printf('身份证号码前六位“%s”不是存在过的县级以上行政区划代码（GB/T 2260），请核对证件',
+                          substr({{id}}, 1, 6)) AS message
+            FROM members
+            WHERE {WELL_FORMED_ID}
+              AND substr({{id}}, 18, 1) = {EXPECTED_CHECK}
+              AND substr({{id}}, 1, 6) NOT IN (SELECT code FROM regions)
+        """,
+    ),
+    Rule(
+        id="option_in_range",
+        title="代码项不是表上的选项",
+        family="enumerations",
+        roles=("options",),
+        fields=(),  # each problem names its field
+        severity="error",
+        source="000_a43a35703e24dac8.txt",
+        quote="持续开展数据清洗，加强与行业部门的信息比对，切实提高建档立卡数据的真实性和准确性",
+        sql="{options}",
+    ),
+    Rule(
+        id="property_sum",
+        title="财产性收入与分项之和不符",
+        family="income",
+        roles=("A31", "A31a", "A31b"),
+        fields=("A31", "A31a", "A31b"),
+        severity="error",
+        source="000_a43a35703e24dac8.txt",
+        quote="A31a资产收益扶贫分红收入（元）",
+        forms=("2020-1", "2020-2"),
+        sql="""
+            SELECT unit, {household} AS household, NULL AS person,
+                   printf('A31 财产性收入填%.2f元，分项（资产收益扶贫分红收入、其他财产性收入）之和为%.2f元',
+                          A31::DOUBLE, parts::DOUBLE) AS message
+            FROM (SELECT *, coalesce(A31a, 0) + coalesce(A31b, 0) AS parts FROM households
+                  WHERE A31a IS NOT NULL OR A31b IS NOT NULL)
+            WHERE abs(A31 - parts) > 0.005
+        """,
+    ),
+    Rule(
+        id="reference_income_formula",
+        title="收入参考范围与公式不符（A37=A33+A35-A36）",
+        family="income",
+        roles=("A28", "A29", "A30", "A31", "A32", "A35", "A36", "A37"),
+        fields=("A37", "A35", "A36"),
+        severity="error",
+        source="003_9f67e561e8efc1ae.txt",
+        quote="A37=A33+A35-A36",
+        forms=("2023-1",),
+        # A33 from its items, not as entered: a wrong A33 is net_income_formula's problem alone.
+        sql=f"""
+            SELECT unit, {{household}} AS household, NULL AS person,
+                   printf('A37 收入参考范围填%.2f元，按 A33+A35-A36 应为%.2f元', A37::DOUBLE, expected::DOUBLE)
+                   AS message
+            FROM (SELECT *, {NET_INCOME} + coalesce(A35, 0) - coalesce(A36, 0) AS expected FROM households
+                  WHERE A37 IS NOT NULL)
+            WHERE abs(A37 - expected) > 0.005
+        """,
+    ),
+    Rule(
+        id="per_capita_formula",
+        title="人均收入与家庭人口数不符（A34=A33/人口，A38=A37/人口）",
+        family="income",
+        roles=("A28", "A29", "A30", "A31", "A32", "A34", "A35", "A36", "A38"),
+        fields=("A34", "A38"),
+        severity="error",
+        source="004_371bf13e07ef619c.txt",
+        quote="2019年贫困户人均纯收入=2019年贫困户年纯收入/家庭人口数。家庭人口数按截至2019年9月30日时点统计。",
+        forms=("2023-1",),
+        # Against the items (not A33, A37 as entered): a wrong A33 is net_income_formula's problem alone.
+        sql=f"""
+            SELECT unit, household, NULL AS person,
+                   printf('按家庭人口%d人：A34 应为%.2f元（填%s），A38 应为%.2f元（填%s）', members,
+                          net / members, coalesce(printf('%.2f', A34), '空'),
+                          reference / members, coalesce(printf('%.2f', A38), '空')) AS message
+            FROM (SELECT h.unit, h.{{household}} AS household, A34, A38, n.members, {NET_INCOME} AS net,
+                         {NET_INCOME} + coalesce(A35, 0) - coalesce(A36, 0) AS reference
+                  FROM households h
+                  JOIN (SELECT unit, {{household}}, count(*) AS members FROM members GROUP BY unit, {{household}}) n
+                    ON n.unit = h.unit AND n.{{household}} = h.{{household}})
+            WHERE (A34 IS NOT NULL AND abs(A34 - net / members) > 0.01)
+               OR (A38 IS NOT NULL AND abs(A38 - reference / members) > 0.01)
+        """,
+    ),
     per_capita_rule(
         id="new_poor_below_line",
         title="新识别贫困户人均纯收入不低于识别标准",
@@ -224,6 +405,107 @@ RULES: tuple[Rule, ...] = (
         form="2020-2",
         message="人均收入%.2f元（%d人），不低于%.0f元，不符合边缘易致贫户标准",
     ),
+    per_capita_rule(
+        id="poor_household_below_line_2017",
+        title="贫困户家庭人均收入不低于扶贫指导线",
+        quote="家庭人均收入稳定超过国家现行扶贫标准（2017年省级确定的3200元扶贫指导线）",
+        line="poverty_line_yuan",
+        form="2017-2",
+        source="002_be45378c2c8f6dcb.txt",
+        income=NET_INCOME_2017,
+        items=INCOME_ITEMS_2017,
+        message="家庭人均收入%.2f元（%d人），已超过扶贫指导线%.0f元，不应识别为贫困户（可列为拟脱贫对象）",
+    ),
+    Rule(
+        id="risk_eliminated_with_basic_needs_unresolved",
+        title="“两不愁三保障”及饮水安全未解决却标注风险消除",
+        family="eligibility",
+        roles=("A23", "A24", "A25", "A26", "A53"),
+        fields=("A53", "A23", "A24", "A25", "A26"),
+        severity="error",
+        source="001_75f64364fef16825.txt",
+        quote="凡“两不愁三保障”数据显示未解决的贫困户，均无法进行“脱贫”操作。",
+        forms=("2023-1",),
+        sql="""
+            SELECT unit, {household} AS household, NULL AS person,
+                   printf('A53 风险消除方式填“%s”，但%s，风险不能标注消除', A53,
+                          array_to_string(list_filter([
+                              CASE WHEN A23 = '是' THEN 'A23 住房出现安全问题' END,
+                              CASE WHEN A24 = '是' THEN 'A24 有适龄儿童少年失学辍学' END,
+                              CASE WHEN A25 = '是' THEN 'A25 饮水出现安全问题' END,
+                              CASE WHEN A26 = '是' THEN 'A26 有家庭成员未参加基本医疗保险' END],
+                              lambda x: x IS NOT NULL), '、'))
+                   AS message
+            FROM households
+            WHERE A53 IS NOT NULL AND '是' IN (A23, A24, A25, A26)
+        """,
+    ),
+    Rule(
+        id="risk_elimination_date",
+        title="风险消除方式与消除时间不一致",
+        family="eligibility",
+        roles=("A53", "A54"),
+        fields=("A53", "A54"),
+        severity="error",
+        source="003_9f67e561e8efc1ae.txt",
+        quote="A54 风险消除时间",
+        forms=("2023-1",),
+        sql="""
+            SELECT unit, {household} AS household, NULL AS person,
+                   CASE WHEN A54 IS NULL THEN printf('A53 风险消除方式填“%s”，A54 风险消除时间未填', A53)
+                        WHEN A53 IS NULL THEN printf('A54 风险消除时间填%s，A53 风险消除方式未填（风险未消除的留空）',
+                                                     strftime(A54, '%Y-%m-%d'))
+                        ELSE printf('A54 风险消除时间%s晚于统计时点%s', strftime(A54, '%Y-%m-%d'),
+                                    strftime($status_date, '%Y-%m-%d')) END AS message
+            FROM households
+            WHERE (A53 IS NULL) <> (A54 IS NULL) OR A54 > $status_date
+        """,
+    ),
+    Rule(
+        id="not_enjoying_policy_income",
+        title="人均收入达到县农民人均可支配收入，且无保留政策情形（脱贫不享受政策认定标准第1条）",
+        family="eligibility",
+        roles=("A4", "A34", "A20", "A13", "A27"),
+        fields=("A34", "A4", "A20", "A13", "A27"),
+        severity="warning",
+        source="003_9f67e561e8efc1ae.txt",
+        quote="户年人均可支配收入达到所在县（市、区）、农民人均可支配收入水平的；",
+        params=("county_rural_income_yuan",),
+        forms=("2023-1",),
+        # The exceptions the data shows: a member on 低保 (1), a member in serious illness (2) or with a
+        # disability (3) per A13, a disaster or accident risk (4). Ones the form cannot show are left to staff.
+        sql="""
+            SELECT h.unit, h.{household} AS household, NULL AS person,
+                   printf('脱贫户人均纯收入%.2f元，达到县农民人均可支配收入%.0f元，且无低保、大病、残疾、因灾因意外情形：'
+                          || '请核实是否认定为脱贫不再享受政策人口', A34, $county_rural_income_yuan) AS message
+            FROM households h
+            WHERE A4 = '是' AND A34 >= $county_rural_income_yuan
+              AND NOT list_has_any(coalesce(CAST(A27 AS VARCHAR[]), []), ['因自然灾害', '因意外事故'])
+              AND NOT EXISTS (SELECT 1 FROM members m
+                              WHERE m.unit = h.unit AND m.{household} = h.{household}
+                                AND (m.A20 = '是' OR m.A13 LIKE '%大病%' OR m.A13 LIKE '%残疾%'))
+        """,
+    ),
+    Rule(
+        id="change_month_prior_q4",
+        title="变更月份在上年10月至12月，应统一调整为上年9月",
+        family="changes",
+        roles=("id", "change_month"),
+        fields=("change_month",),
+        severity="warning",
+        source="004_371bf13e07ef619c.txt",
+        quote="对于去年底动态管理工作中变更月份为“2019年10月至12月”的自然变更人员，其变更月份统一调整为2019年9月。",
+        forms=("2020-4", "2020-5"),
+        # "我们对新生儿的身份证号进行分析，发现有一部分生日为2019年10月至12月，这部分人群不做调整。"
+        sql=f"""
+            SELECT unit, {{household}} AS household, {{id}} AS person,
+                   printf('变更月份填%s，上年10月至12月的自然变更统一调整为%s', strftime({{change_month}}, '%Y-%m'),
+                          strftime($prior_september, '%Y年%-m月')) AS message
+            FROM members
+            WHERE {{change_month}} >= $prior_q4_starts AND {{change_month}} < $prior_q4_ends
+              AND coalesce(NOT ({BIRTH_DATE} >= $prior_q4_starts AND {BIRTH_DATE} < $prior_q4_ends), true)
+        """,
+    ),
     Rule(
         id="dropout_reason",
         title="义务教育阶段适龄儿童不在校但未填失学或辍学原因",
@@ -237,13 +519,109 @@ RULES: tuple[Rule, ...] = (
         sql=f"""
             SELECT unit, {{household}} AS household, {{id}} AS person,
                    printf('%d岁（义务教育年龄），在校生状况填“%s”，请填写失学或辍学原因', age, {{school}}) AS message
-            FROM (SELECT *, date_diff('year', try_strptime(substr({{id}}, 7, 8), '%Y%m%d'), $status_date)
-                            - CASE WHEN strftime(try_strptime(substr({{id}}, 7, 8), '%Y%m%d'), '%m%d')
+            FROM (SELECT *, date_diff('year', {BIRTH_DATE}, $status_date)
+                            - CASE WHEN strftime({BIRTH_DATE}, '%m%d')
                                         > strftime($status_date, '%m%d') THEN 1 ELSE 0 END AS age
                   FROM members WHERE {WELL_FORMED_ID})
             WHERE age BETWEEN 6 AND 15
               AND ({{school}} IS NULL OR {{school}} IN ('非在校生', '失学', '辍学', '失学辍学'))
               AND {{dropout}} IS NULL
+        """,
+    ),
+    Rule(
+        id="change_month_in_period",
+        title="变更月份不在本年度计算周期内",
+        family="changes",
+        roles=("id", "change_month"),
+        fields=("change_month",),
+        severity="error",
+        source="003_9f67e561e8efc1ae.txt",
+        quote="帮扶对象家庭收入、务工时长、成员自然变化等计算周期为2022年10月1日至2023年9月30日",
+        forms=("2020-4", "2020-5"),
+        # The calendar's income period; last year's September is in, where seed 004 moves October–December.
+        sql="""
+            SELECT unit, {household} AS household, {id} AS person,
+                   printf('变更月份填%s，不在本年度计算周期（%s至%s）内', strftime({change_month}, '%Y-%m'),
+                          strftime($income_starts, '%Y年%-m月%-d日'),
+                          strftime($income_ends - INTERVAL 1 DAY, '%Y年%-m月%-d日')) AS message
+            FROM members
+            WHERE {change_month} >= $income_ends OR {change_month} < $prior_september
+        """,
+    ),
+    Rule(
+        id="newborn_birth_month",
+        title="新生儿的变更月份与出生月份不一致",
+        family="changes",
+        roles=("id", "increase_reason", "change_month"),
+        fields=("change_month", "increase_reason", "id"),
+        severity="error",
+        source="004_371bf13e07ef619c.txt",
+        quote="我们对新生儿的身份证号进行分析，发现有一部分生日为2019年10月至12月，这部分人群不做调整。",
+        forms=("2020-4",),
+        sql=f"""
+            SELECT unit, {{household}} AS household, {{id}} AS person,
+                   printf('增加原因为新生儿，身份证号码表明出生于%s，变更月份填%s，应为出生当月',
+                          strftime(birth, '%Y-%m'), strftime({{change_month}}, '%Y-%m')) AS message
+            FROM (SELECT *, {BIRTH_DATE} AS birth FROM members
+                  WHERE {WELL_FORMED_ID} AND substr({{id}}, 18, 1) = {EXPECTED_CHECK})
+            WHERE {{increase_reason}} = '1' AND {{change_month}} IS NOT NULL AND birth IS NOT NULL
+              AND strftime(birth, '%Y-%m') <> strftime({{change_month}}, '%Y-%m')
+        """,
+    ),
+    Rule(
+        id="village_exit_incidence",
+        title="贫困发生率不低于2%，贫困村不能退出",
+        family="aggregates",
+        roles=("admin_village", "population_total", "poor_population"),
+        fields=("poor_population", "population_total"),
+        severity="warning",
+        source="002_be45378c2c8f6dcb.txt",
+        quote="对脱贫核查和动态调整工作后，贫困发生率高于2%的2015、2016已退出贫困村要进行“回头看”",
+        params=("village_exit_incidence_max",),
+        forms=("2017-3",),
+        sql="""
+            SELECT unit, {admin_village} AS household, NULL AS person,
+                   printf('行政村贫困发生率%.2f%%（贫困人口%d人／总人口%d人，%d个自然村合计），不低于%.0f%%：'
+                          || '不能退出；已退出的要“回头看”', 100.0 * poor / total, poor, total, villages,
+                          100 * $village_exit_incidence_max) AS message
+            FROM (SELECT unit, {admin_village}, sum({poor_population}) AS poor, sum({population_total}) AS total,
+                         count(*) AS villages
+                  FROM villages WHERE {poor_population} IS NOT NULL GROUP BY unit, {admin_village})
+            WHERE total > 0 AND poor / total >= $village_exit_incidence_max
+        """,
+    ),
+    Rule(
+        id="monitoring_scale",
+        title="县监测对象规模超出建档立卡贫困户的比例",
+        family="aggregates",
+        roles=(),
+        fields=("registered_households", "deep_poverty"),
+        severity="warning",
+        source="004_371bf13e07ef619c.txt",
+        quote="一般为建档立卡贫困人口 5% 左右，深度贫困地区原则上不超过 10%。",
+        params=("monitoring_scale_share", "monitoring_scale_max_share"),
+        forms=("registry",),
+        # Monitoring objects are the edge and unstable households (2020-2, 2020-3; 2023-1's all), counted
+        # by household: 2020-3 has no member rows. Reported to the unit whose households they are.
+        sql="""
+            SELECT m.unit, r.county AS household, NULL AS person,
+                   printf('%s监测对象%d户，占建档立卡贫困户%d户的%.1f%%，', r.county, m.households,
+                          r.registered_households, 100.0 * m.households / r.registered_households)
+                   || CASE WHEN r.deep_poverty = '是'
+                           THEN printf('深度贫困地区原则上不超过%.0f%%', 100 * $monitoring_scale_max_share)
+                           ELSE printf('高于一般规模（%.0f%%左右），请核实', 100 * $monitoring_scale_share) END
+                   AS message
+            FROM (SELECT unit, address_county AS county, count(*) AS households
+                  FROM (SELECT unit, address_county FROM "2020-2/households"
+                        UNION ALL SELECT unit, address_county FROM "2020-3/households"
+                        UNION ALL SELECT unit, address_county FROM "2023-1/households")
+                  GROUP BY unit, address_county) m
+            JOIN (SELECT county, any_value(registered_households) AS registered_households,
+                         any_value(deep_poverty) AS deep_poverty
+                  FROM counties GROUP BY county) r ON r.county = m.county
+            WHERE r.registered_households > 0
+              AND m.households / r.registered_households
+                  > CASE WHEN r.deep_poverty = '是' THEN $monitoring_scale_max_share ELSE $monitoring_scale_share END
         """,
     ),
 )

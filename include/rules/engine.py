@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from include import records
+from include import records, regions
 from include.calendar import Calendar
-from include.forms.spec import FieldSpec, FormSpec, get_form
-from include.rules.catalog import RULES, Rule
+from include.forms.spec import FieldSpec, FormSpec, all_forms, get_form
+from include.rules.catalog import RULES, Rule, option_checks
 
 PROBLEM_SCHEMA = {
     "unit": pl.String,
@@ -68,21 +68,84 @@ def roles_of(form: FormSpec) -> Roles:
     if "address_county" in households:
         columns["county"] = "address_county"
     for key, f in households.items():
-        if f.code:  # household items (incomes …) are rules' roles by their printed code
-            columns[f.code] = key
+        # Household items (incomes …) are rules' roles by their printed code; 2017's forms print none: by key.
+        columns.setdefault(f.code or key, key)
+    for key, f in members.items():
+        if f.key != form.household_key:
+            columns.setdefault(f.code or key, key)
+    for sheet in form.sheets:
+        if sheet.id not in ("households", "members"):  # villages …: by key
+            for f in form.fields_of(sheet.id):
+                columns.setdefault(f.code or f.key, f.key)
+    options = option_checks(form, columns)
+    if options:
+        columns["options"] = options
     codes = {f.key: f.code or f.label for f in form.fields}
     return Roles(columns=columns, codes=codes)
 
 
-def _views(connection: duckdb.DuckDBPyConnection, calendar: Calendar, form: FormSpec, units: list[str] | None) -> bool:
-    found = False
-    for sheet in ("households", "members"):
-        files = records.sheet_files(calendar.id, form.id, sheet, units)
-        if files:
-            listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-            connection.execute(f"CREATE OR REPLACE VIEW {sheet} AS SELECT * FROM read_parquet([{listed}])")
-            found = True
-    return found
+SQL_TYPES = {
+    "money": "DOUBLE",
+    "number": "DOUBLE",
+    "area": "DOUBLE",
+    "integer": "BIGINT",
+    "multiple": "VARCHAR[]",
+    "date": "DATE",
+    "month": "DATE",
+}
+
+
+def _views(connection: duckdb.DuckDBPyConnection, calendar: Calendar, units: list[str] | None) -> set[str]:
+    """A view ``"<form>/<sheet>"`` (``"2020-2/households"``) per sheet of every form, over its Parquet files in force.
+
+    Each view has the spec's columns: a sheet with no file gets an empty view typed from the spec, and a
+    column an older upload lacks is NULL, so that every rule runs on what is stored, and a rule that
+    counts across forms (the monitoring scale) runs whichever of them are stored. Returns the forms stored.
+    """
+    stored_forms = set()
+    for form in all_forms().values():
+        stored = {sheet.id: records.sheet_files(calendar.id, form.id, sheet.id, units) for sheet in form.sheets}
+        if any(stored.values()):
+            stored_forms.add(form.id)
+        for sheet, files in stored.items():
+            source, present = "(SELECT NULL::VARCHAR AS unit WHERE false)", {"unit"}
+            if files:
+                listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+                source = f"read_parquet([{listed}], union_by_name = true)"
+                present = {row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+            columns = ", ".join(
+                f.key if f.key in present else f"NULL::{SQL_TYPES.get(f.type, 'VARCHAR')} AS {f.key}"
+                for f in form.fields_of(sheet)
+            )
+            connection.execute(f'CREATE OR REPLACE VIEW "{form.id}/{sheet}" AS SELECT unit, {columns} FROM {source}')
+    return stored_forms
+
+
+def _use(connection: duckdb.DuckDBPyConnection, form: FormSpec) -> None:
+    """The form's sheets under their own names (``households``, ``members``, ``villages`` …) for its rules."""
+    own = {sheet.id for sheet in form.sheets}
+    for name in sorted({sheet.id for other in all_forms().values() for sheet in other.sheets} - own):
+        connection.execute(f"DROP VIEW IF EXISTS {name}")  # another form's sheet of that name is not this form's
+    for sheet in sorted(own):
+        connection.execute(f'CREATE OR REPLACE VIEW {sheet} AS SELECT * FROM "{form.id}/{sheet}"')
+
+
+def _parameters(calendar: Calendar, at: dt.datetime, rule: Rule, sql: str) -> dict[str, object]:
+    """The calendar's values a rule's SQL names: its thresholds, the status date, the year's dates."""
+    status = calendar.status_date.at if calendar.status_date else at
+    derived: dict[str, object] = {
+        "status_date": status.replace(tzinfo=None),
+        # Seed 004: changes dated October to December of the year before belong to its September.
+        "prior_q4_starts": dt.datetime(calendar.year - 1, 10, 1),
+        "prior_q4_ends": dt.datetime(calendar.year, 1, 1),
+        "prior_september": dt.datetime(calendar.year - 1, 9, 1),
+    }
+    if calendar.income_period:
+        derived["income_starts"] = calendar.income_period.starts.in_timezone(calendar.timezone).naive()
+        derived["income_ends"] = calendar.income_period.ends.in_timezone(calendar.timezone).naive()
+    params: dict[str, object] = {name: float(calendar.thresholds[name].value) for name in rule.params}
+    params.update({name: value for name, value in derived.items() if f"${name}" in sql})
+    return params
 
 
 def run_rules(
@@ -90,13 +153,19 @@ def run_rules(
 ) -> pl.DataFrame:
     """Every problem the catalog finds in the campaign's records (one unit's or all): one row each."""
     frames = []
-    status_date = calendar.status_date.at if calendar.status_date else at
-    for form_id in calendar.forms:
-        form = get_form(form_id)
-        roles = roles_of(form)
-        with duckdb.connect() as connection:
-            if not _views(connection, calendar, form, units):
+    with duckdb.connect() as connection:
+        stored = _views(connection, calendar, units)
+        if any("regions" in rule.sql for rule in rules):
+            connection.execute(
+                "CREATE OR REPLACE TEMP TABLE regions AS SELECT unnest($codes) AS code",
+                {"codes": regions.codes_until(calendar.year)},
+            )
+        for form_id in calendar.forms:
+            if form_id not in stored:
                 continue
+            form = get_form(form_id)
+            roles = roles_of(form)
+            _use(connection, form)
             for rule in rules:
                 columns = roles.resolve(rule)
                 if rule.forms and form.id not in rule.forms:
@@ -104,21 +173,22 @@ def run_rules(
                 if columns is None or not all(name in calendar.thresholds for name in rule.params):
                     continue
                 sql = rule.sql.format(**columns)
-                params = {name: float(calendar.thresholds[name].value) for name in rule.params}
-                if "$status_date" in sql:
-                    params["status_date"] = status_date.replace(tzinfo=None)
-                cursor = connection.execute(sql, params)
+                cursor = connection.execute(sql, _parameters(calendar, at, rule, sql))
                 names = [column[0] for column in cursor.description]
                 found = pl.DataFrame(cursor.fetchall(), schema=names, orient="row", infer_schema_length=None)
                 if found.is_empty():
                     continue
-                fields = [roles.codes.get(columns.get(name, name), name) for name in rule.fields]
+                if "field" in names:  # a rule over many fields names the one of each problem
+                    fields = pl.concat_list(pl.col("field").cast(pl.String).replace(roles.codes))
+                else:
+                    codes = [roles.codes.get(columns.get(name, name), name) for name in rule.fields]
+                    fields = pl.lit(codes, dtype=pl.List(pl.String))
                 frames.append(
                     found.select(
                         pl.col("unit").cast(pl.String),
                         pl.col("household").cast(pl.String),
                         pl.col("person").cast(pl.String),
-                        pl.lit(fields, dtype=pl.List(pl.String)).alias("fields"),
+                        fields.alias("fields"),
                         pl.lit(rule.id).alias("rule"),
                         pl.lit(rule.severity).alias("severity"),
                         pl.col("message").cast(pl.String),
@@ -132,24 +202,24 @@ def run_rules(
 def household_context(calendar: Calendar, units: list[str] | None = None) -> pl.DataFrame:
     """Per household: unit, household, county (as entered) and the head's name, for the problem lists."""
     frames = []
-    for form_id in calendar.forms:
-        form = get_form(form_id)
-        roles = roles_of(form).columns
-        if not {"household", "relation", "name"} <= set(roles):
-            continue
-        county = f"any_value(h.{roles['county']})" if "county" in roles else "NULL"
-        with duckdb.connect() as connection:
-            if not _views(connection, calendar, form, units):
+    with duckdb.connect() as connection:
+        stored = _views(connection, calendar, units)
+        for form_id in calendar.forms:
+            form = get_form(form_id)
+            roles = roles_of(form).columns
+            if form_id not in stored or not {"household", "relation", "name"} <= set(roles):
                 continue
-            has_households = bool(records.sheet_files(calendar.id, form.id, "households", units))
-            join = f"LEFT JOIN households h ON h.unit = m.unit AND h.{roles['household']} = m.{roles['household']}"
+            _use(connection, form)
+            key = roles["household"]
+            county = f"any_value(h.{roles['county']})" if "county" in roles else "NULL"
+            households = "households" if any(s.id == "households" for s in form.sheets) else None
+            join = f"LEFT JOIN {households} h ON h.unit = m.unit AND h.{key} = m.{key}" if households else ""
             cursor = connection.execute(
                 f"""
-                SELECT m.unit, m.{roles["household"]} AS household,
-                       {county if has_households else "NULL"} AS county,
+                SELECT m.unit, m.{key} AS household, {county if households else "NULL"} AS county,
                        any_value(m.{roles["name"]}) FILTER (WHERE m.{roles["relation"]} = '户主') AS head_name
-                FROM members m {join if has_households else ""}
-                GROUP BY m.unit, m.{roles["household"]}
+                FROM members m {join}
+                GROUP BY m.unit, m.{key}
                 """
             )
             names = [column[0] for column in cursor.description]

@@ -14,26 +14,16 @@ import polars as pl
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.worksheet.worksheet import Worksheet
 
 from include.rules.catalog import RULES
+from include.xlsx import print_setup, save_atomically, text_cell
 
 STATUS_TEXT = {"new": "新发现", "open": "仍存在", "fixed": "已整改"}
 SEVERITY_TEXT = {"error": "错误", "warning": "提示"}
 STAGE_TEXT = {"analysis": "数据分析和问题梳理", "verification": "问题数据核查", "completion": "完善系统数据"}
 HEADERS = ("户主身份证号码", "户主姓名", "问题人员身份证号码", "指标", "规则", "级别", "问题说明", "状态")
-FORMULA_START = ("=", "+", "-", "@")
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 TITLES = {rule.id: rule.title for rule in RULES}
-
-
-def _text(ws: Worksheet, row: int, column: int, value: object) -> None:
-    """A cell that shows ``value`` as text, whatever it starts with."""
-    cell = ws.cell(row=row, column=column, value=None if value is None else str(value))
-    if cell.value is not None:
-        cell.data_type = "s"  # never a formula, even for "=1+1"
-        if str(value).startswith(FORMULA_START):
-            cell.quotePrefix = True
 
 
 def _sheet_title(name: str, taken: set[str]) -> str:
@@ -56,32 +46,40 @@ def write_problem_list(problems: pl.DataFrame, out: Path, *, unit_name: str, cam
     summary["A1"].font = Font(bold=True, size=14)
     summary["A2"] = f"工作：{campaign_name}；问题 {active.height} 个，已整改 {problems.height - active.height} 个"
     summary.append([])
-    summary.append(["规则", "说明", "问题数"])
-    by_rule = active.group_by("rule").len().sort("len", descending=True)
+    summary.append(["规则", "级别", "问题数", "规则编号"])
+    by_rule = active.group_by("rule").agg(pl.len(), pl.col("severity").first()).sort(["len", "rule"], descending=True)
     first_rule_row = summary.max_row + 1
-    for rule, count in by_rule.iter_rows():
-        summary.append([rule, TITLES.get(rule, rule), count])
+    for rule, count, severity in by_rule.iter_rows():
+        summary.append([TITLES.get(rule, rule), SEVERITY_TEXT.get(severity, severity), count, rule])
+        summary.cell(row=summary.max_row, column=4).alignment = Alignment(indent=1)
     last_rule_row = summary.max_row
     summary.append([])
-    summary.append(["区县", "问题数"])
+    summary.append(["区县", "", "问题数"])
     counties = active.with_columns(pl.col("county").fill_null(unit_name)).group_by("county").len().sort("county")
     for county, count in counties.iter_rows():
         row = summary.max_row + 1
-        _text(summary, row, 1, county)
-        summary.cell(row=row, column=2, value=count)
-    for column, width in zip("ABC", (26, 40, 10), strict=True):
+        text_cell(summary, row, 1, county)
+        summary.cell(row=row, column=3, value=count)
+    for row in (first_rule_row - 1, last_rule_row + 2):
+        for cell in summary[row]:
+            cell.font = Font(bold=True)
+            cell.fill = HEADER_FILL
+    for column, width in zip("ABCD", (60, 8, 10, 40), strict=True):
         summary.column_dimensions[column].width = width
     if by_rule.height:
         chart = BarChart()
         chart.type = "bar"
         chart.title = "各规则问题数"
         chart.y_axis.title = "问题数"
+        chart.legend = None
         data = Reference(summary, min_col=3, min_row=first_rule_row - 1, max_row=last_rule_row)
-        labels = Reference(summary, min_col=2, min_row=first_rule_row, max_row=last_rule_row)
+        labels = Reference(summary, min_col=1, min_row=first_rule_row, max_row=last_rule_row)
         chart.add_data(data, titles_from_data=True)
         chart.set_categories(labels)
-        chart.height, chart.width = 8, 16
-        summary.add_chart(chart, "E4")
+        chart.x_axis.scaling.orientation = "maxMin"  # the largest count on top, as in the table
+        chart.height, chart.width = 3 + 0.8 * by_rule.height, 26
+        summary.add_chart(chart, f"A{summary.max_row + 2}")
+    print_setup(summary, pages_high=1)
     taken = {"汇总"}
     grouped = problems.with_columns(pl.col("county").fill_null(unit_name)).sort(["county", "household", "rule"])
     for (county,), rows in grouped.group_by(["county"], maintain_order=True):
@@ -102,13 +100,12 @@ def write_problem_list(problems: pl.DataFrame, out: Path, *, unit_name: str, cam
                 STATUS_TEXT.get(problem["status"], problem["status"]),
             )
             for column, value in enumerate(values, start=1):
-                _text(ws, i, column, value)
-            ws.cell(row=i, column=7).alignment = Alignment(wrap_text=True)
+                text_cell(ws, i, column, value)
+            for column in (4, 5, 7):
+                ws.cell(row=i, column=column).alignment = Alignment(wrap_text=True, vertical="top")
         for column, width in zip("ABCDEFGH", (22, 10, 22, 18, 22, 6, 60, 8), strict=True):
             ws.column_dimensions[column].width = width
         ws.freeze_panes = "A2"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    wb.save(tmp)
-    tmp.replace(out)
-    return out
+        print_setup(ws)
+        ws.print_title_rows = "1:1"
+    return save_atomically(wb, out)

@@ -142,3 +142,14 @@ def validate(calendar: Calendar, stage: str, at: dt.datetime, units: list[str] |
         problems=problems,
         units=wanted,
     )
+
+
+def open_problems(campaign: str, unit: str) -> tuple[str, int] | None:
+    """The unit's latest stage with results and its problems not fixed, or None before any validation."""
+    for stage in reversed(STAGES):
+        folder = stage_dir(campaign, stage, unit)
+        version = records.version_in(folder)
+        if version is not None:
+            problems = pl.read_parquet(folder / version / "problems.parquet")
+            return stage, problems.filter(pl.col("status") != "fixed").height
+    return None

@@ -159,3 +159,30 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(120))
     on_behalf: Mapped[bool] = mapped_column(default=False)
     detail: Mapped[str] = mapped_column(String(1000))
+
+
+class OutboxMessage(Base):
+    """A reminder written before it is sent (include/outbox.py): one row per dedupe key, sent at most once.
+
+    ``state`` is ``pending`` (to send), ``sending`` (claimed: a crash here is resolved by looking for the key
+    at the destination before sending again), ``sent`` or ``failed`` (attempts exhausted; ``last_error`` says why).
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), index=True)
+    milestone: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(80))
+    day: Mapped[str] = mapped_column(String(10))
+    text: Mapped[str] = mapped_column(String(2000))
+    state: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    receipt: Mapped[str | None] = mapped_column(String(120))  # Slack's message ts, or the sink's line

@@ -1,0 +1,35 @@
+"""Small helpers for the workbooks the project writes (problem lists, progress reports)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
+
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def text_cell(ws: Worksheet, row: int, column: int, value: object) -> None:
+    """A cell that shows ``value`` as text, whatever it starts with: "=1+1" stays a string, never a formula."""
+    cell = ws.cell(row=row, column=column, value=None if value is None else str(value))
+    if cell.value is not None:
+        cell.data_type = "s"
+        if str(value).startswith(FORMULA_START):
+            cell.quotePrefix = True
+
+
+def print_setup(ws: Worksheet, pages_high: int = 0) -> None:
+    """Landscape A4, as wide as one page: a sheet printed for a meeting keeps its columns together."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, pages_high
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+
+
+def save_atomically(wb: Workbook, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    wb.save(tmp)
+    tmp.replace(out)
+    return out

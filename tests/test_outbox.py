@@ -1,0 +1,154 @@
+"""The reminder outbox against a local fake Slack Web API, with the real slack-sdk client (issue 6).
+
+What a user checks: every reminder arrives, once. A 429 is waited out (Retry-After); a 500, a timeout, an
+outage or a kill in the middle of a batch loses nothing and sends nothing twice. Without a token the
+reminders go to a local sink file. The reminders are 2020-shandong's of 12-02 (seed 000: the cities'
+reports "11月11日至11月30日"; 滨州市 and 菏泽市 have not reported).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from include import outbox
+from include.calendar import read_calendar
+from include.paths import calendar_file
+from include.reminders import reminders_due
+from include.store.db import make_engine, upgrade
+from include.timeutil import parse_instant
+from tests.fake_slack import TOKEN, FakeSlack
+
+CITIES = [
+    "370100", "370200", "370300", "370400", "370500", "370600", "370700", "370800", "370900", "371000", "371100",
+    "371300", "371400", "371500",
+]  # fmt: skip
+AT = "2020-12-02T09:00+08:00"
+CALENDAR = read_calendar(calendar_file("2020-shandong"))
+
+
+@pytest.fixture
+def engine(tmp_path, run_cli):
+    for city in CITIES:  # 滨州市 (371600) and 菏泽市 (371700) do not report
+        code, _, err = run_cli(
+            "report", "submit", "--campaign", "2020-shandong", "--unit", city, "--milestone", "completion_report",
+            "--at", "2020-11-20T10:00+08:00",
+        )  # fmt: skip
+        assert code == 0, err
+    engine = make_engine(upgrade())
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def slack():
+    running = FakeSlack(slow_seconds=2.5).serve()
+    yield running
+    running.stop()
+
+
+def due(engine):
+    reminders = reminders_due(engine, CALENDAR, parse_instant(AT))
+    assert len(reminders) == 4  # overdue to 滨州市 and 菏泽市, each reported to the province office
+    return reminders
+
+
+def sender(slack) -> outbox.SlackSender:
+    return outbox.SlackSender(TOKEN, base_url=slack.url, timeout=1)
+
+
+def test_the_same_reminders_twice_are_written_once(engine):
+    assert outbox.enqueue(engine, due(engine)) == 4
+    assert outbox.enqueue(engine, due(engine)) == 0
+    assert outbox.counts(engine) == {"pending": 4}
+
+
+def test_every_reminder_arrives_once_and_a_rerun_sends_nothing(engine, slack):
+    outbox.enqueue(engine, due(engine))
+    result = outbox.deliver(engine, sender(slack))
+    assert (result.sent, result.failed) == (4, 0)
+    assert outbox.counts(engine) == {"sent": 4}
+    keys = slack.fake.keys()
+    assert set(keys) == {r.key for r in due(engine)} and set(keys.values()) == {1}
+    # two notices to the province's channel within a second: the second met a 429 and waited Retry-After
+    assert slack.fake.calls["429"] >= 1
+    assert {m["channel"] for m in slack.fake.messages} == {"dm-371600", "dm-371700", "dm-370000"}
+    outbox.enqueue(engine, due(engine))
+    assert outbox.deliver(engine, sender(slack)).sent == 0
+    assert len(slack.fake.messages) == 4
+
+
+def test_paced_by_channel_the_rate_limit_is_never_hit(engine, slack):
+    """One message per channel per second, channels side by side: the province's two notices wait a second."""
+    outbox.enqueue(engine, due(engine))
+    result = outbox.deliver(engine, sender(slack), **outbox.SlackSender.pace)
+    assert (result.sent, result.retried, slack.fake.calls["429"]) == (4, 0, 0)
+    province = [m for m in slack.fake.messages if m["channel"] == "dm-370000"]
+    assert len(province) == 2 and float(province[1]["ts"].split(".")[0]) >= float(province[0]["ts"].split(".")[0])
+
+
+@pytest.mark.parametrize("fault", ["500", "500-after", "slow", "429"])
+def test_a_failed_or_unclear_answer_neither_loses_nor_doubles(engine, slack, fault):
+    """500 before Slack took it: sent again; 500 or a timeout after it took it: found by key, not sent again."""
+    slack.fake.faults.extend([fault, fault])
+    outbox.enqueue(engine, due(engine))
+    result = outbox.deliver(engine, sender(slack), backoff=0.05)
+    assert result.failed == 0
+    assert outbox.counts(engine) == {"sent": 4}
+    keys = slack.fake.keys()
+    assert set(keys) == {r.key for r in due(engine)} and set(keys.values()) == {1}, keys
+    if fault in ("500-after", "slow"):
+        assert result.recovered == 2  # looked up in the channel's history by the key in the message metadata
+
+
+def test_an_outage_leaves_the_reminders_waiting_and_they_go_once_it_ends(engine, slack):
+    slack.fake.down = True
+    outbox.enqueue(engine, due(engine))
+    result = outbox.deliver(engine, sender(slack), backoff=0.01, max_attempts=3)
+    assert result.sent == 0 and result.failed == 0
+    assert outbox.counts(engine).get("sent") is None
+    slack.fake.down = False
+    result = outbox.deliver(engine, sender(slack), backoff=0.01)
+    assert outbox.counts(engine) == {"sent": 4}
+    assert set(slack.fake.keys().values()) == {1} and len(slack.fake.messages) == 4
+
+
+def test_a_kill_mid_batch_then_a_restart_sends_each_reminder_once(engine, slack, tmp_path):
+    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.url}
+    command = [sys.executable, "-m", "include.cli", "remind", "--campaign", "2020-shandong", "--at", AT, "--json"]
+    killed = subprocess.run(
+        command, env={**env, "CAMPAIGN_OUTBOX_CRASH_AFTER": "2"}, capture_output=True, text=True, timeout=120
+    )
+    assert killed.returncode == 70, killed.stderr  # died right after its 2nd send, before marking the slot sent
+    arrived = len(slack.fake.messages)
+    assert arrived in (2, 3)  # the first slot: one message per channel, sent side by side
+    # messages answered before the crash may already be marked sent; the rest of the slot is left sending
+    left = outbox.counts(engine)
+    marked = left.get("sent", 0)
+    assert left.get("sending", 0) >= 1 and left.get("pending") == 1 and sum(left.values()) == 4
+    restarted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert restarted.returncode == 0, restarted.stderr
+    summary = json.loads(restarted.stdout)
+    # the ones that had arrived are found by their key, not sent again; the others are sent once
+    assert (summary["new"], summary["recovered"], summary["sent"]) == (0, arrived - marked, 4 - arrived)
+    assert summary["outbox"] == {"sent": 4}
+    keys = slack.fake.keys()
+    assert set(keys) == {r.key for r in due(engine)} and set(keys.values()) == {1}
+
+
+def test_without_a_token_reminders_go_to_the_local_sink(engine, run_cli, monkeypatch):
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    code, out, err = run_cli("remind", "--campaign", "2020-shandong", "--at", AT, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["via"] == "sink" and summary["sent"] == 4
+    lines = [json.loads(line) for line in outbox.sink_path().read_text(encoding="utf-8").splitlines()]
+    assert sorted(line["key"] for line in lines) == sorted(r.key for r in due(engine))
+    assert any("菏泽市：“各市报送动态管理工作开展情况”已于2020-11-30 24:00截止" in line["text"] for line in lines)
+    code, out, _ = run_cli("remind", "--campaign", "2020-shandong", "--at", AT, "--json")
+    assert json.loads(out)["sent"] == 0
+    assert len(outbox.sink_path().read_text(encoding="utf-8").splitlines()) == 4

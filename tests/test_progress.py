@@ -1,0 +1,82 @@
+"""`campaign progress`: per city, report states, households entered against the roster, open problems; worst first.
+
+2020-shandong at 12-02 09:00 (seed 000: the cities report "11月11日至11月30日", the province analyses
+"12月1日至10日"): 菏泽市 has not reported, 滨州市 reported late; 济南市 and 青岛市 entered synth workbooks
+and were validated; the rosters are the registry figures they uploaded.
+"""
+
+from __future__ import annotations
+
+import json
+
+import openpyxl
+import polars as pl
+
+from include import records
+
+CITIES = [
+    "370100", "370200", "370300", "370400", "370500", "370600", "370700", "370800", "370900", "371000", "371100",
+    "371300", "371400", "371500",
+]  # fmt: skip
+AT = "2020-12-02T09:00+08:00"
+
+
+def setup(run_cli, tmp_path) -> dict:
+    def ok(*args):
+        code, out, err = run_cli(*args)
+        assert code == 0, err
+        return out
+
+    for city in CITIES:
+        ok("report", "submit", "--campaign", "2020-shandong", "--unit", city, "--milestone", "completion_report",
+           "--at", "2020-11-20T10:00+08:00")  # fmt: skip
+    ok("report", "submit", "--campaign", "2020-shandong", "--unit", "371600", "--milestone", "completion_report",
+       "--at", "2020-12-01T10:00+08:00")  # fmt: skip
+    synth = tmp_path / "synth"
+    ok("synth", "--campaign", "2020-shandong", "--households", "60", "--defect-rate", "0.3", "--seed", "3",
+       "--out", synth, "--units", "370100,370200")  # fmt: skip
+    for city in ("370100", "370200"):
+        ok("ingest", synth / f"2020-shandong-2020-1-{city}.xlsx", "--campaign", "2020-shandong", "--unit", city,
+           "--at", "2020-11-25T10:00+08:00")  # fmt: skip
+    for city, roster in (("370100", 1000), ("370200", 40)):
+        counties = pl.DataFrame({"county": ["甲县", "乙县"], "registered_households": [roster - 10, 10], "unit": city})
+        records.replace("2020-shandong", "registry", city, "r1", {"counties": counties}, {})
+    lists = tmp_path / "lists"
+    out = ok("validate", "--campaign", "2020-shandong", "--stage", "analysis", "--at", AT, "--out", lists, "--json")
+    return json.loads(out)
+
+
+def test_progress_worst_first_with_entered_share_and_open_problems(run_cli, tmp_path):
+    validated = setup(run_cli, tmp_path)
+    code, out, err = run_cli("progress", "--campaign", "2020-shandong", "--at", AT, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    units = report["units"]
+    assert [u["unit"] for u in units[:2]] == ["371700", "371600"]  # 菏泽市 missing, then 滨州市 late
+    assert units[0]["milestones"][0] == {"id": "completion_report", "state": "missing", "received_at": None}
+    assert units[1]["milestones"][0]["state"] == "late"
+    jinan = next(u for u in units if u["unit"] == "370100")
+    qingdao = next(u for u in units if u["unit"] == "370200")
+    assert (jinan["entered"], jinan["roster"]) == (30, 1000) and jinan["share"] == 0.03
+    assert (qingdao["entered"], qingdao["roster"], qingdao["share"]) == (30, 40, 0.75)
+    assert [u["unit"] for u in units].index("370100") < [u["unit"] for u in units].index("370200")
+    problems = [p for p in validated["problems"] if p["unit"] == "370100"]
+    assert jinan["open_problems"] == len(problems) > 0 and jinan["problems_stage"] == "analysis"
+    zibo = next(u for u in units if u["unit"] == "370300")
+    assert (zibo["entered"], zibo["roster"], zibo["share"], zibo["open_problems"]) == (0, None, None, 0)
+
+
+def test_progress_workbook_has_a_chart_and_text_cells(run_cli, tmp_path):
+    setup(run_cli, tmp_path)
+    out = tmp_path / "进度.xlsx"
+    code, stdout, err = run_cli("progress", "--campaign", "2020-shandong", "--at", AT, "--xlsx", out)
+    assert code == 0, err
+    assert "16 个单位" in stdout
+    ws = openpyxl.load_workbook(out)["进度"]
+    assert ws._charts, "a native chart of completion per unit"
+    rows = list(ws.iter_rows(min_row=4, values_only=True))
+    assert [row[0] for row in rows[:2]] == ["菏泽市", "滨州市"]
+    assert rows[0][2] == "未报" and rows[1][2] == "逾期"
+    jinan = next(row for row in rows if row[0] == "济南市")
+    headers = [c.value for c in ws[3]]
+    assert jinan[headers.index("已录入（户）")] == 30 and jinan[headers.index("底数（户）")] == 1000
