@@ -42,7 +42,7 @@ def test_the_play_has_every_role():
 @pytest.mark.airflow_e2e
 def test_simulated_shandong_campaign_passes():
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "campaign"), "simulate", "2020-shandong", "--span", "3m"],
+        [str(Path(sys.executable).parent / "campaign"), "simulate", "2020-shandong", "--span", "4m"],
         capture_output=True,
         text=True,
         timeout=1200,
