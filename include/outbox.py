@@ -10,31 +10,37 @@ what is pending through a sender (Slack, or a local sink file without a token):
   pending; a 5xx, a timeout or a dropped connection may have delivered it: the row stays ``sending``
   and is looked up by key before any new attempt. Rounds repeat with backoff, up to ``max_attempts``
   per row; a permanent failure (unknown channel, bad token) marks the row failed at once.
+
+Delivery is asynchronous (one event loop, slack-sdk's ``AsyncWebClient`` on one kept-alive aiohttp session):
+a message costs a fraction of a thread's urllib call, so thousands of channels keep their pace on a small
+machine. ``deliver`` itself is an ordinary function.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
-import threading
-import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pendulum
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from include.paths import campaign_home
 from include.reminders import Reminder
 from include.store.db import session_scope
 from include.store.models import OutboxMessage
+
+if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
 
 MAX_ATTEMPTS = 5
 
@@ -55,12 +61,16 @@ class Sender(Protocol):
     name: str
     pace: dict[str, float]  # deliver()'s workers and per_channel_interval for this destination
 
-    def send(self, message: OutboxMessage) -> str:
+    async def send(self, message: OutboxMessage) -> str:
         """Deliver the message; return the receipt (a Slack ts, a sink line)."""
         ...
 
-    def find(self, message: OutboxMessage) -> str | None:
+    async def find(self, message: OutboxMessage) -> str | None:
         """The receipt of an earlier delivery of this message's key, if there was one."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections at the end of a delivery."""
         ...
 
 
@@ -101,19 +111,20 @@ def _set(engine: Engine, row_id: int, **values: object) -> None:
         session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
 
 
-def _claim(engine: Engine, ids: list[int]) -> set[int]:
+def _claim(session: Session, ids: list[int]) -> set[int]:
     """Take the rows for sending; the ones another deliverer took first are left out."""
+    if not ids:
+        return set()
     now = pendulum.now("UTC")
-    with session_scope(engine) as session:
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids), OutboxMessage.state == "pending")
-            .values(state="sending", claimed_at=now, attempts=OutboxMessage.attempts + 1)
-        )
-        taken = select(OutboxMessage.id).where(
-            OutboxMessage.id.in_(ids), OutboxMessage.state == "sending", OutboxMessage.claimed_at == now
-        )
-        return set(session.scalars(taken))
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.state == "pending")
+        .values(state="sending", claimed_at=now, attempts=OutboxMessage.attempts + 1)
+    )
+    taken = select(OutboxMessage.id).where(
+        OutboxMessage.id.in_(ids), OutboxMessage.state == "sending", OutboxMessage.claimed_at == now
+    )
+    return set(session.scalars(taken))
 
 
 def _rows(engine: Engine, state: str, campaign: str | None) -> list[OutboxMessage]:
@@ -139,23 +150,93 @@ def deliver(
 ) -> Delivery:
     """Send every pending reminder once; resolve the ones a crash or an unclear answer left ``sending`` first.
 
-    Messages go out in slots of one per channel, ``workers`` at a time; a channel's next message waits
-    ``per_channel_interval`` seconds after its previous one was answered (Slack allows about one message
-    per second per channel), so a full channel does not hold up the others and 429s stay rare.
+    Each channel is a queue of its own: its next message waits ``per_channel_interval`` seconds after the
+    answer to its previous one (Slack allows about one message per second per channel), channels side by side,
+    at most ``workers`` sends in flight. So a full channel does not hold up the others and 429s stay rare.
     """
+    return asyncio.run(
+        _deliver(engine, sender, campaign, max_attempts, backoff, workers, per_channel_interval, progress)
+    )
+
+
+async def _deliver(
+    engine: Engine,
+    sender: Sender,
+    campaign: str | None,
+    max_attempts: int,
+    backoff: float,
+    workers: int,
+    interval: float,
+    progress: Callable[[str], None],
+) -> Delivery:
     result = Delivery()
-    for round_ in range(max_attempts + 1):
-        _resolve(engine, sender, campaign, max_attempts, result, progress)
-        pending = _rows(engine, "pending", campaign)
-        if not pending and not _rows(engine, "sending", campaign):
-            break
-        _send_pass(engine, sender, pending, workers, per_channel_interval, max_attempts, result, progress)
-        if _rows(engine, "pending", campaign) or _rows(engine, "sending", campaign):
-            time.sleep(min(backoff * 2**round_, 30.0))
+    try:
+        for round_ in range(max_attempts + 1):
+            await _resolve(engine, sender, campaign, max_attempts, result, progress)
+            pending = _rows(engine, "pending", campaign)
+            if not pending and not _rows(engine, "sending", campaign):
+                break
+            await _send_pass(engine, sender, pending, workers, interval, max_attempts, result, progress)
+            if _rows(engine, "pending", campaign) or _rows(engine, "sending", campaign):
+                await asyncio.sleep(min(backoff * 2**round_, 30.0))
+    finally:
+        await sender.close()
     return result
 
 
-def _send_pass(
+class _Keeper:
+    """Writes the store in batches from a thread, so that no send waits for it: the outcomes that came in, then
+    the claims asked for meanwhile (a claim is answered True when the row is ours to send)."""
+
+    def __init__(self, engine: Engine, max_attempts: int, result: Delivery, progress: Callable[[str], None]) -> None:
+        self.engine, self.max_attempts, self.result, self.progress = engine, max_attempts, result, progress
+        self.outcomes: list[tuple[OutboxMessage, str, str]] = []
+        self.claims: dict[int, asyncio.Future[bool]] = {}
+        self.task: asyncio.Task | None = None
+
+    def record(self, row: OutboxMessage, outcome: str, value: str) -> None:
+        self.outcomes.append((row, outcome, value))
+        self._kick()
+
+    def claim(self, row: OutboxMessage) -> asyncio.Future[bool]:
+        future = asyncio.get_running_loop().create_future()
+        self.claims[row.id] = future
+        self._kick()
+        return future
+
+    def _kick(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+
+    def _book(self, outcomes: list[tuple[OutboxMessage, str, str]], claims: list[int]) -> set[int]:
+        with session_scope(self.engine) as session:
+            _record(session, outcomes, self.max_attempts, self.result)  # first: one sent again is pending by now
+            return _claim(session, claims)
+
+    async def _run(self) -> None:
+        while self.outcomes or self.claims:
+            outcomes, claims = self.outcomes, self.claims
+            self.outcomes, self.claims = [], {}
+            before = self.result.sent
+            try:
+                taken = await asyncio.to_thread(self._book, outcomes, list(claims))
+            except BaseException as error:
+                for future in claims.values():
+                    future.set_exception(error)
+                raise
+            for row_id, future in claims.items():
+                future.set_result(row_id in taken)
+            if self.result.sent // 500 > before // 500:
+                self.progress(f"已发送 {self.result.sent} 条")
+
+    async def drain(self) -> None:
+        while self.task is not None and not self.task.done():
+            await self.task
+        if self.task is not None:
+            self.task.result()  # a failed write is not swallowed
+
+
+async def _send_pass(
     engine: Engine,
     sender: Sender,
     rows: list[OutboxMessage],
@@ -167,74 +248,66 @@ def _send_pass(
 ) -> None:
     """Each channel its own queue: its next message goes ``interval`` after the answer to its previous one.
 
-    Messages are claimed in batches (the heads of the channels that are ready) and their outcomes written in
-    batches. An unclear answer is looked up by its key at once: found, it counts as sent; not found, the
-    message goes back to the head of its channel's queue (a new attempt); the lookup failing too, it stays
-    ``sending`` for the next round.
+    A channel's next message is claimed (``sending``) while the channel waits out its interval, so a message is
+    always claimed before it goes out and no send waits for the store. An unclear answer is looked up by its
+    key at once: found, it counts as sent; not found, the message goes back to the head of its channel's queue
+    (a new attempt); the lookup failing too, it stays ``sending`` for the next round.
     """
     queues: dict[str, deque[OutboxMessage]] = defaultdict(deque)
     for row in rows:
         queues[row.channel].append(row)
-    ready_at = dict.fromkeys(queues, 0.0)
-    in_flight: dict[Future, str] = {}
-    lock = threading.Lock()
-    sends = [0]
+    keeper = _Keeper(engine, max_attempts, result, progress)
+    slots = asyncio.Semaphore(max(1, workers))
+    sends = 0
 
-    def one(row: OutboxMessage) -> tuple[OutboxMessage, str, str]:
+    async def one(row: OutboxMessage) -> tuple[str, str]:
+        nonlocal sends
         try:
-            receipt = sender.send(row)
+            receipt = await sender.send(row)
         except TransientError as error:
-            return row, "transient", str(error)[:500]
+            return "transient", str(error)[:500]
         except PermanentError as error:
-            return row, "permanent", str(error)[:500]
+            return "permanent", str(error)[:500]
         except AmbiguousError as error:
             try:
-                found = sender.find(row)
+                found = await sender.find(row)
             except (TransientError, AmbiguousError):
-                return row, "ambiguous", str(error)[:500]
-            return (row, "recovered", found) if found is not None else (row, "again", str(error)[:500])
-        with lock:
-            sends[0] += 1
-            _crash_point(sends[0])
-        return row, "sent", receipt
+                return "ambiguous", str(error)[:500]
+            return ("recovered", found) if found is not None else ("again", str(error)[:500])
+        sends += 1
+        _crash_point(sends)
+        return "sent", receipt
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        while in_flight or any(queues.values()):
-            now = time.monotonic()
-            busy = set(in_flight.values())
-            ready = [ch for ch, queue in queues.items() if queue and ch not in busy and ready_at[ch] <= now]
-            if ready:
-                batch = [queues[channel].popleft() for channel in ready]
-                claimed = _claim(engine, [row.id for row in batch])
-                for row in batch:
-                    if row.id in claimed:
-                        in_flight[pool.submit(one, row)] = row.channel
-            waiting = [ready_at[ch] for ch, queue in queues.items() if queue and ch not in set(in_flight.values())]
-            timeout = max(0.0, min(waiting) - time.monotonic()) if waiting else None
-            if not in_flight:
-                time.sleep(timeout or 0.0)
+    async def channel(queue: deque[OutboxMessage]) -> None:
+        claim = keeper.claim(queue[0])
+        while queue:
+            row = queue.popleft()
+            if not await claim:  # another deliverer took it: not ours to send
+                if queue:
+                    claim = keeper.claim(queue[0])
                 continue
-            done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
-            outcomes = []
-            for future in done:
-                channel = in_flight.pop(future)
-                row, outcome, value = future.result()
+            async with slots:
+                outcome, value = await one(row)
+            keeper.record(row, outcome, value)
+            if outcome == "again" and row.attempts + 1 < max_attempts:
+                row.attempts += 1
+                queue.appendleft(row)
+            if queue:
+                claim = keeper.claim(queue[0])
                 if outcome != "again":  # a message Slack did not take leaves the channel's pace as it was
-                    # after the answer: Slack has counted the message by then, so the next one cannot meet a 429
-                    ready_at[channel] = time.monotonic() + interval
-                if outcome == "again" and row.attempts + 1 < max_attempts:
-                    row.attempts += 1
-                    queues[channel].appendleft(row)
-                outcomes.append((row, outcome, value))
-            _record(engine, outcomes, max_attempts, result)
-            if result.sent and result.sent % 500 < len(outcomes):
-                progress(f"已发送 {result.sent} 条")
+                    # after the answer: Slack has counted the message by then, so the next cannot meet a 429
+                    await asyncio.sleep(interval)
+
+    try:
+        await asyncio.gather(*(channel(queue) for queue in queues.values()))
+    finally:
+        await keeper.drain()
 
 
 def _record(
-    engine: Engine, outcomes: list[tuple[OutboxMessage, str, str]], max_attempts: int, result: Delivery
+    session: Session, outcomes: list[tuple[OutboxMessage, str, str]], max_attempts: int, result: Delivery
 ) -> None:
-    """What the sends came to, in one transaction."""
+    """What the sends came to."""
     now = pendulum.now("UTC")
     changes = []
     for row, outcome, value in outcomes:
@@ -254,11 +327,10 @@ def _record(
             changes.append({"id": row.id, "state": "failed", "last_error": value})
             result.failed += 1
     if changes:
-        with session_scope(engine) as session:
-            session.execute(update(OutboxMessage), changes)
+        session.execute(update(OutboxMessage), changes)
 
 
-def _resolve(
+async def _resolve(
     engine: Engine,
     sender: Sender,
     campaign: str | None,
@@ -269,7 +341,7 @@ def _resolve(
     """Rows left ``sending``: delivered (found by key at the destination) or not (back to pending)."""
     for row in _rows(engine, "sending", campaign):
         try:
-            receipt = sender.find(row)
+            receipt = await sender.find(row)
         except (TransientError, AmbiguousError) as error:
             progress(f"暂时无法核对 {row.key}（{error}），稍后再试")
             continue
@@ -312,18 +384,17 @@ class SinkSender:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or sink_path()
-        self._lock = threading.Lock()
 
-    def send(self, message: OutboxMessage) -> str:
+    async def send(self, message: OutboxMessage) -> str:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = {"key": message.key, "channel": message.channel, "kind": message.kind, "text": message.text}
-        with self._lock, self.path.open("a", encoding="utf-8") as sink:
+        with self.path.open("a", encoding="utf-8") as sink:  # one event loop: one writer at a time
             sink.write(json.dumps(line, ensure_ascii=False) + "\n")
             sink.flush()
             os.fsync(sink.fileno())
         return f"{self.path.name}:{message.key}"
 
-    def find(self, message: OutboxMessage) -> str | None:
+    async def find(self, message: OutboxMessage) -> str | None:
         if not self.path.is_file():
             return None
         with self.path.open(encoding="utf-8") as sink:
@@ -335,39 +406,60 @@ class SinkSender:
                     continue  # a line cut short by a crash: that send did not complete
         return None
 
+    async def close(self) -> None:
+        return None
+
 
 class SlackSender:
-    """Slack's Web API through slack-sdk: 429 answers wait out Retry-After, 5xx and connection errors back off.
+    """Slack's Web API through slack-sdk's ``AsyncWebClient``: 429 answers wait out Retry-After; 5xx, timeouts
+    and dropped connections are unclear answers that the outbox resolves by looking the key up.
 
     Each message carries its dedupe key as Slack message metadata, so that after a crash the key can be
-    looked for in the channel's history before sending again.
+    looked for in the channel's history before sending again. The client and its aiohttp session are made
+    inside each delivery's event loop and closed at its end.
     """
 
     name = "slack"
     EVENT = "campaign_reminder"
-    # chat.postMessage allows about one message per second per channel: eight channels at a time.
+    # chat.postMessage allows about one message per second per channel: eight sends in flight at a time.
     pace = {"workers": 8, "per_channel_interval": 1.0}  # noqa: RUF012 - read only
 
     def __init__(self, token: str, base_url: str | None = None, timeout: float = 10.0, retries: int = 3) -> None:
-        from slack_sdk import WebClient
-        from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+        from slack_sdk.web.async_client import AsyncWebClient
 
-        # Only 429s are retried by the client: Slack did not take the message. A blind retry after a 5xx or
-        # a timeout could post it twice; those come back as AmbiguousError and the outbox looks the key up.
-        self.client = WebClient(
-            token=token,
-            base_url=base_url or WebClient.BASE_URL,
-            timeout=max(1, int(timeout)),
-            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=retries)],
-        )
+        self.token, self.timeout, self.retries = token, max(1, int(timeout)), retries
+        self.base_url = base_url or AsyncWebClient.BASE_URL
+        self._client: AsyncWebClient | None = None
         self._ids: dict[str, str] | None = None
-        self._ids_lock = threading.Lock()
 
-    def _call(self, method: Callable[..., object], **kwargs: object) -> dict:
+    def _web(self) -> AsyncWebClient:
+        if self._client is None:
+            import aiohttp
+            from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+            from slack_sdk.web.async_client import AsyncWebClient
+
+            # Only 429s are retried by the client: Slack did not take the message. A blind retry after a 5xx or
+            # a timeout could post it twice; those come back as AmbiguousError and the outbox looks the key up.
+            self._client = AsyncWebClient(
+                token=self.token,
+                base_url=self.base_url,
+                timeout=self.timeout,
+                session=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)),
+                retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=self.retries)],
+            )
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None and self._client.session is not None:
+            await self._client.session.close()
+        self._client = None
+
+    async def _call(self, method: str, **kwargs: object) -> dict:
+        import aiohttp
         from slack_sdk.errors import SlackApiError
 
         try:
-            response = method(**kwargs)
+            response = await getattr(self._web(), method)(**kwargs)
         except SlackApiError as error:
             status = error.response.status_code
             code = error.response.get("error", "") if hasattr(error.response, "get") else ""
@@ -376,47 +468,46 @@ class SlackSender:
             if status >= 500:
                 raise AmbiguousError(f"Slack {status} {code}".strip()) from error
             raise PermanentError(f"Slack {status} {code}".strip()) from error
-        except OSError as error:  # timeouts and connection errors (urllib's URLError is an OSError)
-            raise AmbiguousError(f"连接 Slack 失败：{error}") from error
-        return response.data  # type: ignore[attr-defined]
+        except (OSError, aiohttp.ClientError) as error:  # timeouts (TimeoutError is an OSError) and connections
+            raise AmbiguousError(f"连接 Slack 失败：{error!r}") from error
+        return response.data  # type: ignore[return-value]
 
-    def _channel_id(self, channel: str) -> str | None:
+    async def _channel_id(self, channel: str) -> str | None:
         """A channel's id for reading its history: configured ids pass through; names are looked up (and
         looked up again when a name is not known yet: the channel may be newer than the list)."""
         name = channel.removeprefix("#")
         if name[:1] in "CGD" and name[1:].isalnum() and name.isupper():
             return name
-        with self._ids_lock:
-            if self._ids is None or name not in self._ids:
-                ids: dict[str, str] = {}
-                cursor = None
-                while True:
-                    data = self._call(self.client.conversations_list, limit=1000, cursor=cursor, exclude_archived=True)
-                    ids.update({item["name"]: item["id"] for item in data.get("channels", [])})
-                    cursor = (data.get("response_metadata") or {}).get("next_cursor")
-                    if not cursor:
-                        break
-                self._ids = ids
-            return self._ids.get(name)
+        if self._ids is None or name not in self._ids:
+            ids: dict[str, str] = {}
+            cursor = None
+            while True:
+                data = await self._call("conversations_list", limit=1000, cursor=cursor, exclude_archived=True)
+                ids.update({item["name"]: item["id"] for item in data.get("channels", [])})
+                cursor = (data.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+            self._ids = ids
+        return self._ids.get(name)
 
-    def send(self, message: OutboxMessage) -> str:
-        data = self._call(
-            self.client.chat_postMessage,
+    async def send(self, message: OutboxMessage) -> str:
+        data = await self._call(
+            "chat_postMessage",
             channel=message.channel,  # an id or a name, as configured
             text=message.text,
             metadata={"event_type": self.EVENT, "event_payload": {"key": message.key}},
         )
         return str(data.get("ts"))
 
-    def find(self, message: OutboxMessage) -> str | None:
-        channel = self._channel_id(message.channel)
+    async def find(self, message: OutboxMessage) -> str | None:
+        channel = await self._channel_id(message.channel)
         if channel is None:  # no such channel: nothing was posted there
             return None
         oldest = (message.claimed_at or message.created_at) - dt.timedelta(minutes=5)
         cursor = None
         while True:
-            data = self._call(
-                self.client.conversations_history,
+            data = await self._call(
+                "conversations_history",
                 channel=channel,
                 oldest=f"{oldest.timestamp():.6f}",
                 include_all_metadata=True,

@@ -126,10 +126,11 @@ def test_a_kill_mid_batch_then_a_restart_sends_each_reminder_once(engine, slack,
     assert killed.returncode == 70, killed.stderr  # died right after its 2nd send, before marking the slot sent
     arrived = len(slack.fake.messages)
     assert arrived in (2, 3)  # the first slot: one message per channel, sent side by side
-    # messages answered before the crash may already be marked sent; the rest of the slot is left sending
+    # messages answered before the crash may already be marked sent; the rest is left sending (claimed, maybe
+    # sent) or pending: nothing is lost
     left = outbox.counts(engine)
     marked = left.get("sent", 0)
-    assert left.get("sending", 0) >= 1 and left.get("pending") == 1 and sum(left.values()) == 4
+    assert left.get("sending", 0) >= 1 and sum(left.values()) == 4 and set(left) <= {"sent", "sending", "pending"}
     restarted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert restarted.returncode == 0, restarted.stderr
     summary = json.loads(restarted.stdout)
