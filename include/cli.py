@@ -302,6 +302,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _duration(args.span, "--span"),
         seed=args.seed,
         startup=args.startup,
+        executor=args.executor,
+        workers=args.workers,
+        drills=tuple(args.drill),
+        outcome_file=Path(args.outcome) if args.outcome else None,
         out=lambda line: print(line, flush=True),
     )
     return 0 if passed else 1
@@ -562,6 +566,17 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--span", required=True, help="全程时长，如 3m")
     simulate.add_argument("--seed", type=int, default=2020, help="模拟报送的随机种子")
     simulate.add_argument("--startup", type=float, default=100.0, help="Airflow 启动预留秒数（默认 100）")
+    simulate.add_argument(
+        "--executor",
+        choices=["local", "celery"],
+        default="local",
+        help="local：airflow standalone 与 SQLite；celery：PostgreSQL、Redis 与多个 Celery worker",
+    )
+    simulate.add_argument("--workers", type=int, default=2, help="Celery worker 个数（默认 2）")
+    simulate.add_argument(
+        "--drill", action="append", default=[], choices=["restart-scheduler"], help="故障演练（仅 celery）"
+    )
+    simulate.add_argument("--outcome", metavar="FILE", help="把结果（状态、闸门、运行状态）写成 JSON，便于比较两次运行")
     simulate.set_defaults(handler=cmd_simulate)
 
     forms = commands.add_parser("forms", help="采集表：清单与批量填报模板")

@@ -11,14 +11,19 @@ per stage do not compete with the play's timing on a small machine.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import random
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pendulum
@@ -33,6 +38,11 @@ from include.store.db import make_engine, upgrade
 from include.submissions import door_closes
 from include.timeutil import local_text
 from include.tokens import PROVINCE, issue_token
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from include.cluster import Cluster
 
 STATE_WORDS = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
 
@@ -101,20 +111,40 @@ def simulate(
     *,
     seed: int = 2020,
     startup: float = 100.0,
+    executor: str = "local",
+    workers: int = 2,
+    drills: tuple[str, ...] = (),
+    outcome_file: Path | None = None,
     out: Callable[[str], None] = print,
 ) -> bool:
-    """Run the play on a real Airflow; print the final status table and the verdict; True if it passed."""
+    """Run the play on a real Airflow; print the final status table and the verdict; True if it passed.
+
+    ``executor`` "local": ``airflow standalone`` on SQLite. "celery": the cluster of ``include.cluster``
+    (PostgreSQL, Redis, ``workers`` Celery workers); after the campaign the validation runs it triggered are
+    let through and must succeed with their tasks spread over the workers. ``drills`` (celery only):
+    "restart-scheduler" kills the scheduler in the middle of the campaign and starts it again.
+    ``outcome_file``: the outcome (states, gates, the run's state, the stages validated) as JSON, to compare
+    two runs of the same play.
+    """
     source_file = paths.calendar_file(calendar_id)
     if source_file is None:
         raise FileNotFoundError(f"找不到日历“{calendar_id}”")
     home = Path(tempfile.mkdtemp(prefix="campaign-simulate-"))
     env = airflow_env(home, free_port())
+    cluster = None
+    if executor == "celery":
+        from include.cluster import prepare
+
+        cluster = prepare(home / "cluster", env, workers)
+        env = cluster.env
     start = pendulum.now("UTC").add(seconds=startup).replace(microsecond=0)
     calendar = compress(read_calendar(source_file), start, span, f"sim-{calendar_id}")
     calendar_path = Path(env["CAMPAIGN_HOME"]) / "campaigns" / f"{calendar.id}.yaml"
     calendar_path.parent.mkdir(parents=True)
     calendar_path.write_text(to_yaml(calendar), encoding="utf-8")
-    engine = make_engine(upgrade(f"sqlite:///{Path(env['CAMPAIGN_HOME']) / 'campaign.db'}"))
+    engine = make_engine(
+        upgrade(env.get("CAMPAIGN_DB_URL") or f"sqlite:///{Path(env['CAMPAIGN_HOME']) / 'campaign.db'}")
+    )
     now = pendulum.now("UTC")
     tokens = {unit.code: issue_token(engine, unit.code, now)[1] for unit in calendar.unit_list}
     tokens[PROVINCE] = issue_token(engine, PROVINCE, now)[1]
@@ -129,10 +159,17 @@ def simulate(
         f"冒用令牌 {names[play.roles['cross_token']]}→{names[play.roles['victim']]}"
     )
 
+    if cluster is not None:
+        out(f"执行器：CeleryExecutor，{workers} 个 worker；PostgreSQL（元数据库与战役库）、Redis；日志 {cluster.home}")
     problems: list[str] = []
     timings: dict[tuple[str, str], tuple[float, float]] = {}  # (unit, milestone) -> (sent after plan, answer) s
-    with standalone(env, home / "standalone.log") as base:
+    log = home / "standalone.log" if cluster is None else cluster.home / "scheduler.log"
+    launcher = standalone(env, log) if cluster is None else _cluster_base(cluster)
+    with launcher as base:
         paused = False
+        if "restart-scheduler" in drills and cluster is not None:
+            drill = threading.Thread(target=_restart_scheduler, args=(cluster, calendar, out), daemon=True)
+            drill.start()
 
         def play_one(attempt: Attempt) -> str | None:
             """One unit's attempt at its instant; units act independently, so a slow answer delays no other."""
@@ -178,25 +215,129 @@ def simulate(
             return next((run for run in runs if run["state"] in ("success", "failed")), None)
 
         budget = (calendar.ends - pendulum.now("UTC")).total_seconds() + 300
-        run = wait_for(finished_run, budget, "战役运行结束", home / "standalone.log")
+        run = wait_for(finished_run, budget, "战役运行结束", log)
         instances = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)[
             "task_instances"
         ]
         triggered = get_json(f"{base}/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
-
-    problems += _check_validation(calendar, run["dag_run_id"], triggered, paused, out)
+        problems += _check_validation(calendar, run["dag_run_id"], triggered, paused, out)
+        if cluster is not None:
+            problems += _let_validation_run(base, calendar, cluster, out)
 
     status = campaign_status(engine, calendar, pendulum.now("UTC"))
-    engine.dispose()
     problems += _check(calendar, play, status, instances, run["state"], names, timings)
+    if cluster is not None:
+        problems += _check_once(engine, calendar, names)
     _print_table(calendar, play, status, out)
+    if outcome_file is not None:
+        outcome_file.write_text(
+            json.dumps(_outcome(status, instances, run["state"], triggered, calendar), ensure_ascii=False, indent=1),
+            encoding="utf-8",
+        )
     verdict = (
         f"通过（{len(play.expected)} 项报送状态、{len(instances)} 个任务与模拟一致）" if not problems else "未通过"
     )
+    engine.dispose()
     out(f"模拟结果：{verdict}")
     for problem in problems:
         out(f"  - {problem}")
     return not problems
+
+
+@contextlib.contextmanager
+def _cluster_base(cluster: Cluster) -> Iterator[str]:
+    from include.cluster import running
+
+    with running(cluster) as started:
+        yield started.base
+
+
+def _restart_scheduler(cluster: Cluster, calendar: Calendar, out: Callable[[str], None]) -> None:
+    """Fault drill: the scheduler dies (SIGKILL) 3 s before the analysis phase starts, where the entry window
+    closes, the completion reports fall due and the validation is triggered, and comes back 15 s later."""
+    import signal
+
+    analysis = next(phase for phase in calendar.phases_in_order() if phase.id.value == "analysis")
+    time.sleep(max(0.0, (analysis.starts - pendulum.now("UTC")).total_seconds() - 3))
+    cluster.stop("scheduler", signal.SIGKILL)
+    out(f"演练：{local_text(pendulum.now('UTC'))} 杀掉 scheduler（分析阶段开始前 3 秒），15 秒后重启")
+    time.sleep(15)
+    cluster.start("scheduler")
+
+
+def _let_validation_run(base: str, calendar: Calendar, cluster: Cluster, out: Callable[[str], None]) -> list[str]:
+    """Unpause the validation DAG: the runs the campaign triggered must each succeed, a problem list per unit,
+    with the units' tasks spread over the workers."""
+    httpx.patch(f"{base}/api/v2/dags/validation", json={"is_paused": False}, timeout=10).raise_for_status()
+
+    def finished() -> list[dict] | None:
+        runs = get_json(f"{base}/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
+        ours = [run for run in runs if run["dag_run_id"].startswith(f"{calendar.id}__")]
+        return ours if ours and all(run["state"] in ("success", "failed") for run in ours) else None
+
+    runs = wait_for(finished, 900, "数据校验运行结束", cluster.home / "scheduler.log")
+    problems = [f"数据校验 {run['dag_run_id']}：{run['state']}" for run in runs if run["state"] != "success"]
+    where: Counter = Counter()
+    lists = 0
+    for run in runs:
+        tasks = get_json(f"{base}/api/v2/dags/validation/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)
+        mapped = [ti for ti in tasks["task_instances"] if ti["map_index"] >= 0]
+        lists += len(mapped)
+        where.update(ti["hostname"] for ti in mapped)
+        if len(mapped) != len(calendar.unit_list):
+            problems.append(
+                f"数据校验 {run['conf'].get('stage')}：{len(mapped)} 个问题清单任务，应为 {len(calendar.unit_list)} 个"
+            )
+    spread = "，".join(f"{host} {n} 个" for host, n in sorted(where.items()))
+    out(f"数据校验 {len(runs)} 次运行，{lists} 个问题清单任务：{spread}")
+    workers = {f"worker-{n}" for n in range(1, cluster.workers + 1)}
+    if set(where) != workers:
+        problems.append(f"问题清单任务在 {sorted(where)} 上运行，应分布于 {sorted(workers)}")
+    return problems
+
+
+def _check_once(engine: Engine, calendar: Calendar, names: dict[str, str]) -> list[str]:
+    """No deadline action twice: each window opened and closed at most once per unit (closed if it opened),
+    each report accepted at most once."""
+    from sqlalchemy import func, select
+
+    from include.store.db import session_scope
+    from include.store.models import AuditEntry
+
+    with session_scope(engine) as session:
+        query = (
+            select(AuditEntry.action, AuditEntry.unit, AuditEntry.milestone, func.count())
+            .where(AuditEntry.campaign_id == calendar.id)
+            .group_by(AuditEntry.action, AuditEntry.unit, AuditEntry.milestone)
+        )
+        counted = {(action, unit, milestone): n for action, unit, milestone, n in session.execute(query)}
+    problems = [
+        f"{names.get(unit, unit)} {action} {milestone or ''}：{n} 次，应至多 1 次"
+        for (action, unit, milestone), n in counted.items()
+        if action in ("window_opened", "window_closed", "accepted", "late") and n > 1
+    ]
+    for (action, unit, _), _n in counted.items():
+        if action == "window_opened" and ("window_closed", unit, None) not in counted:
+            problems.append(f"{names.get(unit, unit)} 的录入窗口开放后未在截止时关闭")
+    return problems
+
+
+def _outcome(status: dict, instances: list[dict], run_state: str, triggered: list[dict], calendar: Calendar) -> dict:
+    """What two runs of the same play must agree on, whatever their executor and instants."""
+    units, ours = status["units"], f"{calendar.id}__"
+    plain = Counter(f"{ti['task_id']}:{ti['state']}" for ti in instances if ti["map_index"] < 0)
+    return {
+        "states": {f"{unit['unit']}/{item['id']}": item["state"] for unit in units for item in unit["milestones"]},
+        "windows": {unit["unit"]: bool(unit["entry_window"] and unit["entry_window"]["opened_at"]) for unit in units},
+        "gates": {
+            f"{ti['task_id']}[{ti['rendered_map_index']}]": ti["state"]
+            for ti in instances
+            if ti["map_index"] >= 0 and ".gate_" in ti["task_id"]
+        },
+        "tasks": dict(sorted(plain.items())),
+        "run": run_state,
+        "validated": sorted(run["conf"].get("stage") for run in triggered if run["dag_run_id"].startswith(ours)),
+    }
 
 
 def _pause_validation(base: str, until: dt.datetime) -> bool:

@@ -60,6 +60,9 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
         catchup=False,
         max_active_runs=4,
         max_active_tasks=4,  # a problem list per unit: at most four at once, so a small server stays responsive
+        # a task whose worker died is failed by the scheduler, then run again (on another worker): each task
+        # writes its results atomically, so a second run gives the same files
+        default_args={"retries": 2, "retry_delay": dt.timedelta(seconds=10)},
         doc_md=DOC,
         tags=["validation"],
         params={
