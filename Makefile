@@ -1,4 +1,4 @@
-.PHONY: help install start test lint bench bench-ingest bench-rules bench-reminders
+.PHONY: help install start test lint cluster bench bench-ingest bench-rules bench-reminders
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -11,6 +11,9 @@ start:  ## install, initialise the stores, write the demo campaign, start Airflo
 
 test:  ## run the whole test suite (pytest options in ARGS=...)
 	scripts/test $(ARGS)
+
+cluster:  ## a compressed 2020-shandong on CeleryExecutor: PostgreSQL, Redis, two workers (ARGS=--drill restart-scheduler …)
+	scripts/bootstrap && .venv/bin/campaign simulate 2020-shandong --span 4m --executor celery --workers 2 $(ARGS)
 
 lint:  ## ruff, with Airflow's AIR rules
 	scripts/bootstrap && .venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -262,4 +262,17 @@ def create_app(clock: Clock = _real_clock, database_url: str | None = None) -> F
         detail = exc.detail if isinstance(exc.detail, dict) else {"error": "error", "message": str(exc.detail)}
         return JSONResponse(detail, status_code=exc.status_code)
 
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    @app.exception_handler(DBAPIError)
+    async def _store_unavailable(_request: object, exc: DBAPIError) -> JSONResponse:
+        """The campaign store cannot be reached or is busy (a database restart, a network cut, a lock): nothing
+        was kept, so the sender can simply try again. Any other database error is still a 500."""
+        if not isinstance(exc, OperationalError) and not exc.connection_invalidated:
+            raise exc
+        message = "战役数据库暂时无法连接，本次请求未被处理，未作任何更改。请稍后重试（约 30 秒后）。"
+        return JSONResponse(
+            {"error": "store_unavailable", "message": message}, status_code=503, headers={"Retry-After": "30"}
+        )
+
     return app

@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,7 @@ class Cluster:
     workers: int
     base: str = ""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    restarts: list[str] = field(default_factory=list)  # components the watchdog started again
 
     @property
     def store_url(self) -> str:
@@ -108,8 +110,15 @@ class Cluster:
             )
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
-        """Stop a component (SIGKILL: as if its machine died, its running tasks with it)."""
+        """Stop a component (SIGKILL: as if its machine died, with every process it started, tasks included)."""
+        import psutil
+
         process = self.processes.pop(name)
+        if sig == signal.SIGKILL:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for child in psutil.Process(process.pid).children(recursive=True):
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        child.kill()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
         try:
@@ -118,6 +127,15 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+    def watch(self, stop: threading.Event, every: float = 2.0) -> None:
+        """compose's ``restart: always``: a component that exits by itself (one that lost its database, say)
+        is started again; one stopped through ``stop`` is not."""
+        while not stop.wait(every):
+            for name, process in list(self.processes.items()):
+                if process.poll() is not None and self.processes.get(name) is process:
+                    self.restarts.append(name)
+                    self.start(name)
 
     def log_tail(self, chars: int = 3000) -> str:
         return "\n".join(
@@ -172,7 +190,14 @@ def running(cluster: Cluster, startup_timeout: float = 300) -> Iterator[Cluster]
             "Airflow api-server",
             cluster.home / "api-server.log",
         )
-        yield cluster
+        stop = threading.Event()
+        watchdog = threading.Thread(target=cluster.watch, args=(stop,), daemon=True)
+        watchdog.start()
+        try:
+            yield cluster
+        finally:
+            stop.set()
+            watchdog.join(timeout=10)
     finally:
         for name in list(cluster.processes):
             cluster.stop(name)

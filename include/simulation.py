@@ -221,8 +221,10 @@ def simulate(
         ]
         triggered = get_json(f"{base}/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
         problems += _check_validation(calendar, run["dag_run_id"], triggered, paused, out)
-        if cluster is not None:
+        if cluster is not None and not drills:
             problems += _let_validation_run(base, calendar, cluster, out)
+        if cluster is not None and cluster.restarts:
+            out(f"看护进程重启了：{'、'.join(cluster.restarts)}")
 
     status = campaign_status(engine, calendar, pendulum.now("UTC"))
     problems += _check(calendar, play, status, instances, run["state"], names, timings)

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -82,3 +84,20 @@ def database_urls(tmp_path: Path) -> list[str]:
     if os.environ.get("CAMPAIGN_TEST_POSTGRES_URL"):
         urls.append(os.environ["CAMPAIGN_TEST_POSTGRES_URL"])
     return urls
+
+
+def simulate(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """`campaign simulate 2020-shandong --span 4m` with ``args``; its output and outcome (JSON) back."""
+    outcome = tmp_path / "outcome.json"
+    command = [str(Path(sys.executable).parent / "campaign"), "simulate", "2020-shandong", "--span", "4m"]
+    result = subprocess.run(
+        [*command, "--outcome", str(outcome), *args], capture_output=True, text=True, timeout=1800, check=False
+    )
+    print(result.stdout[-8000:])
+    return result, json.loads(outcome.read_text(encoding="utf-8")) if outcome.exists() else None
+
+
+@pytest.fixture(scope="session")
+def sqlite_simulation(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """One play of 2020-shandong on `airflow standalone` and SQLite, shared by the tests that compare with it."""
+    return simulate(tmp_path_factory.mktemp("sqlite-simulation"))
