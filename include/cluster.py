@@ -137,6 +137,11 @@ class Cluster:
                     self.restarts.append(name)
                     self.start(name)
 
+    def drop_databases(self) -> None:
+        for database in self.env["CAMPAIGN_CLUSTER_DATABASES"].split(","):
+            with contextlib.suppress(Exception):
+                _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
     def log_tail(self, chars: int = 3000) -> str:
         return "\n".join(
             f"--- {file.name}\n{file.read_text(errors='replace')[-chars:]}" for file in sorted(self.home.glob("*.log"))
@@ -174,9 +179,10 @@ def prepare(home: Path, env: dict[str, str], workers: int = 2) -> Cluster:
 
 
 @contextlib.contextmanager
-def running(cluster: Cluster, startup_timeout: float = 300) -> Iterator[Cluster]:
+def running(cluster: Cluster, startup_timeout: float = 300, keep_databases: bool = False) -> Iterator[Cluster]:
     """Migrate Airflow's database, start every component and the workers; yield once the api-server answers.
-    At the end every process is stopped and the cluster's databases are dropped."""
+    At the end every process is stopped and the cluster's databases are dropped (unless ``keep_databases``:
+    then ``cluster.drop_databases()`` is the caller's)."""
     cluster.base = f"http://localhost:{cluster.env['AIRFLOW__API__PORT']}"
     try:
         subprocess.run(
@@ -201,6 +207,5 @@ def running(cluster: Cluster, startup_timeout: float = 300) -> Iterator[Cluster]
     finally:
         for name in list(cluster.processes):
             cluster.stop(name)
-        for database in cluster.env["CAMPAIGN_CLUSTER_DATABASES"].split(","):
-            with contextlib.suppress(Exception):
-                _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        if not keep_databases:
+            cluster.drop_databases()

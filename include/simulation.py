@@ -11,6 +11,7 @@ per stage do not compete with the play's timing on a small machine.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import json
@@ -136,6 +137,7 @@ def simulate(
         from include.cluster import prepare
 
         cluster = prepare(home / "cluster", env, workers)
+        atexit.register(cluster.drop_databases)  # also when the run fails half-way
         env = cluster.env
     start = pendulum.now("UTC").add(seconds=startup).replace(microsecond=0)
     calendar = compress(read_calendar(source_file), start, span, f"sim-{calendar_id}")
@@ -240,6 +242,8 @@ def simulate(
         f"通过（{len(play.expected)} 项报送状态、{len(instances)} 个任务与模拟一致）" if not problems else "未通过"
     )
     engine.dispose()
+    if cluster is not None:
+        cluster.drop_databases()
     out(f"模拟结果：{verdict}")
     for problem in problems:
         out(f"  - {problem}")
@@ -250,7 +254,7 @@ def simulate(
 def _cluster_base(cluster: Cluster) -> Iterator[str]:
     from include.cluster import running
 
-    with running(cluster) as started:
+    with running(cluster, keep_databases=True) as started:  # the store is read after the run
         yield started.base
 
 
@@ -299,29 +303,31 @@ def _let_validation_run(base: str, calendar: Calendar, cluster: Cluster, out: Ca
 
 
 def _check_once(engine: Engine, calendar: Calendar, names: dict[str, str]) -> list[str]:
-    """No deadline action twice: each window opened and closed at most once per unit (closed if it opened),
-    each report accepted at most once."""
+    """No deadline action twice: each window opened and closed at most once per unit (the audit's text names the
+    window), every window that opened closed by the end, each report accepted at most once."""
     from sqlalchemy import func, select
 
     from include.store.db import session_scope
-    from include.store.models import AuditEntry
+    from include.store.models import AuditEntry, WindowState
 
+    once = ("window_opened", "window_closed", "accepted", "late")
     with session_scope(engine) as session:
         query = (
-            select(AuditEntry.action, AuditEntry.unit, AuditEntry.milestone, func.count())
-            .where(AuditEntry.campaign_id == calendar.id)
-            .group_by(AuditEntry.action, AuditEntry.unit, AuditEntry.milestone)
+            select(AuditEntry.action, AuditEntry.unit, AuditEntry.milestone, AuditEntry.detail, func.count())
+            .where(AuditEntry.campaign_id == calendar.id, AuditEntry.action.in_(once))
+            .group_by(AuditEntry.action, AuditEntry.unit, AuditEntry.milestone, AuditEntry.detail)
+            .having(func.count() > 1)
         )
-        counted = {(action, unit, milestone): n for action, unit, milestone, n in session.execute(query)}
-    problems = [
-        f"{names.get(unit, unit)} {action} {milestone or ''}：{n} 次，应至多 1 次"
-        for (action, unit, milestone), n in counted.items()
-        if action in ("window_opened", "window_closed", "accepted", "late") and n > 1
-    ]
-    for (action, unit, _), _n in counted.items():
-        if action == "window_opened" and ("window_closed", unit, None) not in counted:
-            problems.append(f"{names.get(unit, unit)} 的录入窗口开放后未在截止时关闭")
-    return problems
+        twice = [
+            f"{names.get(unit, unit)} {action} {milestone or detail}：{n} 次，应至多 1 次"
+            for action, unit, milestone, detail, n in session.execute(query)
+        ]
+        still_open = session.execute(
+            select(WindowState.unit, WindowState.window).where(
+                WindowState.campaign_id == calendar.id, WindowState.closed_at.is_(None)
+            )
+        ).all()
+    return twice + [f"{names.get(unit, unit)} 的窗口 {window} 开放后未在截止时关闭" for unit, window in still_open]
 
 
 def _outcome(status: dict, instances: list[dict], run_state: str, triggered: list[dict], calendar: Calendar) -> dict:
