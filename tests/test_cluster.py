@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pendulum
 import pytest
+from sqlalchemy import func, select
 
 from include.calendar import read_calendar
 from include.calendar.compress import compress, to_yaml
@@ -24,6 +25,7 @@ from include.cluster import START_POSTGRES, _postgres_up, prepare, running
 from include.local_airflow import airflow_env, free_port, get_json, wait_for
 from include.paths import CONFIG_CAMPAIGNS
 from include.store.db import make_engine, session_scope, upgrade
+from include.store.models import AuditEntry, Report
 from include.tokens import issue_token
 from tests.conftest import simulate
 
@@ -103,16 +105,12 @@ def test_postgres_stopped_during_submissions_refuses_clearly_and_keeps_nothing_h
             "Airflow 重新连上元数据库",
         )
         assert health["scheduler"]["status"] == "healthy" or "scheduler" in cluster.restarts
-    from sqlalchemy import func, select
-
-    from include.store.models import AuditEntry, Report
-
-    with session_scope(engine) as session:
-        rows = session.execute(select(Report.unit, Report.version, Report.file_path)).all()
-        accepted = session.execute(
-            select(AuditEntry.unit, func.count()).where(AuditEntry.action == "accepted").group_by(AuditEntry.unit)
-        ).all()
-    engine.dispose()
+        with session_scope(engine) as session:  # while the cluster's databases exist
+            rows = session.execute(select(Report.unit, Report.version, Report.file_path)).all()
+            accepted = session.execute(
+                select(AuditEntry.unit, func.count()).where(AuditEntry.action == "accepted").group_by(AuditEntry.unit)
+            ).all()
+        engine.dispose()
     assert sorted(unit for unit, _, _ in rows) == sorted(CITIES)
     assert {version for _, version, _ in rows} == {1}
     assert dict(accepted) == dict.fromkeys(CITIES, 1)
@@ -182,13 +180,13 @@ def test_a_worker_killed_mid_validation_has_its_tasks_retried_on_the_other_with_
                 )
                 value = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
                 counts[value["unit"]] = value["problems"]
+        reference = subprocess.run(  # the same data and stage, validated plainly (while the store exists)
+            [*campaign, "validate", "--campaign", "2020-shandong", "--stage", "verification", "--at", at, "--out",
+             str(tmp_path / "reference"), "--json"],
+            env=cluster.env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
     assert run["state"] == "success", cluster.log_tail()
     assert again["try_number"] >= 2 and again["hostname"] == survivor and again["state"] == "success"
-    reference = subprocess.run(
-        [*campaign, "validate", "--campaign", "2020-shandong", "--stage", "verification", "--at", at, "--out",
-         str(tmp_path / "reference"), "--json"],
-        env=cluster.env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
     assert reference.returncode == 0, reference.stderr
     by_unit = json.loads(reference.stdout)["summary"]["by_unit"]
     assert counts == {city: by_unit.get(city, 0) for city in CITIES}
