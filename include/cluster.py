@@ -16,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,13 @@ def worker_hostname() -> str:
     import socket
 
     return os.environ.get("CAMPAIGN_WORKER_NAME") or socket.getfqdn()
+
+
+def _die_with_parent() -> None:
+    """A component left behind by a killed run would go on taking tasks from the broker: it dies with us."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _postgres_up() -> bool:
@@ -84,6 +92,7 @@ class Cluster:
     base: str = ""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     restarts: list[str] = field(default_factory=list)  # components the watchdog started again
+    later: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time, component) to start then
 
     @property
     def store_url(self) -> str:
@@ -106,7 +115,12 @@ class Cluster:
         command, env = self._command(name)
         with (self.home / f"{name}.log").open("ab") as sink:
             self.processes[name] = subprocess.Popen(
-                command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # sets a signal only: safe with threads
             )
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
@@ -128,14 +142,21 @@ class Cluster:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
 
-    def watch(self, stop: threading.Event, every: float = 2.0) -> None:
+    def start_later(self, name: str, seconds: float) -> None:
+        """Start a stopped component again after ``seconds`` (from the watchdog's thread, which outlives it)."""
+        self.later.append((time.monotonic() + seconds, name))
+
+    def watch(self, stop: threading.Event, every: float = 1.0) -> None:
         """compose's ``restart: always``: a component that exits by itself (one that lost its database, say)
-        is started again; one stopped through ``stop`` is not."""
+        is started again; one stopped through ``stop`` is not, unless ``start_later`` asks for it."""
         while not stop.wait(every):
             for name, process in list(self.processes.items()):
                 if process.poll() is not None and self.processes.get(name) is process:
                     self.restarts.append(name)
                     self.start(name)
+            for item in [item for item in self.later if item[0] <= time.monotonic()]:
+                self.later.remove(item)
+                self.start(item[1])
 
     def drop_databases(self) -> None:
         for database in self.env["CAMPAIGN_CLUSTER_DATABASES"].split(","):
@@ -166,6 +187,8 @@ def prepare(home: Path, env: dict[str, str], workers: int = 2) -> Cluster:
         "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@{POSTGRES_HOST}/{metadata}",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+        # a queue of the cluster's own: no other run's worker can take its tasks
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"campaign-{tag}",
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
         "AIRFLOW__API__WORKERS": "2",

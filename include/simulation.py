@@ -266,9 +266,8 @@ def _restart_scheduler(cluster: Cluster, calendar: Calendar, out: Callable[[str]
     analysis = next(phase for phase in calendar.phases_in_order() if phase.id.value == "analysis")
     time.sleep(max(0.0, (analysis.starts - pendulum.now("UTC")).total_seconds() - 3))
     cluster.stop("scheduler", signal.SIGKILL)
+    cluster.start_later("scheduler", 15)
     out(f"演练：{local_text(pendulum.now('UTC'))} 杀掉 scheduler（分析阶段开始前 3 秒），15 秒后重启")
-    time.sleep(15)
-    cluster.start("scheduler")
 
 
 def _let_validation_run(base: str, calendar: Calendar, cluster: Cluster, out: Callable[[str], None]) -> list[str]:
