@@ -11,6 +11,7 @@ each task ran. Components can be stopped and started again mid-run (the fault dr
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -42,11 +43,12 @@ def worker_hostname() -> str:
     return os.environ.get("CAMPAIGN_WORKER_NAME") or socket.getfqdn()
 
 
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)  # loaded here: the child after fork must not load libraries
+
+
 def _die_with_parent() -> None:
     """A component left behind by a killed run would go on taking tasks from the broker: it dies with us."""
-    import ctypes
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _postgres_up() -> bool:
