@@ -91,6 +91,7 @@ class Cluster:
     home: Path
     env: dict[str, str]
     workers: int
+    databases: tuple[str, ...] = ()  # made for this cluster, dropped at its end
     base: str = ""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     restarts: list[str] = field(default_factory=list)  # components the watchdog started again
@@ -161,7 +162,7 @@ class Cluster:
                 self.start(item[1])
 
     def drop_databases(self) -> None:
-        for database in self.env["CAMPAIGN_CLUSTER_DATABASES"].split(","):
+        for database in self.databases:
             with contextlib.suppress(Exception):
                 _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
@@ -198,9 +199,8 @@ def prepare(home: Path, env: dict[str, str], workers: int = 2) -> Cluster:
         # a dead worker's tasks are failed (then retried elsewhere) after 30 s without a heartbeat
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         "CAMPAIGN_DB_URL": f"postgresql+psycopg://postgres@{POSTGRES_HOST}/{store}",
-        "CAMPAIGN_CLUSTER_DATABASES": f"{metadata},{store}",
     }
-    return Cluster(home=home, env=cluster_env, workers=workers)
+    return Cluster(home=home, env=cluster_env, workers=workers, databases=(metadata, store))
 
 
 @contextlib.contextmanager

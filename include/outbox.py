@@ -127,6 +127,12 @@ def _claim(session: Session, ids: list[int]) -> set[int]:
     return set(session.scalars(taken))
 
 
+def _unfinished(engine: Engine, campaign: str | None) -> bool:
+    """Rows still pending or sending (one count query)."""
+    left = counts(engine, campaign)
+    return bool(left.get("pending") or left.get("sending"))
+
+
 def _rows(engine: Engine, state: str, campaign: str | None) -> list[OutboxMessage]:
     with session_scope(engine) as session:
         query = select(OutboxMessage).where(OutboxMessage.state == state).order_by(OutboxMessage.id)
@@ -173,11 +179,11 @@ async def _deliver(
     try:
         for round_ in range(max_attempts + 1):
             await _resolve(engine, sender, campaign, max_attempts, result, progress)
-            pending = _rows(engine, "pending", campaign)
-            if not pending and not _rows(engine, "sending", campaign):
+            if not _unfinished(engine, campaign):
                 break
+            pending = _rows(engine, "pending", campaign)
             await _send_pass(engine, sender, pending, workers, interval, max_attempts, result, progress)
-            if _rows(engine, "pending", campaign) or _rows(engine, "sending", campaign):
+            if _unfinished(engine, campaign):
                 await asyncio.sleep(min(backoff * 2**round_, 30.0))
     finally:
         await sender.close()
