@@ -34,8 +34,7 @@ SHEETS = ("户", "家庭成员", "帮扶责任人")
 
 def workbook(members: int) -> tuple[Path, int]:
     """The cached synthetic workbook with at least ``members`` member rows, and its member count."""
-    from include.calendar import read_calendar
-    from include.paths import calendar_file
+    from include.calendar.registry import load_campaign
     from include.synth import synthesize
 
     folder = ROOT / ".campaign" / "bench" / f"ingest-{members}"
@@ -44,7 +43,7 @@ def workbook(members: int) -> tuple[Path, int]:
         path.unlink()
     if not path.exists():
         print(f"生成 {members} 人的工作簿（只需一次）……", flush=True)
-        calendar = read_calendar(calendar_file(CAMPAIGN))
+        calendar = load_campaign(CAMPAIGN)
         households = int(members / 3.34) + 1
         truth = synthesize(calendar, folder, households=households, defect_rate=0.0, seed=1, units=[UNIT])
         print(f"  {truth['files'][0]['households']} 户，{truth['files'][0]['members']} 人", flush=True)
@@ -79,13 +78,12 @@ def project(path: Path) -> float:
     os.environ["CAMPAIGN_HOME"] = home
     import pendulum
 
-    from include.calendar import read_calendar
+    from include.calendar.registry import load_campaign
     from include.ingest import ingest
-    from include.paths import calendar_file
     from include.store.db import make_engine, upgrade
     from include.submissions import Actor, submit_report
 
-    calendar = read_calendar(calendar_file(CAMPAIGN))
+    calendar = load_campaign(CAMPAIGN)
     engine = make_engine(upgrade())
     submit_report(
         engine,

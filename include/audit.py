@@ -11,6 +11,7 @@ import pendulum
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from include.masking import redact
 from include.store.models import AuditEntry
 
 
@@ -36,16 +37,22 @@ def audit(
     milestone: str | None = None,
     on_behalf: bool = False,
 ) -> None:
+    """Add an entry. The detail is redacted (no ID, phone or account number in clear: the log can never be
+    cleaned) and every field is cut to its column, so that no value a request carried can make the write fail."""
     session.add(
         AuditEntry(
             at=at,
             recorded_at=pendulum.now("UTC"),
-            campaign_id=campaign_id,
-            unit=unit,
-            milestone=milestone,
+            campaign_id=_fit(campaign_id, 64),
+            unit=_fit(unit, 32),
+            milestone=_fit(milestone, 64),
             action=action,
-            actor=actor,
+            actor=_fit(actor, 120),
             on_behalf=on_behalf,
-            detail=detail,
+            detail=_fit(redact(detail), 1000),
         )
     )
+
+
+def _fit(value: str | None, length: int) -> str | None:
+    return value if value is None or len(value) <= length else value[: length - 1] + "…"

@@ -23,6 +23,7 @@ from include import paths
 from include.calendar import Calendar, CalendarError, read_calendar
 from include.calendar.compress import compress, to_yaml
 from include.calendar.render import calendar_json, calendar_text
+from include.masking import redact
 from include.timeutil import TimeFormatError, local_iso, parse_duration, parse_instant
 
 EXIT_INVALID = 1
@@ -36,15 +37,25 @@ class UsageError(Exception):
     """A user mistake with a Chinese message; exits with code 2."""
 
 
-def _load(calendar_ref: str) -> Calendar:
-    """A calendar by id (config/campaigns or the campaign home) or by file path."""
-    file = paths.calendar_file(calendar_ref)
-    if file is None and Path(calendar_ref).is_file():
-        file = Path(calendar_ref)
-    if file is None:
-        known = "、".join(path.stem for path in paths.calendar_files()) or "无"
-        raise UsageError(f"找不到日历“{calendar_ref}”（已有：{known}）")
-    return read_calendar(file)
+def _load(calendar_ref: str, *, file_ok: bool = False) -> Calendar:
+    """A campaign's calendar by id (the registry); with ``file_ok`` (commands that read a calendar the
+    operator names, such as ``calendar show``) also a file by its path."""
+    from include.calendar.registry import UnknownCampaign, load_campaign
+
+    try:
+        return load_campaign(calendar_ref)
+    except UnknownCampaign:
+        if file_ok and Path(calendar_ref).is_file():
+            return read_calendar(calendar_ref)
+    known = "、".join(path.stem for path in paths.calendar_files()) or "无"
+    raise UsageError(f"找不到日历“{_short(calendar_ref)}”（已有：{known}）")
+
+
+def _short(value: str) -> str:
+    """A value a user typed, shortened and masked for an error message."""
+    from include.masking import short_masked
+
+    return short_masked(value)
 
 
 def _instant(text: str, option: str) -> pendulum.DateTime:
@@ -92,7 +103,7 @@ def cmd_calendar_check(args: argparse.Namespace) -> int:
 
 
 def cmd_calendar_show(args: argparse.Namespace) -> int:
-    calendar = _load(args.id)
+    calendar = _load(args.id, file_ok=True)
     if args.json:
         print(json.dumps(calendar_json(calendar), ensure_ascii=False, indent=2))
     else:
@@ -101,7 +112,7 @@ def cmd_calendar_show(args: argparse.Namespace) -> int:
 
 
 def _compressed(source: str, start: str, span: str, new_id: str | None) -> Calendar:
-    calendar = _load(source)
+    calendar = _load(source, file_ok=True)
     return compress(calendar, _instant(start, "--start"), _duration(span, "--span"), new_id)
 
 
@@ -177,11 +188,31 @@ def cmd_report_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_issue(args: argparse.Namespace) -> int:
-    from include.tokens import issue_token
+    from include.tokens import PROVINCE, TokenConfigError, issue_token
 
+    at = _now(args.at)
+    campaign = _load(args.campaign) if args.campaign else None
+    if campaign is not None and args.unit != PROVINCE and args.unit not in {u.code for u in campaign.unit_list}:
+        raise UsageError(f"战役 {campaign.id} 没有单位“{_short(args.unit)}”")
+    if args.expires:
+        expires = at + _duration(args.expires, "--expires")
+    else:
+        expires = campaign.ends + dt.timedelta(days=30) if campaign is not None else None
     engine = _engine()
-    token_id, plain = issue_token(engine, args.unit, _now(args.at), args.label or "")
-    engine.dispose()
+    try:
+        token_id, plain = issue_token(
+            engine,
+            args.unit,
+            at,
+            args.label or "",
+            kind=args.kind,
+            campaign_id=campaign.id if campaign else None,
+            expires_at=expires,
+        )
+    except (ValueError, TokenConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        engine.dispose()
     print(f"已为 {args.unit} 签发令牌 #{token_id}（只显示这一次，请妥善保存）：")
     print(plain)
     return 0
@@ -531,6 +562,13 @@ def build_parser() -> argparse.ArgumentParser:
     token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="子命令")
     issue = token_commands.add_parser("issue", help="签发令牌（--unit province 为省级令牌）")
     issue.add_argument("--unit", required=True, metavar="CODE")
+    issue.add_argument(
+        "--kind",
+        choices=["read", "submit", "office"],
+        help="read 只读（进度链接）；submit 报送（单位默认）；office 省级办公室（province 默认）",
+    )
+    issue.add_argument("--campaign", metavar="ID", help="只适用于这项战役（默认：全部战役）")
+    issue.add_argument("--expires", metavar="DURATION", help="有效期，如 30d、12h（默认：战役结束后 30 天，或 365 天）")
     issue.add_argument("--label")
     issue.add_argument("--at")
     issue.set_defaults(handler=cmd_tokens_issue)
@@ -630,7 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UsageError as exc:
-        print(f"错误：{exc}", file=sys.stderr)
+        print(f"错误：{redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except CalendarError as exc:
         for problem in exc.problems:

@@ -203,8 +203,7 @@ class ProvinceApproval(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        from include import paths
-        from include.calendar import read_calendar
+        from include.calendar.registry import load_campaign
         from include.store.db import make_engine
         from include.windows import record_approval
 
@@ -213,7 +212,7 @@ class ProvinceApproval(ApprovalOperator):
         responded_at = event.get("responded_at") or pendulum.now("UTC")
         if isinstance(responded_at, str):
             responded_at = pendulum.parse(responded_at)
-        calendar = read_calendar(paths.calendar_file(self.campaign_id))
+        calendar = load_campaign(self.campaign_id)
         engine = make_engine()
         try:
             record_approval(

@@ -43,16 +43,12 @@ class CalendarInstantSensor(DateTimeSensorAsync):
         self.log.info("%s：%d 个单位（%s）", self.instant_label, len(units), "、".join(units) or "无")
 
     def execute_complete(self, context: Any, event: Any = None) -> None:
-        from include import paths
-        from include.calendar import read_calendar
+        from include.calendar.registry import load_campaign
         from include.store.db import make_engine
         from include.store.events import record_event
         from include.timeutil import local_text
 
-        file = paths.calendar_file(self.campaign_id)
-        if file is None:
-            raise FileNotFoundError(f"找不到战役 {self.campaign_id} 的日历文件")
-        calendar = read_calendar(file)
+        calendar = load_campaign(self.campaign_id)
         engine = make_engine()
         try:
             self._act(engine, calendar)

@@ -36,6 +36,7 @@ def airflow_env(home: Path, port: int = 8080) -> dict[str, str]:
         "PATH": f"{BIN}:{env.get('PATH', '')}",
         "AIRFLOW_HOME": str(home / "airflow"),
         "CAMPAIGN_HOME": str(home / "home"),
+        "CAMPAIGN_LOCAL_RUN": "1",  # a development key for tokens, the API's docs pages (include/tokens.py)
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

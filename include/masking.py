@@ -3,6 +3,8 @@ unit's own problem list."""
 
 from __future__ import annotations
 
+import re
+
 
 def mask_id(value: str) -> str:
     """370102198001011234 → 370102********1234 (region and last four kept)."""
@@ -36,3 +38,38 @@ def mask_value(field_type: str, value: object) -> object:
     if mask is None or value is None:
         return value
     return mask(str(value))
+
+
+# A run of 7 or more digits of any script (full-width and Arabic-Indic too), an ID's final X included, or a
+# phone number written in groups: what an ID, phone or account number looks like inside free text.
+_NUMBER_RUN = re.compile(r"\d{7,}[Xx]?|\d{3}[- ]\d{4}[- ]\d{4}")
+
+
+_CODE = re.compile(r"[A-Za-z0-9_*-]{1,32}")
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    digits = re.sub(r"[- ]", "", run)
+    if len(digits) >= 15:
+        return mask_id(digits)
+    if len(digits) == 11:
+        return mask_phone(digits)
+    return "*" * (len(digits) - 2) + digits[-2:]
+
+
+def redact(text: str) -> str:
+    """Free text (a message, an audit detail, a log line) with every number that could be an ID, phone or
+    account number masked. The one choke point for text that may echo a cell or a header: replies, the
+    CLI's messages, audit rows and logs all pass through it."""
+    return _NUMBER_RUN.sub(_mask_run, text)
+
+
+def short_masked(value: object, keep: int = 4) -> str:
+    """A value from a request or a cell as an error message may echo it: masked, and at most a short prefix
+    (half of a short value, so that a name is never shown whole)."""
+    text = redact("".join(ch if ch.isprintable() else "?" for ch in str(value)[:200]))
+    if _CODE.fullmatch(text):  # a code (a unit, a milestone): no personal data, shown whole
+        return text
+    shown = min(keep, len(text) // 2)
+    return text if len(text) <= 1 else text[:shown] + "…"

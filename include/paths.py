@@ -30,12 +30,3 @@ def calendar_dirs() -> list[Path]:
 def calendar_files() -> list[Path]:
     """All calendar files, shipped first, in name order."""
     return [file for folder in calendar_dirs() if folder.is_dir() for file in sorted(folder.glob("*.yaml"))]
-
-
-def calendar_file(calendar_id: str) -> Path | None:
-    """The file of a calendar by its id (the file is named after the id)."""
-    for folder in calendar_dirs():
-        candidate = folder / f"{calendar_id}.yaml"
-        if candidate.is_file():
-            return candidate
-    return None

@@ -50,7 +50,7 @@ def chart_svg(units: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def progress_html(report: dict[str, Any], *, token_query: str, whole: bool) -> str:
+def progress_html(report: dict[str, Any], *, whole: bool) -> str:
     """The unit × milestone matrix (worst first) and the completion chart; ``whole`` when the reader sees all."""
     milestones = report["milestones"]
     head = "".join(f"<th>{escape(item['name'])}</th>" for item in milestones)
@@ -60,7 +60,7 @@ def progress_html(report: dict[str, Any], *, token_query: str, whole: bool) -> s
         for item in unit["milestones"]:
             text, colour = STATE.get(item["state"], (item["state"], "#607d8b"))
             cells.append(f'<td class="state" style="background:{colour}" data-state="{item["state"]}">{text}</td>')
-        link = f"{escape(report['campaign'])}/units/{escape(unit['unit'])}{token_query}"
+        link = f"{escape(report['campaign'])}/units/{escape(unit['unit'])}"
         problems = "—" if unit["open_problems"] is None else unit["open_problems"]
         rows.append(
             f'<tr data-unit="{escape(unit["unit"])}"><td class="name"><a href="{link}">{escape(unit["name"])}</a></td>'

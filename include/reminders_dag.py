@@ -89,15 +89,11 @@ def build_reminders_dag(calendar: Calendar) -> DAG:
         @task(task_display_name="发送当天的提醒")
         def send_reminders(campaign: str, logical_date: dt.datetime | None = None) -> dict[str, Any]:
             from include import outbox
-            from include.calendar import read_calendar
-            from include.paths import calendar_file
+            from include.calendar.registry import load_campaign
             from include.reminders import reminders_due
             from include.store.db import make_engine, upgrade
 
-            file = calendar_file(campaign)
-            if file is None:
-                raise FileNotFoundError(f"找不到战役 {campaign} 的日历文件")
-            calendar = read_calendar(file)
+            calendar = load_campaign(campaign)
             at = logical_date or pendulum.now("UTC")
             engine = make_engine(upgrade())
             try:

@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pendulum
 
-from include import paths
-from include.calendar import Calendar, read_calendar
+from include.calendar import Calendar, read_calendar, registry
 from include.calendar.compress import compress, to_yaml
 from include.instant_sensor import CalendarInstantSensor
 from include.local_airflow import airflow_env, free_port, get_json, standalone, wait_for
@@ -127,7 +126,7 @@ def simulate(
     ``outcome_file``: the outcome (states, gates, the run's state, the stages validated) as JSON, to compare
     two runs of the same play.
     """
-    source_file = paths.calendar_file(calendar_id)
+    source_file = registry.calendar_path(calendar_id)
     if source_file is None:
         raise FileNotFoundError(f"找不到日历“{calendar_id}”")
     home = Path(tempfile.mkdtemp(prefix="campaign-simulate-"))

@@ -13,20 +13,24 @@ import datetime as dt
 import hashlib
 import os
 import re
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from include.audit import audit
 from include.calendar.model import Calendar, Milestone
+from include.masking import redact, short_masked
 from include.paths import campaign_home
 from include.store.db import session_scope
 from include.store.models import Report
 from include.timeutil import local_iso, local_text
-from include.windows import try_open
+from include.windows import lock_unit, try_open
 
 MAX_REPORT_BYTES = int(os.environ.get("CAMPAIGN_MAX_REPORT_BYTES", str(50 * 1024 * 1024)))
 
@@ -44,6 +48,7 @@ class Refused(Exception):
     EXIT: ClassVar[dict[str, int]] = {"closed": 3}
 
     def __init__(self, reason: str, message: str) -> None:
+        message = redact(message)
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -127,17 +132,48 @@ def _refuse(
     return Refused(reason, message)
 
 
+def _file_digest(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _store_file(
-    calendar: Calendar, unit: str, milestone: str, version: int, name: str, content: bytes, sha: str
-) -> Path:
+    calendar: Calendar, unit: str, milestone: str, name: str, source: Path | bytes, sha: str
+) -> tuple[Path, bool]:
+    """Keep the file under its content's hash; return its path and whether this call created it (False: the
+    same bytes were already kept, by an earlier version or by a submission racing this one, and stay theirs).
+
+    The bytes go to a temporary name of this call's own and are linked into place only if nothing is there, so
+    two writers of the same file never share a temporary name and a losing writer never removes the winner's."""
     folder = campaign_home() / "reports" / calendar.id / unit / milestone
     folder.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^\w.\-]", "_", Path(name).name)[-80:] or "report"
-    path = folder / f"v{version}-{sha[:12]}-{safe}"
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
-    return path
+    safe = re.sub(r"[^\w.\-]", "_", Path(name).name)[-80:].lstrip(".") or "report"
+    path = folder / f"{sha[:16]}-{safe}"
+    tmp = folder / f".{uuid.uuid4().hex}.part"
+    try:
+        if isinstance(source, bytes):
+            tmp.write_bytes(source)
+        else:
+            shutil.copyfile(source, tmp)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path, False
+        return path, True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _referenced(engine: Engine, file: Path) -> bool:
+    """Whether a report version points to the file (then it is not this failed call's to remove)."""
+    try:
+        with session_scope(engine) as session:
+            return session.scalar(select(Report.id).where(Report.file_path == str(file)).limit(1)) is not None
+    except Exception:  # the store is unreachable: the file was ours alone, since no row could point to it
+        return False
 
 
 def submit_report(
@@ -150,8 +186,12 @@ def submit_report(
     actor: Actor,
     file_name: str | None = None,
     content: bytes | None = None,
+    file: Path | None = None,
 ) -> Submission:
-    """Take a report at ``at`` or raise `Refused`; every outcome is in the audit log."""
+    """Take a report at ``at`` or raise `Refused`; every outcome is in the audit log.
+
+    The report's file is ``content`` (bytes) or ``file`` (a path, read in chunks: an upload never sits in memory).
+    """
     units = {item.code: item for item in calendar.unit_list}
     if unit not in units:
         raise _refuse(
@@ -162,7 +202,8 @@ def submit_report(
             actor,
             at,
             "unknown_unit",
-            f"战役 {calendar.id} 没有单位“{unit}”。请核对单位代码（campaign calendar show {calendar.id}）。",
+            f"战役 {calendar.id} 没有单位“{short_masked(unit)}”。"
+            f"请核对单位代码（campaign calendar show {calendar.id}）。",
         )
     milestone = next((item for item in calendar.milestones if item.id == milestone_id), None)
     if milestone is None or milestone.report is None or unit not in calendar.reporters_of(milestone):
@@ -175,7 +216,7 @@ def submit_report(
             actor,
             at,
             "unknown_milestone",
-            f"{units[unit].name}无需报送节点“{milestone_id}”。该单位应报送的节点：{known or '无'}。",
+            f"{units[unit].name}无需报送节点“{short_masked(milestone_id, 32)}”。该单位应报送的节点：{known or '无'}。",
         )
     if actor.unit is not None and actor.unit != unit:
         raise _refuse(
@@ -202,7 +243,8 @@ def submit_report(
             f"“{milestone.name}”已于 {local_text(closes, end=True)} 截止报送（信息系统已关闭），"
             f"本次报送未被接受，未作任何更改。如确需补报，请联系{calendar.office.name}。",
         )
-    if content is not None and len(content) > MAX_REPORT_BYTES:
+    size = len(content) if content is not None else file.stat().st_size if file is not None else 0
+    if size > MAX_REPORT_BYTES:
         raise _refuse(
             engine,
             calendar,
@@ -211,15 +253,18 @@ def submit_report(
             actor,
             at,
             "too_large",
-            f"附件 {len(content)} 字节，超过上限 {MAX_REPORT_BYTES} 字节。请压缩或拆分后重新报送。",
+            f"附件 {size / 1024 / 1024:.1f} MB，超过上限 {MAX_REPORT_BYTES / 1024 / 1024:.0f} MB。"
+            "请压缩或拆分后重新报送。",
         )
 
-    sha = hashlib.sha256(content).hexdigest() if content is not None else None
+    source: Path | bytes | None = content if content is not None else file
+    sha = hashlib.sha256(content).hexdigest() if content is not None else _file_digest(file) if file else None
     on_behalf = actor.unit is None
     for _attempt in range(3):
         stored: Path | None = None
         try:
             with session_scope(engine) as session:
+                lock_unit(session, calendar.id, unit)
                 latest = session.scalar(
                     select(Report)
                     .where(Report.campaign_id == calendar.id, Report.unit == unit, Report.milestone == milestone.id)
@@ -248,11 +293,14 @@ def submit_report(
                         latest.late,
                         latest.on_behalf,
                         sha,
+                        _open_windows(session, calendar, milestone, unit, at, actor),  # repairs a window left shut
                     )
                 version = (latest.version + 1) if latest is not None else 1
                 late = at >= milestone.due
-                if content is not None:
-                    stored = _store_file(calendar, unit, milestone.id, version, file_name or "report", content, sha)
+                path: Path | None = None
+                if source is not None and sha is not None:
+                    path, created = _store_file(calendar, unit, milestone.id, file_name or "report", source, sha)
+                    stored = path if created else None
                 session.add(
                     Report(
                         campaign_id=calendar.id,
@@ -266,7 +314,7 @@ def submit_report(
                         on_behalf=on_behalf,
                         file_name=file_name,
                         file_sha256=sha,
-                        file_path=str(stored) if stored else None,
+                        file_path=str(path) if path else None,
                     )
                 )
                 session.flush()
@@ -283,11 +331,7 @@ def submit_report(
                     on_behalf=on_behalf,
                     detail=f"收到“{milestone.name}”第 {version} 版，{lateness}{behalf}",
                 )
-                opened = tuple(
-                    window.id
-                    for window in calendar.entry_windows
-                    if milestone.id in window.requires and try_open(session, calendar, window, unit, at, actor.name)
-                )
+                opened = _open_windows(session, calendar, milestone, unit, at, actor)
                 return Submission(
                     calendar.id,
                     unit,
@@ -301,15 +345,24 @@ def submit_report(
                     opened,
                 )
         except IntegrityError:
-            # Another submission took this version number at the same moment: read again and retry.
-            if stored is not None:
-                stored.unlink(missing_ok=True)
+            # Another submission took this version number at the same moment: read again and retry. The file
+            # stays: it is named by its content, so the retry (or the winner, with the same bytes) points to it.
             continue
         except BaseException:
-            if stored is not None:
+            if stored is not None and not _referenced(engine, stored):
                 stored.unlink(missing_ok=True)
             raise
     raise RuntimeError("并发报送冲突，请稍后重试")
+
+
+def _open_windows(
+    session: Session, calendar: Calendar, milestone: Milestone, unit: str, at: dt.datetime, actor: Actor
+) -> tuple[str, ...]:
+    return tuple(
+        window.id
+        for window in calendar.entry_windows
+        if milestone.id in window.requires and try_open(session, calendar, window, unit, at, actor.name)
+    )
 
 
 def first_received(engine: Engine, calendar_id: str, unit: str, milestone: str) -> dt.datetime | None:

@@ -81,17 +81,14 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
         @task(task_display_name="运行校验规则（全部单位的数据）")
         def find_problems(params: dict[str, Any] | None = None) -> list[dict[str, str]]:
             """Run the catalog once over the campaign's records; one mapping entry per unit to finish."""
-            from include.calendar import read_calendar
-            from include.paths import calendar_file, campaign_home
+            from include.calendar.registry import load_campaign
+            from include.paths import campaign_home
             from include.rules.problems import find_problems as run_catalog
             from include.rules.problems import run_id
             from include.timeutil import parse_instant
 
             params = params or {}
-            file = calendar_file(params["campaign"])
-            if file is None:
-                raise ValueError(f"没有战役“{params['campaign']}”")
-            calendar = read_calendar(file)
+            calendar = load_campaign(params["campaign"])
             at = parse_instant(params["at"]) if params.get("at") else _now()
             codes = [unit.code for unit in calendar.unit_list]
             units = codes if params.get("unit", ALL_UNITS) == ALL_UNITS else [params["unit"]]
@@ -116,13 +113,13 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             """One unit: status against the earlier stage, stored atomically, and its Excel problem list."""
             import polars as pl
 
-            from include.calendar import read_calendar
-            from include.paths import calendar_file, campaign_home
+            from include.calendar.registry import load_campaign
+            from include.paths import campaign_home
             from include.rules.problem_list import write_problem_list
             from include.rules.problems import finish_unit
             from include.timeutil import parse_instant
 
-            calendar = read_calendar(calendar_file(campaign))
+            calendar = load_campaign(campaign)
             names = {u.code: u.name for u in calendar.unit_list}
             marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found))
             out = campaign_home() / "problem-lists" / campaign / stage / f"{campaign}-{stage}-{unit}-问题清单.xlsx"

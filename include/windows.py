@@ -6,9 +6,10 @@ so the door (CLI, HTTP API) and the campaign DAG agree.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from include.audit import audit
@@ -16,6 +17,18 @@ from include.calendar.model import Calendar, EntryWindow
 from include.store.db import session_scope
 from include.store.models import Approval, Report, WindowState
 from include.timeutil import local_text
+
+
+def lock_unit(session: Session, campaign_id: str, unit: str) -> None:
+    """Serialise, per campaign and unit, the transactions that add what opens a unit's window (a report, an
+    approval) and then look whether everything is in. Without it, on PostgreSQL's READ COMMITTED a report and
+    an approval committing at the same moment each miss the other, and the window stays shut (write skew).
+    The lock is held to the transaction's end; SQLite has one writer at a time already."""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"window:{campaign_id}:{unit}".encode()).digest()
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest[:8], "big", signed=True)}
+        )
 
 
 def _requirements_met(session: Session, calendar: Calendar, window: EntryWindow, unit: str) -> bool:
@@ -74,7 +87,12 @@ def open_ready_windows(engine: Engine, calendar: Calendar, window_id: str, at: d
     """Open the window for every unit that qualifies (all of them where nothing is required)."""
     window = calendar.window(window_id)
     with session_scope(engine) as session:
-        return [unit.code for unit in calendar.unit_list if try_open(session, calendar, window, unit.code, at, actor)]
+        opened = []
+        for unit in calendar.unit_list:
+            lock_unit(session, calendar.id, unit.code)
+            if try_open(session, calendar, window, unit.code, at, actor):
+                opened.append(unit.code)
+        return opened
 
 
 def close_windows(engine: Engine, calendar: Calendar, window_id: str, at: dt.datetime, actor: str) -> list[str]:
@@ -107,9 +125,14 @@ def close_windows(engine: Engine, calendar: Calendar, window_id: str, at: dt.dat
 def record_approval(
     engine: Engine, calendar: Calendar, window_id: str, unit: str, *, approved: bool, by: str, at: dt.datetime
 ) -> bool:
-    """Record the province's decision on a unit's application; True if the window opened now."""
+    """Record the province's decision on a unit's application; True if the window opened now.
+
+    A later decision replaces an earlier one (a wrong rejection can be put right), and both are audited.
+    """
     window = calendar.window(window_id)
+    verb = "批准" if approved else "驳回"
     with session_scope(engine) as session:
+        lock_unit(session, calendar.id, unit)
         decided = session.scalar(
             select(Approval).where(
                 Approval.campaign_id == calendar.id, Approval.window == window_id, Approval.unit == unit
@@ -126,6 +149,14 @@ def record_approval(
                     decided_at=at,
                 )
             )
+            detail = f"{verb}开通“{window.name}”"
+        elif decided.approved != approved:
+            earlier = f"{'批准' if decided.approved else '驳回'}（{decided.decided_by}）"
+            decided.approved, decided.decided_by, decided.decided_at = approved, by, at
+            detail = f"改为{verb}开通“{window.name}”，取代此前的{earlier}"
+        else:
+            detail = None
+        if detail is not None:
             session.flush()
             audit(
                 session,
@@ -134,7 +165,7 @@ def record_approval(
                 actor=by,
                 campaign_id=calendar.id,
                 unit=unit,
-                detail=f"{'批准' if approved else '驳回'}开通“{window.name}”",
+                detail=detail,
             )
         return try_open(session, calendar, window, unit, at, by)
 

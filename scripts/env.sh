@@ -2,6 +2,8 @@
 # Every run-time file goes under CAMPAIGN_HOME (default .campaign/ in the checkout).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CAMPAIGN_HOME="${CAMPAIGN_HOME:-$ROOT/.campaign}"
+# A local run: tokens may be hashed with the development key, the store is created on first use.
+export CAMPAIGN_LOCAL_RUN="${CAMPAIGN_LOCAL_RUN:-1}"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$CAMPAIGN_HOME/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"

@@ -15,6 +15,7 @@ _AIRFLOW_HOME = tempfile.mkdtemp(prefix="campaign-tests-airflow-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["CAMPAIGN_HOME"] = tempfile.mkdtemp(prefix="campaign-tests-home-")
 os.environ.pop("CAMPAIGN_DB_URL", None)
+os.environ["CAMPAIGN_LOCAL_RUN"] = "1"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"

@@ -81,7 +81,7 @@ def test_missing_unknown_and_revoked_tokens_are_refused_401(world):
     client, tokens, _, engine = world
     assert post(client, None, JINAN).status_code == 401
     unknown = post(client, "cmp_not-a-token", JINAN)
-    assert unknown.status_code == 401 and "令牌无效、已吊销" in unknown.json()["message"]
+    assert unknown.status_code == 401 and "令牌无效、已过期、已吊销" in unknown.json()["message"]
     revoke_tokens(engine, parse_instant("2020-11-20T09:00+08:00"), unit=JINAN)
     assert post(client, tokens[JINAN], JINAN).status_code == 401
 

@@ -16,8 +16,7 @@ import sys
 import pytest
 
 from include import outbox
-from include.calendar import read_calendar
-from include.paths import calendar_file
+from include.calendar.registry import load_campaign
 from include.reminders import reminders_due
 from include.store.db import make_engine, upgrade
 from include.timeutil import parse_instant
@@ -28,7 +27,7 @@ CITIES = [
     "371300", "371400", "371500",
 ]  # fmt: skip
 AT = "2020-12-02T09:00+08:00"
-CALENDAR = read_calendar(calendar_file("2020-shandong"))
+CALENDAR = load_campaign("2020-shandong")
 
 
 @pytest.fixture

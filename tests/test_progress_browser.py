@@ -14,9 +14,8 @@ import pytest
 import uvicorn
 
 from include.api import create_app
-from include.calendar import read_calendar
+from include.calendar.registry import load_campaign
 from include.local_airflow import free_port
-from include.paths import calendar_file
 from include.store.db import make_engine, upgrade
 from include.submissions import Actor, submit_report
 from include.timeutil import parse_instant
@@ -31,7 +30,7 @@ OUT = ROOT / "test-output"
 def served(tmp_path):
     url = upgrade(f"sqlite:///{tmp_path / 'home' / 'campaign.db'}")
     engine = make_engine(url)
-    calendar = read_calendar(calendar_file("2020-shandong"))
+    calendar = load_campaign("2020-shandong")
     token = issue_token(engine, "province", parse_instant("2020-11-01T00:00+08:00"))[1]
     for unit, at in (("370100", "2020-11-20T10:00+08:00"), ("370200", "2020-12-01T10:00+08:00")):
         submit_report(

@@ -11,12 +11,11 @@ import datetime as dt
 import pendulum
 from airflow.timetables.base import TimeRestriction
 
-from include.calendar import read_calendar
-from include.paths import calendar_file
+from include.calendar.registry import load_campaign
 from include.reminder_timetable import WorkingDayTimetable
 from include.reminders_dag import build_reminders_dag, special_days
 
-SHANDONG = read_calendar(calendar_file("2020-shandong"))
+SHANDONG = load_campaign("2020-shandong")
 
 
 def run_days(timetable: WorkingDayTimetable, earliest: dt.datetime, until: dt.date) -> list[dt.date]:

@@ -14,15 +14,14 @@ import polars as pl
 import pytest
 
 from include import records
-from include.calendar import read_calendar
-from include.paths import calendar_file
+from include.calendar.registry import load_campaign
 from include.rules.catalog import RULES
 from include.rules.engine import run_rules
 from include.synth import check_digit
 
-LONGJU = read_calendar(calendar_file("2020-chongqing-longju"))
-SHANXI = read_calendar(calendar_file("2017-shanxi"))
-JIXIA = read_calendar(calendar_file("2023-zibo-jixia"))
+LONGJU = load_campaign("2020-chongqing-longju")
+SHANXI = load_campaign("2017-shanxi")
+JIXIA = load_campaign("2023-zibo-jixia")
 AT = dt.datetime(2020, 11, 25, 2, 0, tzinfo=dt.UTC)
 
 

@@ -14,8 +14,7 @@ from collections import defaultdict
 
 import pytest
 
-from include.calendar import read_calendar
-from include.paths import calendar_file
+from include.calendar.registry import load_campaign
 from include.rules.catalog import RULES
 from include.rules.engine import run_rules
 from include.store.db import database_url, make_engine, upgrade
@@ -44,7 +43,7 @@ def load(run_cli, tmp_path, campaign, households, rate, seed):
     )  # fmt: skip
     assert code == 0, err
     truth = json.loads((out / "ground_truth.json").read_text(encoding="utf-8"))
-    calendar = read_calendar(calendar_file(campaign))
+    calendar = load_campaign(campaign)
     for file in truth["files"]:
         for report in case["reports"]:
             reported = parse_instant(case.get("approve", "2020-11-12T10:00+08:00")) - dt.timedelta(days=1)

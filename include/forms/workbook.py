@@ -28,10 +28,12 @@ from pathlib import Path, PurePosixPath
 import fastexcel
 import polars as pl
 from defusedxml import ElementTree
+from openpyxl.utils import get_column_letter
 from zlib_ng import zlib_ng
 
 from include.forms.spec import FieldSpec, FormSpec, SheetSpec, all_forms
 from include.forms.template import MARKER_PREFIX, MAX_ROW
+from include.masking import redact, short_masked
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -61,6 +63,7 @@ class Refused(Exception):
     """The file is refused as a whole; ``reason`` is a stable English id, the message Chinese."""
 
     def __init__(self, reason: str, message: str, errors: list | None = None) -> None:
+        message = redact(message)  # a refusal may quote a cell or a header: never a number in clear
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -210,9 +213,14 @@ def _header_key(text: object) -> str:
 
 def _check_columns(form: FormSpec, sheet_name: str, fields: tuple[FieldSpec, ...], columns: list[str]) -> None:
     expected = {_header_key(f.header): f.header for f in fields}
-    found = {_header_key(c): c for c in columns if not str(c).startswith("__UNNAMED__")}
+    found = {_header_key(c): (i, c) for i, c in enumerate(columns) if not str(c).startswith("__UNNAMED__")}
     missing = [header for key, header in expected.items() if key not in found]
-    unknown = [column for key, column in found.items() if key not in expected]
+    # An unknown header may be a data row (the header row deleted): name its column, echo only a masked prefix.
+    unknown = [
+        f"{get_column_letter(i + 1)} 列「{short_masked(column)}」"
+        for key, (i, column) in found.items()
+        if key not in expected
+    ]
     if missing or unknown:
         parts = []
         if missing:

@@ -99,7 +99,11 @@ class Report(Base):
 
 
 class Token(Base):
-    """An access token of a unit (or of the province, ``unit = "province"``), stored as a keyed hash."""
+    """An access token of a unit (or of the province, ``unit = "province"``), stored as a keyed hash.
+
+    Its ``kind`` says what it may do (include/tokens.py): ``read`` progress and status only (the progress
+    link), ``submit`` a unit's reports and workbooks, ``office`` the province's: every unit, on behalf.
+    """
 
     __tablename__ = "tokens"
 
@@ -109,6 +113,9 @@ class Token(Base):
     label: Mapped[str] = mapped_column(String(120))
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(16), default="submit", server_default="submit")  # read | submit | office
+    campaign_id: Mapped[str | None] = mapped_column(String(64))  # None: every campaign
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class WindowState(Base):
@@ -166,6 +173,8 @@ class OutboxMessage(Base):
 
     ``state`` is ``pending`` (to send), ``sending`` (claimed: a crash here is resolved by looking for the key
     at the destination before sending again), ``sent`` or ``failed`` (attempts exhausted; ``last_error`` says why).
+    A ``sending`` row belongs to the deliverer ``claimed_by`` until ``lease_until``: no other deliverer touches
+    it before then (a lapsed or empty lease: its deliverer died or let go).
     """
 
     __tablename__ = "outbox"
@@ -184,5 +193,7 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(80))  # the deliverer holding the claim
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())  # its claim holds until then
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     receipt: Mapped[str | None] = mapped_column(String(120))  # Slack's message ts, or the sink's line
