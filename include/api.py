@@ -36,7 +36,7 @@ from include.calendar.registry import CAMPAIGN_ID, UnknownCampaign, calendar_ind
 from include.masking import redact, short_masked
 from include.status import campaign_status
 from include.store.db import make_engine
-from include.submissions import MAX_REPORT_BYTES, Actor, Refused, submit_report
+from include.submissions import Actor, Refused, max_report_bytes, submit_report
 from include.tokens import Credential, check_configuration, is_local_run, session_value, verify_session, verify_token
 from include.upload import UploadRefused, receive
 
@@ -166,7 +166,7 @@ router = APIRouter()
 async def submit(request: Request, who: Submitter) -> JSONResponse:
     """Submit a report (multipart form: campaign, unit, milestone, optional file)."""
     received = await receive(
-        request, fields=("campaign", "unit", "milestone"), file_field="file", limit=MAX_REPORT_BYTES
+        request, fields=("campaign", "unit", "milestone"), file_field="file", limit=max_report_bytes()
     )
     try:
         campaign, unit, milestone = (

@@ -32,7 +32,10 @@ from include.store.models import Report
 from include.timeutil import local_iso, local_text
 from include.windows import lock_unit, try_open
 
-MAX_REPORT_BYTES = int(os.environ.get("CAMPAIGN_MAX_REPORT_BYTES", str(50 * 1024 * 1024)))
+
+def max_report_bytes() -> int:
+    """The largest report file taken (``CAMPAIGN_MAX_REPORT_BYTES``, default 50 MB)."""
+    return int(os.environ.get("CAMPAIGN_MAX_REPORT_BYTES", str(50 * 1024 * 1024)))
 
 
 class Refused(Exception):
@@ -244,7 +247,8 @@ def submit_report(
             f"本次报送未被接受，未作任何更改。如确需补报，请联系{calendar.office.name}。",
         )
     size = len(content) if content is not None else file.stat().st_size if file is not None else 0
-    if size > MAX_REPORT_BYTES:
+    limit = max_report_bytes()
+    if size > limit:
         raise _refuse(
             engine,
             calendar,
@@ -253,8 +257,7 @@ def submit_report(
             actor,
             at,
             "too_large",
-            f"附件 {size / 1024 / 1024:.1f} MB，超过上限 {MAX_REPORT_BYTES / 1024 / 1024:.0f} MB。"
-            "请压缩或拆分后重新报送。",
+            f"附件 {size / 1024 / 1024:.1f} MB，超过上限 {limit / 1024 / 1024:.0f} MB。请压缩或拆分后重新报送。",
         )
 
     source: Path | bytes | None = content if content is not None else file

@@ -83,13 +83,11 @@ async def _receive_urlencoded(request: Request, fields: tuple[str, ...]) -> Rece
     async for chunk in request.stream():
         body += chunk
         if len(body) > FIELD_LIMIT * (len(fields) + 1):
-            raise UploadRefused(413, "too_large", "表单过长。")
+            raise UploadRefused(422, "field_too_long", f"表单字段过长（每项不超过 {FIELD_LIMIT} 字节）。")
     received = Received()
     for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
         if name not in fields or name in received.fields:
-            raise UploadRefused(
-                422, "unexpected_field", f"表单中有多余或重复的字段（只接受：{'、'.join(fields)}）。"
-            )
+            raise UploadRefused(422, "unexpected_field", f"表单中有多余或重复的字段（只接受：{'、'.join(fields)}）。")
         received.fields[name] = value
     return received
 

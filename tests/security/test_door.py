@@ -1,0 +1,323 @@
+"""Attacks on the door, replayed against the real app (findings 1, 2, 3 and 6 of the security issue).
+
+The 24:00 closing of seed 000 ("12月31日24时关闭信息系统。") must hold whatever a request names.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from include.api import create_app
+from include.paths import CONFIG_CAMPAIGNS, campaign_home
+from include.store.db import session_scope
+from include.store.models import AuditEntry, Report, Token
+from include.timeutil import parse_instant
+from include.tokens import issue_token, verify_token
+
+from .conftest import JINAN, QINGDAO
+
+AFTER_CLOSE = "2021-02-01T10:00+08:00"  # a month after the system closed at 2020-12-31 24:00
+
+
+def reports(engine) -> list[tuple[str, str, bool]]:
+    with session_scope(engine) as session:
+        return [(row.campaign_id, row.unit, row.late) for row in session.scalars(select(Report))]
+
+
+def plant_calendar(door) -> dict:
+    """A unit plants a calendar through the report door: seed 000's, with the system closing a year later."""
+    text = (CONFIG_CAMPAIGNS / "2020-shandong.yaml").read_text(encoding="utf-8")
+    planted = text.replace("2020-12-31T24:00+08:00", "2021-12-31T24:00+08:00")
+    response = door.client.post(
+        "/api/reports",
+        headers=door.auth(),
+        data={"campaign": "2020-shandong", "unit": JINAN, "milestone": "completion_report"},
+        files={"file": ("planted.yaml", planted.encode(), "application/x-yaml")},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def guesses(reply: dict) -> list[str]:
+    """Where the planted file is, as an attacker reads it from the reply, by every path trick."""
+    home = campaign_home()
+    sha = reply["file_sha256"]
+    folder = f"reports/2020-shandong/{JINAN}/completion_report"
+    stems = [f"v1-{sha[:12]}-planted", f"{sha[:16]}-planted"]
+    found = [path.stem for path in (home / folder).glob("*planted*")]
+    names = [*stems, *found]
+    return [
+        *(f"../{folder}/{name}" for name in names),
+        *(str(home / folder / name) for name in names),
+        *(f"..%2F{folder.replace('/', '%2F')}%2F{name}" for name in names),
+    ]
+
+
+def test_a_planted_calendar_named_as_the_campaign_is_never_read(door):
+    reply = plant_calendar(door)
+    door.clock.now = parse_instant(AFTER_CLOSE)
+    for guess in guesses(reply):
+        response = door.client.post(
+            "/api/reports",
+            headers=door.auth(QINGDAO),
+            data={"campaign": guess, "unit": QINGDAO, "milestone": "completion_report"},
+        )
+        assert response.status_code in (404, 422), (guess, response.text)
+        body = response.text
+        assert str(campaign_home()) not in body and "reports/" not in body and "Traceback" not in body
+        status = door.client.get(f"/api/campaigns/{guess}/status", headers=door.auth("province"))
+        assert status.status_code in (404, 422), guess
+    assert reports(door.engine) == [("2020-shandong", JINAN, False)]  # only the planting report itself
+    # The real campaign's door is closed a month after 24:00 whatever was planted.
+    real = door.client.post(
+        "/api/reports",
+        headers=door.auth(QINGDAO),
+        data={"campaign": "2020-shandong", "unit": QINGDAO, "milestone": "completion_report"},
+    )
+    assert real.status_code == 409 and real.json()["error"] == "closed"
+
+
+def test_a_calendar_file_whose_id_is_not_its_name_is_not_the_campaign(door):
+    folder = campaign_home() / "campaigns"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (CONFIG_CAMPAIGNS / "2020-shandong.yaml").read_text(encoding="utf-8")
+    (folder / "shandong-copy.yaml").write_text(text.replace("2020-12-31T24:00", "2021-12-31T24:00"), encoding="utf-8")
+    door.clock.now = parse_instant(AFTER_CLOSE)
+    response = door.client.post(
+        "/api/reports",
+        headers=door.auth(),
+        data={"campaign": "shandong-copy", "unit": JINAN, "milestone": "completion_report"},
+    )
+    assert response.status_code == 500 and response.json()["error"] == "invalid_calendar"
+    assert reports(door.engine) == []
+
+
+def test_an_invalid_calendar_is_a_plain_500_without_its_problems_or_paths(door):
+    folder = campaign_home() / "campaigns"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "broken-2020.yaml").write_text("id: broken-2020\nphases: [1, 2\n", encoding="utf-8")
+    response = door.client.get("/api/campaigns/broken-2020/status", headers=door.auth("province"))
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "invalid_calendar",
+        "message": "该战役的日历配置有误，暂时无法办理。请联系运维人员。",
+    }
+
+
+@pytest.mark.parametrize("length", [65, 300, 10_000])
+def test_over_long_ids_are_422_not_500_and_not_echoed(door, length):
+    response = door.client.post(
+        "/api/reports",
+        headers=door.auth(),
+        data={"campaign": "a" * length, "unit": JINAN, "milestone": "completion_report"},
+    )
+    assert response.status_code == 422 and len(response.text) < 400
+    status = door.client.get(f"/api/campaigns/{'a' * length}/status", headers=door.auth())
+    assert status.status_code in (404, 422) and len(status.text) < 400
+
+
+def test_uploads_need_a_token_before_the_body_is_read(served):
+    """300 MB announced without a token: the answer 401 comes before the client has sent 1 MB."""
+    door, port = served
+    boundary = "campaignboundary"
+    head = (
+        f"POST /api/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {300 * 1024 * 1024}\r\n\r\n"
+    ).encode()
+    part = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n\r\n'.encode()
+        + b"\0" * (64 * 1024)
+    )
+    status, sent = _send_until_answered(port, head, part, 1024 * 1024)
+    assert status == 401, status
+    assert sent <= 1024 * 1024
+    assert not any((campaign_home() / "uploads").glob("*/*")) if (campaign_home() / "uploads").exists() else True
+
+
+def test_an_announced_body_over_the_limit_is_413_before_it_is_read(served):
+    door, port = served
+    head = (
+        "POST /api/workbooks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Authorization: Bearer {door.tokens[JINAN]}\r\nContent-Length: {300 * 1024 * 1024}\r\n\r\n"
+    ).encode()
+    status, sent = _send_until_answered(port, head, b"--b\r\n" + b"\0" * 65536, 1024 * 1024)
+    assert status == 413 and sent <= 1024 * 1024
+
+
+def test_a_streamed_body_is_cut_off_at_the_limit_and_nothing_is_kept(served, monkeypatch):
+    """Chunked, without a Content-Length: the bytes are counted as they come; past the limit, 413 and no file."""
+    door, port = served
+    monkeypatch.setenv("CAMPAIGN_MAX_REPORT_BYTES", str(1024 * 1024))
+    boundary = "b0undary"
+    head = (
+        "POST /api/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nAuthorization: Bearer {door.tokens[JINAN]}\r\n\r\n"
+    ).encode()
+    fields = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in (("campaign", "2020-shandong"), ("unit", JINAN), ("milestone", "completion_report"))
+    )
+    start = (
+        fields.encode()
+        + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n\r\n'.encode()
+    )
+
+    def chunk(data: bytes) -> bytes:
+        return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+    body = chunk(start) + b"".join(chunk(b"x" * 65536) for _ in range(40))  # 2.5 MB
+    status, sent = _send_until_answered(port, head, body, len(body))
+    assert status == 413
+    kept = [path for path in (campaign_home() / "uploads").rglob("*") if path.is_file()]
+    assert kept == [] and reports(door.engine) == []
+
+
+def _send_until_answered(port: int, head: bytes, body: bytes, most: int) -> tuple[int | None, int]:
+    """Send the head, then the body in 16 KB pieces while no answer has come; the status and the bytes sent."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+    sock.sendall(head)
+    sent, answer = 0, b""
+    sock.setblocking(False)
+    deadline = time.monotonic() + 15
+    try:
+        while time.monotonic() < deadline and b"\r\n" not in answer:
+            try:
+                answer += sock.recv(4096)
+                continue
+            except BlockingIOError:
+                pass
+            except ConnectionError:
+                break
+            if sent < min(most, len(body)):
+                try:
+                    sent += sock.send(body[sent : sent + 16 * 1024])
+                except (BlockingIOError, ConnectionError):
+                    time.sleep(0.01)
+            else:
+                time.sleep(0.01)
+    finally:
+        sock.close()
+    match = re.match(rb"HTTP/1\.1 (\d{3})", answer)
+    return (int(match.group(1)) if match else None), sent
+
+
+def test_a_read_token_reads_but_cannot_submit_or_upload(door):
+    read = {"Authorization": f"Bearer {door.read_token}"}
+    response = door.client.post(
+        "/api/reports",
+        headers=read,
+        data={"campaign": "2020-shandong", "unit": JINAN, "milestone": "completion_report"},
+    )
+    assert response.status_code == 403 and response.json()["error"] == "read_only"
+    upload = door.client.post(
+        "/api/workbooks",
+        headers=read,
+        data={"campaign": "2020-shandong", "unit": JINAN},
+        files={"file": ("a.xlsx", b"x")},
+    )
+    assert upload.status_code == 403
+    status = door.client.get(f"/api/campaigns/2020-shandong/units/{JINAN}/status", headers=read)
+    assert status.status_code == 200
+    assert reports(door.engine) == []
+
+
+def test_tokens_expire_and_are_scoped_to_their_campaign(door):
+    at = parse_instant("2020-11-01T00:00+08:00")
+    _, short = issue_token(door.engine, JINAN, at, expires_at=parse_instant("2020-11-15T00:00+08:00"))
+    expired = door.client.get("/api/campaigns/2020-shandong/status", headers={"Authorization": f"Bearer {short}"})
+    assert expired.status_code == 401 and "已过期" in expired.json()["message"]
+    _, shanxi = issue_token(door.engine, "140100", at, campaign_id="2017-shanxi")
+    other = door.client.get("/api/campaigns/2020-shandong/status", headers={"Authorization": f"Bearer {shanxi}"})
+    assert other.status_code == 403 and other.json()["error"] == "out_of_scope"
+    own = door.client.get("/api/campaigns/2017-shanxi/status", headers={"Authorization": f"Bearer {shanxi}"})
+    assert own.status_code == 200
+
+
+def test_a_progress_link_is_exchanged_for_a_session_cookie_and_leaves_the_address(door):
+    first = door.client.get(f"/progress/2020-shandong?token={door.read_token}", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/progress/2020-shandong"
+    cookie = first.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and door.read_token not in cookie
+    page = door.client.get("/progress/2020-shandong")
+    assert page.status_code == 200 and "济南市" in page.text and door.read_token not in page.text
+    assert page.headers["referrer-policy"] == "no-referrer" and page.headers["cache-control"] == "no-store"
+    door.client.cookies.clear()
+    assert door.client.get("/progress/2020-shandong").status_code == 401
+    forged = door.client.get("/progress/2020-shandong", cookies={"campaign_session": "1.99999999999.deadbeef"})
+    assert forged.status_code == 401
+
+
+def test_the_campaign_list_needs_a_token_and_the_api_docs_are_off_outside_a_local_run(door, monkeypatch):
+    assert door.client.get("/progress/").status_code == 401
+    monkeypatch.delenv("CAMPAIGN_LOCAL_RUN")
+    monkeypatch.setenv("CAMPAIGN_TOKEN_PEPPER", "a-production-pepper-of-enough-length-0123456789")
+    from fastapi.testclient import TestClient
+
+    production = TestClient(create_app(clock=door.clock, database_url=door.url))
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        assert production.get(path).status_code == 404, path
+
+
+def test_a_missing_pepper_stops_start_up_outside_a_local_run(monkeypatch, run_cli):
+    from include.tokens import TokenConfigError
+
+    monkeypatch.delenv("CAMPAIGN_LOCAL_RUN")
+    monkeypatch.delenv("CAMPAIGN_TOKEN_PEPPER", raising=False)
+    with pytest.raises(TokenConfigError, match="CAMPAIGN_TOKEN_PEPPER"):
+        create_app()
+
+
+def test_two_peppers_during_a_rotation_and_tokens_rehashed(door, monkeypatch):
+    monkeypatch.setenv("CAMPAIGN_TOKEN_PEPPER", "old-pepper-0123456789abcdef")
+    at = parse_instant("2020-11-01T00:00+08:00")
+    token_id, plain = issue_token(door.engine, JINAN, at)
+    monkeypatch.setenv("CAMPAIGN_TOKEN_PEPPER", "new-pepper-0123456789abcdef")
+    assert verify_token(door.engine, plain, at) is None  # the new key alone does not know it
+    monkeypatch.setenv("CAMPAIGN_TOKEN_PEPPER_PREVIOUS", "old-pepper-0123456789abcdef")
+    assert verify_token(door.engine, plain, at).token_id == token_id
+    monkeypatch.delenv("CAMPAIGN_TOKEN_PEPPER_PREVIOUS")
+    assert verify_token(door.engine, plain, at).token_id == token_id  # re-hashed with the new key on use
+    with session_scope(door.engine) as session:
+        assert session.get(Token, token_id).kind == "submit"
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a\x00b.pdf", "x" * 300 + ".pdf"])
+def test_file_names_that_cannot_be_files_are_422(door, name):
+    boundary = "nameboundary"
+    body = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
+        for key, value in (("campaign", "2020-shandong"), ("unit", JINAN), ("milestone", "completion_report"))
+    ).encode()
+    body += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n\r\nreport\r\n'.encode()
+    body += f"--{boundary}--\r\n".encode()
+    response = door.client.post(
+        "/api/reports",
+        headers={**door.auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=body,
+    )
+    assert response.status_code == 422 and response.json()["error"] == "bad_file_name"
+    assert reports(door.engine) == []
+
+
+def test_ten_thousand_characters_in_unit_or_milestone_are_422_on_every_store(door):
+    for field in ("unit", "milestone"):
+        data = {"campaign": "2020-shandong", "unit": JINAN, "milestone": "completion_report", field: "9" * 10_000}
+        response = door.client.post("/api/reports", headers=door.auth("province"), data=data)
+        assert response.status_code == 422 and len(response.text) < 400, field
+    with session_scope(door.engine) as session:
+        assert all(len(row.detail) <= 1000 for row in session.scalars(select(AuditEntry)))
+
+
+def test_the_cli_takes_a_long_unit_without_a_database_error(run_cli, tmp_path: Path):
+    code, _, err = run_cli(
+        "report", "submit", "--campaign", "2020-shandong", "--unit", "9" * 10_000,
+        "--milestone", "completion_report", "--at", "2020-11-20T10:00+08:00",
+    )  # fmt: skip
+    assert code == 2 and "没有单位" in err and len(err) < 400
