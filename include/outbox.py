@@ -2,14 +2,25 @@
 
 ``enqueue`` inserts reminders whose key is new (a rerun of the same day adds nothing). ``deliver`` sends
 what is pending through a sender (Slack, or a local sink file without a token):
-- a row is claimed (``sending``) before it is sent and marked ``sent`` with the receipt after;
-- a row found ``sending`` at the start (the deliverer died between the two) is looked up at the
-  destination by its key: found, it is marked sent; not found, it is sent again. So a crash, a rerun
-  or an outage never loses a reminder and never sends one twice;
+- a row is claimed (``sending``) before it is sent and marked ``sent`` with the receipt after. A claim has an
+  owner (``claimed_by``: this machine, its process and a random tag, one per ``deliver`` call) and a lease
+  (``lease_until``, ``lease_seconds`` or ``CAMPAIGN_OUTBOX_LEASE_SECONDS``, 120 s by default) that the
+  deliverer renews while it runs and gives up when it ends. A claim is one conditional UPDATE (the row still
+  pending) and is ours only if the row then names us; every later mark of the row (sent, failed, pending again)
+  is conditional on naming us too, so a deliverer that lost its claim cannot overwrite the new owner's outcome;
+- so two deliverers at once (the reminders DAG's task and an operator's ``campaign remind``) share the work:
+  a row under another deliverer's live lease is never looked up, sent or marked; it is left to that deliverer,
+  and ``deliver`` returns once nothing is left that it may act on;
+- a row found ``sending`` whose lease has run out or was given up (its deliverer died or ended between claim
+  and mark), or whose owner is a process of this machine that no longer exists, is taken over by the same kind
+  of conditional UPDATE, then looked up at the destination by its key: found, it is marked sent; not found,
+  it is sent again. So a crash, a rerun, a second deliverer or an outage never loses a reminder and never
+  sends one twice (leases are read on the deliverers' clocks: keep them within seconds of each other);
 - a 429 (after the client has waited out Retry-After) means not delivered: the row goes back to
   pending; a 5xx, a timeout or a dropped connection may have delivered it: the row stays ``sending``
   and is looked up by key before any new attempt. Rounds repeat with backoff, up to ``max_attempts``
-  per row; a permanent failure (unknown channel, bad token) marks the row failed at once.
+  per row; a permanent failure (unknown channel, bad token), in a send or in a lookup, or a sender that breaks
+  on a message marks that row failed at once, and the other rows go on.
 
 Delivery is asynchronous (one event loop, slack-sdk's ``AsyncWebClient`` on one kept-alive aiohttp session):
 a message costs a fraction of a thread's urllib call, so thousands of channels keep their pace on a small
@@ -22,6 +33,8 @@ import asyncio
 import datetime as dt
 import json
 import os
+import socket
+import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pendulum
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -43,6 +56,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
 MAX_ATTEMPTS = 5
+LEASE_SECONDS = 120.0
 
 
 class TransientError(Exception):
@@ -106,31 +120,154 @@ class Delivery:
         return {"sent": self.sent, "recovered": self.recovered, "retried": self.retried, "failed": self.failed}
 
 
-def _set(engine: Engine, row_id: int, **values: object) -> None:
+# -- claims: an owner and a lease ----------------------------------------------------------------------------
+
+_HOST = socket.gethostname().replace(":", "-")[:40] or "localhost"
+_LIVE: set[str] = set()  # the owners of the deliveries running in this process
+
+
+def _pid_namespace() -> int:
+    """The process id namespace (Linux): the same pid in another container is another process."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def owner_id(pid: int | None = None) -> str:
+    """A deliverer's id: this machine, its pid namespace, the process and a random tag (one per delivery)."""
+    return f"{_HOST}:{_pid_namespace()}:{pid or os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _gone(owner: str | None) -> bool:
+    """A claim whose deliverer is known to have ended although its lease runs on: a process of this machine (and
+    pid namespace) that no longer exists, or a delivery of this very process that is over. Anything else, another
+    machine's deliverer in particular, is alive until its lease runs out."""
+    parts = (owner or "").rsplit(":", 3)
+    if len(parts) != 4 or os.name != "posix":
+        return False
+    host, namespace, pid, _ = parts
+    if host != _HOST or namespace != str(_pid_namespace()) or not pid.isdigit() or int(pid) <= 0:
+        return False
+    if int(pid) == os.getpid():
+        return owner not in _LIVE
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's), or cannot be asked: alive
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class _Lease:
+    owner: str
+    seconds: float
+
+    def until(self, now: dt.datetime) -> dt.datetime:
+        return now + dt.timedelta(seconds=self.seconds)
+
+
+def _lapsed(now: dt.datetime) -> ColumnElement[bool]:
+    """A lease that has run out, or was given up (or never set: a row claimed before claims had owners)."""
+    return or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
+
+
+def _of(query, campaign: str | None):  # noqa: ANN001, ANN202 - a select or an update, returned as it came
+    return query.where(OutboxMessage.campaign_id == campaign) if campaign else query
+
+
+def _mark(engine: Engine, row_id: int, lease: _Lease, **values: object) -> bool:
+    """Mark one of our rows; False when the claim is not ours any more (it lapsed and another took it over)."""
     with session_scope(engine) as session:
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
+        done = session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == row_id, OutboxMessage.state == "sending", OutboxMessage.claimed_by == lease.owner
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return done.rowcount == 1
 
 
-def _claim(session: Session, ids: list[int]) -> set[int]:
-    """Take the rows for sending; the ones another deliverer took first are left out."""
+def _claim(session: Session, ids: list[int], lease: _Lease) -> set[int]:
+    """Take pending rows for sending, in one conditional UPDATE; the ones another deliverer took first are left
+    out. (A row left ``sending`` is never claimed here, where it would be sent at once: ``_take_over`` takes it
+    when its lease has lapsed, so that it is looked up first.)"""
     if not ids:
         return set()
     now = pendulum.now("UTC")
     session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(ids), OutboxMessage.state == "pending")
-        .values(state="sending", claimed_at=now, attempts=OutboxMessage.attempts + 1)
+        .values(
+            state="sending",
+            claimed_at=now,
+            claimed_by=lease.owner,
+            lease_until=lease.until(now),
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
     )
     taken = select(OutboxMessage.id).where(
-        OutboxMessage.id.in_(ids), OutboxMessage.state == "sending", OutboxMessage.claimed_at == now
+        OutboxMessage.id.in_(ids), OutboxMessage.state == "sending", OutboxMessage.claimed_by == lease.owner
     )
     return set(session.scalars(taken))
 
 
-def _unfinished(engine: Engine, campaign: str | None) -> bool:
-    """Rows still pending or sending (one count query)."""
-    left = counts(engine, campaign)
-    return bool(left.get("pending") or left.get("sending"))
+def _take_over(engine: Engine, campaign: str | None, lease: _Lease) -> list[OutboxMessage]:
+    """The ``sending`` rows this deliverer may resolve, now its own: its own, and those whose lease lapsed or whose
+    deliverer is gone (one conditional UPDATE). ``claimed_at`` stays: a lookup searches from the last attempt."""
+    with session_scope(engine) as session:
+        owners = session.scalars(
+            _of(select(OutboxMessage.claimed_by).where(OutboxMessage.state == "sending").distinct(), campaign)
+        )
+        gone = sorted({owner for owner in owners if owner and owner != lease.owner and _gone(owner)})
+    now = pendulum.now("UTC")
+    ours = [OutboxMessage.claimed_by == lease.owner, _lapsed(now)]
+    if gone:
+        ours.append(OutboxMessage.claimed_by.in_(gone))
+    with session_scope(engine) as session:  # the write first: on SQLite a read then a write may not upgrade
+        session.execute(
+            _of(update(OutboxMessage).where(OutboxMessage.state == "sending", or_(*ours)), campaign)
+            .values(claimed_by=lease.owner, lease_until=lease.until(now))
+            .execution_options(synchronize_session=False)
+        )
+        query = select(OutboxMessage).where(OutboxMessage.state == "sending", OutboxMessage.claimed_by == lease.owner)
+        rows = list(session.scalars(_of(query, campaign).order_by(OutboxMessage.id)))
+        session.expunge_all()
+        return rows
+
+
+def _renew(engine: Engine, lease: _Lease, until: dt.datetime | None) -> None:
+    """Renew the leases of the rows this deliverer holds (``until`` None: give them up, at its end)."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.state == "sending", OutboxMessage.claimed_by == lease.owner)
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _left(engine: Engine, campaign: str | None, lease: _Lease) -> bool:
+    """Rows this deliverer can still act on: pending ones, and ``sending`` ones that are its own or that it may
+    take over. Rows under another live deliverer's lease are that deliverer's business."""
+    now = pendulum.now("UTC")
+    with session_scope(engine) as session:
+        mine = and_(OutboxMessage.state == "sending", or_(OutboxMessage.claimed_by == lease.owner, _lapsed(now)))
+        query = select(OutboxMessage.id).where(or_(OutboxMessage.state == "pending", mine)).limit(1)
+        if session.scalar(_of(query, campaign)) is not None:
+            return True
+        owners = _of(select(OutboxMessage.claimed_by).where(OutboxMessage.state == "sending").distinct(), campaign)
+        return any(_gone(owner) for owner in session.scalars(owners))
+
+
+def _why(error: Exception) -> str:
+    text = str(error) if isinstance(error, (TransientError, AmbiguousError, PermanentError)) else repr(error)
+    return text[:500]
 
 
 def _rows(engine: Engine, state: str, campaign: str | None) -> list[OutboxMessage]:
@@ -153,15 +290,21 @@ def deliver(
     workers: int = 1,
     per_channel_interval: float = 0.0,
     progress: Callable[[str], None] = lambda _: None,
+    lease_seconds: float | None = None,
 ) -> Delivery:
     """Send every pending reminder once; resolve the ones a crash or an unclear answer left ``sending`` first.
 
     Each channel is a queue of its own: its next message waits ``per_channel_interval`` seconds after the
     answer to its previous one (Slack allows about one message per second per channel), channels side by side,
     at most ``workers`` sends in flight. So a full channel does not hold up the others and 429s stay rare.
+    Claims are held for ``lease_seconds`` (``CAMPAIGN_OUTBOX_LEASE_SECONDS``, else 120), renewed meanwhile.
     """
+    seconds = float(lease_seconds or os.environ.get("CAMPAIGN_OUTBOX_LEASE_SECONDS") or LEASE_SECONDS)
+    if seconds <= 0:
+        raise ValueError(f"lease_seconds must be positive, not {seconds}")
+    lease = _Lease(owner_id(), seconds)
     return asyncio.run(
-        _deliver(engine, sender, campaign, max_attempts, backoff, workers, per_channel_interval, progress)
+        _deliver(engine, sender, campaign, max_attempts, backoff, workers, per_channel_interval, progress, lease)
     )
 
 
@@ -174,19 +317,44 @@ async def _deliver(
     workers: int,
     interval: float,
     progress: Callable[[str], None],
+    lease: _Lease,
 ) -> Delivery:
     result = Delivery()
+    _LIVE.add(lease.owner)
+    stop = asyncio.Event()
+
+    async def keep_leases() -> None:  # the claims held while sends wait for a slot, a Retry-After, a lookup
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=max(lease.seconds / 3, 0.05))
+                return
+            except TimeoutError:
+                pass
+            try:
+                await asyncio.to_thread(_renew, engine, lease, lease.until(pendulum.now("UTC")))
+            except Exception as error:  # the store may be busy: the next beat tries again
+                progress(f"无法续期发送中的提醒（{error!r}）")
+
+    beat = asyncio.create_task(keep_leases())
     try:
         for round_ in range(max_attempts + 1):
-            await _resolve(engine, sender, campaign, max_attempts, result, progress)
-            if not _unfinished(engine, campaign):
+            await _resolve(engine, sender, campaign, max_attempts, result, progress, lease)
+            if not _left(engine, campaign, lease):
                 break
             pending = _rows(engine, "pending", campaign)
-            await _send_pass(engine, sender, pending, workers, interval, max_attempts, result, progress)
-            if _unfinished(engine, campaign):
+            await _send_pass(engine, sender, pending, workers, interval, max_attempts, result, progress, lease)
+            if _left(engine, campaign, lease):
                 await asyncio.sleep(min(backoff * 2**round_, 30.0))
     finally:
-        await sender.close()
+        stop.set()
+        await beat  # a renewal under way ends before the leases are given up
+        try:
+            await sender.close()
+        finally:
+            try:  # what is still ours and sending (an unclear answer) is left to the next deliverer at once
+                _renew(engine, lease, None)
+            finally:
+                _LIVE.discard(lease.owner)
     return result
 
 
@@ -194,8 +362,11 @@ class _Keeper:
     """Writes the store in batches from a thread, so that no send waits for it: the outcomes that came in, then
     the claims asked for meanwhile (a claim is answered True when the row is ours to send)."""
 
-    def __init__(self, engine: Engine, max_attempts: int, result: Delivery, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self, engine: Engine, max_attempts: int, result: Delivery, progress: Callable[[str], None], lease: _Lease
+    ) -> None:
         self.engine, self.max_attempts, self.result, self.progress = engine, max_attempts, result, progress
+        self.lease = lease
         self.outcomes: list[tuple[OutboxMessage, str, str]] = []
         self.claims: dict[int, asyncio.Future[bool]] = {}
         self.task: asyncio.Task | None = None
@@ -216,8 +387,9 @@ class _Keeper:
 
     def _book(self, outcomes: list[tuple[OutboxMessage, str, str]], claims: list[int]) -> set[int]:
         with session_scope(self.engine) as session:
-            _record(session, outcomes, self.max_attempts, self.result)  # first: one sent again is pending by now
-            return _claim(session, claims)
+            # first: one sent again is pending by now
+            _record(session, outcomes, self.max_attempts, self.result, self.lease.owner)
+            return _claim(session, claims, self.lease)
 
     async def _run(self) -> None:
         while self.outcomes or self.claims:
@@ -251,18 +423,20 @@ async def _send_pass(
     max_attempts: int,
     result: Delivery,
     progress: Callable[[str], None],
+    lease: _Lease,
 ) -> None:
     """Each channel its own queue: its next message goes ``interval`` after the answer to its previous one.
 
     A channel's next message is claimed (``sending``) while the channel waits out its interval, so a message is
     always claimed before it goes out and no send waits for the store. An unclear answer is looked up by its
     key at once: found, it counts as sent; not found, the message goes back to the head of its channel's queue
-    (a new attempt); the lookup failing too, it stays ``sending`` for the next round.
+    (a new attempt); the lookup failing too, it stays ``sending`` for the next round. A permanent answer, or the
+    sender breaking on the message, fails that message only.
     """
     queues: dict[str, deque[OutboxMessage]] = defaultdict(deque)
     for row in rows:
         queues[row.channel].append(row)
-    keeper = _Keeper(engine, max_attempts, result, progress)
+    keeper = _Keeper(engine, max_attempts, result, progress, lease)
     slots = asyncio.Semaphore(max(1, workers))
     sends = 0
 
@@ -272,14 +446,16 @@ async def _send_pass(
             receipt = await sender.send(row)
         except TransientError as error:
             return "transient", str(error)[:500]
-        except PermanentError as error:
-            return "permanent", str(error)[:500]
         except AmbiguousError as error:
             try:
                 found = await sender.find(row)
             except (TransientError, AmbiguousError):
                 return "ambiguous", str(error)[:500]
+            except Exception as lookup:  # permanent, or the sender broke: this message fails
+                return "permanent", _why(lookup)
             return ("recovered", found) if found is not None else ("again", str(error)[:500])
+        except Exception as error:  # a PermanentError, or the sender broke on this message
+            return "permanent", _why(error)
         sends += 1
         _crash_point(sends)
         return "sent", receipt
@@ -311,29 +487,43 @@ async def _send_pass(
 
 
 def _record(
-    session: Session, outcomes: list[tuple[OutboxMessage, str, str]], max_attempts: int, result: Delivery
+    session: Session,
+    outcomes: list[tuple[OutboxMessage, str, str]],
+    max_attempts: int,
+    result: Delivery,
+    owner: str,
 ) -> None:
-    """What the sends came to."""
+    """What the sends came to, written to the rows that are still ``owner``'s claims (``sending``, ``claimed_by``
+    it): a deliverer whose claim lapsed and was taken over leaves the new owner's row as it is."""
     now = pendulum.now("UTC")
     changes = []
     for row, outcome, value in outcomes:
         if outcome in ("sent", "recovered"):
-            changes.append({"id": row.id, "state": "sent", "sent_at": now, "receipt": value})
+            changes.append({"row_id": row.id, "state": "sent", "sent_at": now, "receipt": value})
             result.sent += outcome == "sent"
             result.recovered += outcome == "recovered"
         elif outcome in ("transient", "again"):
             exhausted = row.attempts + (outcome == "transient") >= max_attempts
-            changes.append({"id": row.id, "state": "failed" if exhausted else "pending", "last_error": value})
+            changes.append({"row_id": row.id, "state": "failed" if exhausted else "pending", "last_error": value})
             result.failed += exhausted
             result.retried += not exhausted
         elif outcome == "ambiguous":  # the lookup failed too: stays sending, looked up next round
-            changes.append({"id": row.id, "state": "sending", "last_error": value})
+            changes.append({"row_id": row.id, "state": "sending", "last_error": value})
             result.retried += 1
         else:
-            changes.append({"id": row.id, "state": "failed", "last_error": value})
+            changes.append({"row_id": row.id, "state": "failed", "last_error": value})
             result.failed += 1
-    if changes:
-        session.execute(update(OutboxMessage), changes)
+    table = OutboxMessage.__table__
+    alike: dict[tuple[str, ...], list[dict[str, object]]] = defaultdict(list)
+    for change in changes:  # one executemany per set of columns
+        alike[tuple(sorted(change))].append(change)
+    for batch in alike.values():
+        session.execute(
+            update(table).where(
+                table.c.id == bindparam("row_id"), table.c.state == "sending", table.c.claimed_by == owner
+            ),
+            batch,
+        )
 
 
 async def _resolve(
@@ -343,22 +533,27 @@ async def _resolve(
     max_attempts: int,
     result: Delivery,
     progress: Callable[[str], None],
+    lease: _Lease,
 ) -> None:
-    """Rows left ``sending``: delivered (found by key at the destination) or not (back to pending)."""
-    for row in _rows(engine, "sending", campaign):
+    """Rows left ``sending`` that are this deliverer's to resolve (its own, or taken over: their lease lapsed, their
+    deliverer is gone): delivered (found by key at the destination) or not (back to pending). A row under another
+    live deliverer's lease is not touched."""
+    for row in _take_over(engine, campaign, lease):
         try:
             receipt = await sender.find(row)
         except (TransientError, AmbiguousError) as error:
             progress(f"暂时无法核对 {row.key}（{error}），稍后再试")
             continue
+        except Exception as error:  # a PermanentError, or the sender broke: this row fails, not all
+            progress(f"无法核对 {row.key}（{_why(error)}），不再发送")
+            result.failed += _mark(engine, row.id, lease, state="failed", last_error=_why(error))
+            continue
         if receipt is not None:
-            _set(engine, row.id, state="sent", sent_at=pendulum.now("UTC"), receipt=receipt)
-            result.recovered += 1
+            result.recovered += _mark(engine, row.id, lease, state="sent", sent_at=pendulum.now("UTC"), receipt=receipt)
         elif row.attempts >= max_attempts:
-            _set(engine, row.id, state="failed")
-            result.failed += 1
+            result.failed += _mark(engine, row.id, lease, state="failed")
         else:
-            _set(engine, row.id, state="pending")
+            _mark(engine, row.id, lease, state="pending")
 
 
 def _crash_point(n: int) -> None:

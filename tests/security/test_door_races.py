@@ -1,0 +1,152 @@
+"""Races at the door (finding 5): two app instances on one store, and PostgreSQL where the race is its own.
+
+Seed 002 (Shanxi 2017) opens a city's entry window only once its 数据录入申请书 is in and the province approves.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
+
+from include.calendar.registry import load_campaign
+from include.store.db import make_engine, session_scope, upgrade
+from include.store.models import AuditEntry, Report, WindowState
+from include.submissions import Actor, submit_report
+from include.timeutil import parse_instant
+from include.windows import record_approval
+
+from .conftest import JINAN, Door
+
+TAIYUAN = "140100"
+SHANXI = load_campaign("2017-shanxi")
+
+
+def test_the_same_report_sent_at_once_by_two_app_instances_keeps_its_file(door, tmp_path):
+    """Two api-server workers (two apps on one store) take the same file at the same moment, eight times over."""
+    other = Door(door.url)
+    clients = [door.client, other.client] * 4
+    barrier = threading.Barrier(len(clients))
+    answers: list[int] = []
+
+    def send(client) -> None:
+        barrier.wait()
+        response = client.post(
+            "/api/reports",
+            headers=door.auth(),
+            data={"campaign": "2020-shandong", "unit": JINAN, "milestone": "completion_report"},
+            files={"file": ("工作报告.pdf", b"the same bytes", "application/pdf")},
+        )
+        answers.append(response.status_code)
+
+    threads = [threading.Thread(target=send, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(answers) == [200] * 7 + [201]
+    with session_scope(door.engine) as session:
+        rows = list(session.scalars(select(Report)))
+    assert [row.version for row in rows] == [1]
+    assert all(Path(row.file_path).read_bytes() == b"the same bytes" for row in rows)
+    leftovers = [path.name for path in Path(rows[0].file_path).parent.iterdir() if path.name.endswith(".part")]
+    assert leftovers == []
+    other.engine.dispose()
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("CAMPAIGN_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("CAMPAIGN_TEST_POSTGRES_URL is not set (scripts/test sets it when PostgreSQL answers)")
+    return url
+
+
+@pytest.fixture
+def postgres():
+    url = _postgres_url()
+    engine = make_engine(upgrade(url))
+    with engine.begin() as connection:
+        for table in ("reports", "approvals", "window_states", "audit_log"):
+            connection.execute(text(f"DELETE FROM {table} WHERE campaign_id = :c"), {"c": SHANXI.id})  # noqa: S608
+    yield engine
+    engine.dispose()
+
+
+def test_an_application_and_its_approval_committing_together_open_the_window_on_postgresql(postgres):
+    """Write skew: each transaction looks for the other's row before either has committed. The commits are held
+    at a barrier so that they land together; a window left shut here stays shut for good."""
+    barrier = threading.Barrier(2, timeout=3)
+
+    def hold(session: Session) -> None:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass  # the other transaction waits on the unit's lock: it cannot reach its commit before ours
+
+    at = parse_instant("2017-11-10T10:00+08:00")
+    submit_report(postgres, SHANXI, unit=TAIYUAN, milestone_id="completion_report", at=at, actor=Actor("test", TAIYUAN))
+    event.listen(Session, "before_commit", hold)
+    errors: list[BaseException] = []
+
+    def application() -> None:
+        try:
+            submit_report(
+                postgres, SHANXI, unit=TAIYUAN, milestone_id="entry_application", at=at, actor=Actor("test", TAIYUAN)
+            )
+        except BaseException as exc:  # noqa: BLE001 - shown by the assertion below
+            errors.append(exc)
+
+    def approval() -> None:
+        try:
+            record_approval(postgres, SHANXI, "entry", TAIYUAN, approved=True, by="airflow:省扶贫办张处长", at=at)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=application), threading.Thread(target=approval)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        event.remove(Session, "before_commit", hold)
+    assert errors == []
+    with session_scope(postgres) as session:
+        opened = session.scalars(
+            select(WindowState.unit).where(WindowState.campaign_id == SHANXI.id, WindowState.window == "entry")
+        ).all()
+    assert opened == [TAIYUAN]
+
+
+def test_sending_the_application_again_repairs_a_window_left_shut(tmp_path):
+    engine = make_engine(upgrade(f"sqlite:///{tmp_path / 'store.db'}"))
+    at = parse_instant("2017-11-10T10:00+08:00")
+    for milestone in ("completion_report", "entry_application"):
+        submit_report(engine, SHANXI, unit=TAIYUAN, milestone_id=milestone, at=at, actor=Actor("test", TAIYUAN))
+    record_approval(engine, SHANXI, "entry", TAIYUAN, approved=True, by="airflow:省扶贫办", at=at)
+    with session_scope(engine) as session:  # as a lost race would have left it
+        session.query(WindowState).delete()
+    again = submit_report(
+        engine, SHANXI, unit=TAIYUAN, milestone_id="entry_application", at=at, actor=Actor("test", TAIYUAN)
+    )
+    assert again.outcome == "duplicate" and again.windows_opened == ("entry",)
+    engine.dispose()
+
+
+def test_a_later_decision_replaces_a_wrong_rejection_and_both_are_audited(tmp_path):
+    engine = make_engine(upgrade(f"sqlite:///{tmp_path / 'store.db'}"))
+    at = parse_instant("2017-11-10T10:00+08:00")
+    for milestone in ("completion_report", "entry_application"):
+        submit_report(engine, SHANXI, unit=TAIYUAN, milestone_id=milestone, at=at, actor=Actor("test", TAIYUAN))
+    assert record_approval(engine, SHANXI, "entry", TAIYUAN, approved=False, by="airflow:李科员", at=at) is False
+    later = parse_instant("2017-11-10T15:00+08:00")
+    assert record_approval(engine, SHANXI, "entry", TAIYUAN, approved=True, by="airflow:张处长", at=later) is True
+    with session_scope(engine) as session:
+        details = [row.detail for row in session.scalars(select(AuditEntry).where(AuditEntry.unit == TAIYUAN))]
+    assert any(detail.startswith("驳回开通") for detail in details)
+    assert any("改为批准开通" in detail and "取代此前的驳回（airflow:李科员）" in detail for detail in details)
+    engine.dispose()
