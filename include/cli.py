@@ -134,10 +134,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _engine():  # noqa: ANN202 - a SQLAlchemy Engine, imported lazily
-    """The campaign store, migrated to the latest version first (idempotent)."""
-    from include.store.db import make_engine, upgrade
+    """The campaign store, ready for use (a local SQLite store is migrated on first use; production never)."""
+    from include.store.db import StoreNotReady, open_store
 
-    return make_engine(upgrade())
+    try:
+        return open_store()
+    except StoreNotReady as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _print_json(data: object) -> None:
@@ -418,7 +421,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(
                 {
-                    "file": path.name,
+                    "file": redact(path.name),
                     "unit": args.unit,
                     "refused": reason,
                     "message": refused.message,

@@ -5,7 +5,10 @@ The steps, each of which can stop the upload with nothing stored:
 2. the file as a whole must pass (include/forms/workbook.py: ``Refused``);
 3. rows are checked (include/forms/check.py); rejected rows are reported, the others stored;
    a file with no acceptable row at all is refused, so that it cannot wipe the data in force;
-4. the accepted rows replace the unit's earlier upload of the same form atomically (include/records.py).
+4. the accepted rows replace the unit's earlier upload of the same form atomically (include/records.py),
+   together with the upload's audit row: the new version is staged, the audit row added and flushed in a
+   transaction of the campaign store, the version made current while that transaction is open, and put
+   back if the commit fails. A store that cannot be reached leaves the data in force unchanged.
 """
 
 from __future__ import annotations
@@ -123,23 +126,30 @@ def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.dat
         "accepted_by_sheet": rows_by_sheet,
         "rejected": len(checked.errors),
     }
-    stored = records.replace(calendar.id, form.id, unit, version, tables, meta)
-    result = IngestResult(
-        file=path.name,
-        form=form.id,
-        unit=unit,
-        status="stored" if stored.changed else "unchanged",
-        version=version,
-        accepted_rows=checked.accepted_rows,
-        rows_by_sheet=rows_by_sheet,
-        rejected_rows=checked.errors,
-    )
-    detail = (
-        f"{path.name}（{form.id}，sha256 {sha[:12]}）："
-        f"{'已保存' if stored.changed else '与在用数据相同，未改变'}，"
-        f"接收 {result.accepted_rows} 行，问题 {len(checked.errors)} 处"
-    )
-    _audit(engine, calendar, unit, at, actor, "ingest", detail)
+    staged = records.stage(calendar.id, form.id, unit, version, tables, meta)
+    with records.publishing(staged) as publication:
+        result = IngestResult(
+            file=path.name,
+            form=form.id,
+            unit=unit,
+            status="stored" if publication.changed else "unchanged",
+            version=version,
+            accepted_rows=checked.accepted_rows,
+            rows_by_sheet=rows_by_sheet,
+            rejected_rows=checked.errors,
+        )
+        detail = (
+            f"{path.name}（{form.id}，sha256 {sha[:12]}）："
+            f"{'已保存' if publication.changed else '与在用数据相同，未改变'}，"
+            f"接收 {result.accepted_rows} 行，问题 {len(checked.errors)} 处"
+        )
+        with session_scope(engine) as session:
+            audit(
+                session, at=at, action="ingest", actor=actor, detail=detail[:1000], campaign_id=calendar.id, unit=unit
+            )
+            session.flush()  # the audit row is in the store's transaction before the records go live
+            publication.publish()  # and the commit at the end of this block makes both visible
+        # a failed commit propagates through ``publishing``, which puts the previous version back
     return result
 
 

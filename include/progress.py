@@ -41,7 +41,7 @@ def unit_progress(calendar: Calendar, units: list[str] | None = None) -> dict[st
         form = get_form(form_id)
         if not form.household_key or not any(sheet.id == "households" for sheet in form.sheets):
             continue
-        frame = records.scan(calendar.id, form.id, "households", codes)
+        frame = records.scan(calendar.id, form.id, "households", codes, pinned=records.pin(calendar.id, form.id, codes))
         if frame is None:
             continue
         counts = frame.group_by("unit").agg(pl.col(form.household_key).n_unique().alias("n")).collect()
@@ -49,7 +49,9 @@ def unit_progress(calendar: Calendar, units: list[str] | None = None) -> dict[st
             entered[unit] = entered.get(unit, 0) + int(n)
     roster: dict[str, int] = {}
     if ROSTER_FORM in calendar.forms:
-        frame = records.scan(calendar.id, ROSTER_FORM, "counties", codes)
+        frame = records.scan(
+            calendar.id, ROSTER_FORM, "counties", codes, pinned=records.pin(calendar.id, ROSTER_FORM, codes)
+        )
         if frame is not None:
             sums = frame.group_by("unit").agg(pl.col("registered_households").sum()).collect()
             roster = {unit: int(total or 0) for unit, total in sums.iter_rows()}

@@ -91,11 +91,11 @@ def build_reminders_dag(calendar: Calendar) -> DAG:
             from include import outbox
             from include.calendar.registry import load_campaign
             from include.reminders import reminders_due
-            from include.store.db import make_engine, upgrade
+            from include.store.db import open_store
 
             calendar = load_campaign(campaign)
             at = logical_date or pendulum.now("UTC")
-            engine = make_engine(upgrade())
+            engine = open_store()
             try:
                 due = reminders_due(engine, calendar, at)
                 new = outbox.enqueue(engine, due)

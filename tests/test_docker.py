@@ -17,7 +17,15 @@ from include.paths import PROJECT_ROOT
 
 DOCKER = PROJECT_ROOT / "docker"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)(?:\[[^\]]*\])?==(\S+)")
-SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "CAMPAIGN_TOKEN_PEPPER", "SLACK_BOT_TOKEN")
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "AIRFLOW_DB_PASSWORD",
+    "CAMPAIGN_DB_PASSWORD",
+    "AIRFLOW_FERNET_KEY",
+    "AIRFLOW_JWT_SECRET",
+    "CAMPAIGN_TOKEN_PEPPER",
+    "SLACK_BOT_TOKEN",
+)
 
 
 def _name(name: str) -> str:
@@ -101,17 +109,15 @@ def test_compose_puts_both_stores_on_postgres_and_celery_on_redis(compose):
     for name in ("api-server", "scheduler", "worker"):
         env = compose["services"][name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-        assert re.match(r"postgresql\+psycopg2://campaign:\$\{POSTGRES_PASSWORD:\?[^}]*\}@postgres:5432/airflow$",
+        assert re.match(r"postgresql\+psycopg2://airflow:\$\{AIRFLOW_DB_PASSWORD:\?[^}]*\}@postgres:5432/airflow$",
                         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])  # fmt: skip
-        assert re.match(r"postgresql\+psycopg://campaign:\$\{POSTGRES_PASSWORD:\?[^}]*\}@postgres:5432/campaign$",
+        assert re.match(r"postgresql\+psycopg://campaign:\$\{CAMPAIGN_DB_PASSWORD:\?[^}]*\}@postgres:5432/campaign$",
                         env["CAMPAIGN_DB_URL"])  # fmt: skip
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://api-server:8080/execution/"
-    init = (DOCKER / "postgres-init.sql").read_text(encoding="utf-8")
-    assert "CREATE DATABASE campaign" in init
-    assert (
-        "./postgres-init.sql:/docker-entrypoint-initdb.d/campaign.sql:ro" in compose["services"]["postgres"]["volumes"]
-    )
+    init = (DOCKER / "postgres-init.sh").read_text(encoding="utf-8")
+    assert "CREATE DATABASE campaign OWNER campaign" in init and "NOSUPERUSER" in init
+    assert "./postgres-init.sh:/docker-entrypoint-initdb.d/roles.sh:ro" in compose["services"]["postgres"]["volumes"]
 
 
 def test_secrets_come_only_from_the_environment(compose):

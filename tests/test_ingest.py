@@ -256,7 +256,8 @@ def test_same_bytes_twice_change_nothing_and_a_new_file_replaces_the_old(
     new_version, _ = state()
     assert new_version != version
     assert records.scan(CAMPAIGN, FORM, "households").collect().height == keep - 1
-    assert not (records.unit_dir(CAMPAIGN, FORM, UNIT) / version).exists(), "the replaced version is removed"
+    # the replaced version is kept (superseded) for readers that pinned it; removed later (records.prune)
+    assert (records.unit_dir(CAMPAIGN, FORM, UNIT) / version).is_dir() and version != new_version
     # members of the five removed households are rejected by name, the others stored
     orphans = [r for r in replaced["rejected_rows"] if r["sheet"] == "家庭成员"]
     assert orphans and all("「户」表中没有这一户" in r["message"] for r in orphans)
@@ -501,7 +502,7 @@ REFUSALS = [
     ("old_version", _old_version, "模板是第0版，现行是第1版"),
     ("no_marker", _no_marker, "不是本系统下发的模板"),
     ("missing_column", _missing_column, "缺少列：A6 民族"),
-    ("renamed_column", _renamed_column, "无法识别的列：民族（汉族填汉）"),
+    ("renamed_column", _renamed_column, "无法识别的列：G 列「民族（汉…」"),  # a header echoed as a masked prefix
     ("merged", _merged, "C3:C4 是合并单元格"),
     ("formula", _formula, "AB3 单元格含有公式"),
     ("number_id", _number_id, "E3 单元格（A4 居民身份证(残疾人证)号码）被 Excel 存成了数字（显示为 3.70102E+17）"),

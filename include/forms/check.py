@@ -20,7 +20,7 @@ import polars as pl
 
 from include.forms.spec import YES_NO, FieldSpec, FormSpec, SheetSpec
 from include.forms.workbook import Workbook, _header_key, read_workbook
-from include.masking import mask_value
+from include.masking import mask_value, redact
 
 ROW = "_row"
 FULLWIDTH = [chr(c) for c in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B))] + ["\u3000"]
@@ -298,13 +298,15 @@ def _row_errors(form: FormSpec, sheet: SheetSpec, bad: pl.DataFrame, fields: dic
     ordered = bad.sort([ROW, pl.col("key").replace_strict(order, return_dtype=pl.Int64)])
     for row, key, message, raw in ordered.iter_rows():
         f = fields[key]
+        value = mask_value(f.type, raw)  # masked by the field's type, and any number in another column too:
+        # an ID pasted into a 是/否 column, a phone in an address (columns shifted) is still an ID, a phone
         out.append(
             RowError(
                 sheet=sheet.name,
                 cell=f"{_column_letter(order[key])}{row}",
                 field=f.header,
-                value=mask_value(f.type, raw),
-                message=f"{f.header}：{message}",
+                value=redact(value) if isinstance(value, str) else value,
+                message=redact(f"{f.header}：{message}"),
             )
         )
     return out

@@ -55,8 +55,20 @@ def max_upload_bytes() -> int:
     return int(os.environ.get("CAMPAIGN_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024)))
 
 
+# Measured by bench/upload_limits.py: one ingest holds about 4.9 bytes of memory per byte of unpacked XML.
+MEMORY_PER_UNPACKED_BYTE = 5
+
+
+def upload_memory_budget() -> int:
+    """The memory one upload may take (``CAMPAIGN_UPLOAD_MEMORY_BYTES``, default 1.5 GiB); at most
+    ``CAMPAIGN_MAX_CONCURRENT_INGESTS`` uploads are read at once per process."""
+    return int(os.environ.get("CAMPAIGN_UPLOAD_MEMORY_BYTES", str(3 * 512 * 1024 * 1024)))
+
+
 def max_unpacked_bytes() -> int:
-    return int(os.environ.get("CAMPAIGN_MAX_UNPACKED_BYTES", str(2 * 1024 * 1024 * 1024)))
+    """The largest unpacked workbook read: set explicitly, or what the memory budget allows."""
+    explicit = os.environ.get("CAMPAIGN_MAX_UNPACKED_BYTES")
+    return int(explicit) if explicit else upload_memory_budget() // MEMORY_PER_UNPACKED_BYTE
 
 
 class Refused(Exception):
@@ -122,7 +134,11 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         if info.file_size > RATIO_FLOOR_BYTES and ratio > MAX_RATIO:
             raise Refused("zip_bomb", f"文件中的 {info.filename} 压缩比异常（{ratio:.0f}:1），疑似恶意文件，已拒收。")
     if total > limit:
-        raise Refused("zip_bomb", f"文件解压后 {_mb(total)}，超过上限 {_mb(limit)}，疑似恶意文件，已拒收。")
+        raise Refused(
+            "zip_bomb",
+            f"文件解压后 {_mb(total)}，超过单个文件的上限 {_mb(limit)}（按服务器内存预算），已拒收。"
+            "请按乡镇或村拆分后分别上传；如确为正常文件，请联系运维人员。",
+        )
     return archive
 
 

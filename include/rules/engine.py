@@ -95,16 +95,35 @@ SQL_TYPES = {
 }
 
 
-def _views(connection: duckdb.DuckDBPyConnection, calendar: Calendar, units: list[str] | None) -> set[str]:
-    """A view ``"<form>/<sheet>"`` (``"2020-2/households"``) per sheet of every form, over its Parquet files in force.
+Pins = dict[str, dict[str, str]]  # form → unit → the version a run reads (include/records.py: ``pin``)
+
+
+def pin_forms(calendar: Calendar, units: list[str] | None = None) -> Pins:
+    """The versions in force of every form's units, read once at the start of a run.
+
+    A run reads every sheet of a form through its pin: one version of each unit, whatever the unit
+    uploads meanwhile (the records store keeps superseded versions for its readers).
+    """
+    return {form_id: records.pin(calendar.id, form_id, units) for form_id in all_forms()}
+
+
+def _views(
+    connection: duckdb.DuckDBPyConnection, calendar: Calendar, units: list[str] | None, pins: Pins | None = None
+) -> set[str]:
+    """A view ``"<form>/<sheet>"`` (``"2020-2/households"``) per sheet of every form, over its Parquet files
+    of the versions pinned (``pins``; by default those in force when the run starts).
 
     Each view has the spec's columns: a sheet with no file gets an empty view typed from the spec, and a
     column an older upload lacks is NULL, so that every rule runs on what is stored, and a rule that
     counts across forms (the monitoring scale) runs whichever of them are stored. Returns the forms stored.
     """
+    pins = pin_forms(calendar, units) if pins is None else pins
     stored_forms = set()
     for form in all_forms().values():
-        stored = {sheet.id: records.sheet_files(calendar.id, form.id, sheet.id, units) for sheet in form.sheets}
+        pinned = pins.get(form.id, {})
+        stored = {
+            sheet.id: records.sheet_files(calendar.id, form.id, sheet.id, units, pinned=pinned) for sheet in form.sheets
+        }
         if any(stored.values()):
             stored_forms.add(form.id)
         for sheet, files in stored.items():
@@ -149,12 +168,19 @@ def _parameters(calendar: Calendar, at: dt.datetime, rule: Rule, sql: str) -> di
 
 
 def run_rules(
-    calendar: Calendar, at: dt.datetime, units: list[str] | None = None, rules: tuple[Rule, ...] = RULES
+    calendar: Calendar,
+    at: dt.datetime,
+    units: list[str] | None = None,
+    rules: tuple[Rule, ...] = RULES,
+    pins: Pins | None = None,
 ) -> pl.DataFrame:
-    """Every problem the catalog finds in the campaign's records (one unit's or all): one row each."""
+    """Every problem the catalog finds in the campaign's records (one unit's or all): one row each.
+
+    The records read are those of ``pins`` (``pin_forms``), by default those in force when the run starts.
+    """
     frames = []
     with duckdb.connect() as connection:
-        stored = _views(connection, calendar, units)
+        stored = _views(connection, calendar, units, pins)
         if any("regions" in rule.sql for rule in rules):
             connection.execute(
                 "CREATE OR REPLACE TEMP TABLE regions AS SELECT unnest($codes) AS code",
@@ -199,11 +225,12 @@ def run_rules(
     return pl.concat(frames).sort(["unit", "household", "rule", "person"], nulls_last=True)
 
 
-def household_context(calendar: Calendar, units: list[str] | None = None) -> pl.DataFrame:
-    """Per household: unit, household, county (as entered) and the head's name, for the problem lists."""
+def household_context(calendar: Calendar, units: list[str] | None = None, pins: Pins | None = None) -> pl.DataFrame:
+    """Per household: unit, household, county (as entered) and the head's name, for the problem lists
+    (of the records of ``pins``, as ``run_rules``)."""
     frames = []
     with duckdb.connect() as connection:
-        stored = _views(connection, calendar, units)
+        stored = _views(connection, calendar, units, pins)
         for form_id in calendar.forms:
             form = get_form(form_id)
             roles = roles_of(form).columns

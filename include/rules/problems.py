@@ -22,7 +22,7 @@ import polars as pl
 
 from include import paths, records
 from include.calendar import Calendar
-from include.rules.engine import household_context, run_rules
+from include.rules.engine import household_context, pin_forms, run_rules
 from include.rules.stages import STAGES
 from include.timeutil import local_iso
 
@@ -104,8 +104,9 @@ class ValidationRun:
 def find_problems(calendar: Calendar, at: dt.datetime) -> pl.DataFrame:
     """The catalog over every unit's data (some rules look across units), with each household's
     county and head's name: one row per problem, before any status."""
-    found = run_rules(calendar, at)
-    return found.join(household_context(calendar), on=["unit", "household"], how="left")
+    pins = pin_forms(calendar)  # the rules and the households' context read the same versions
+    found = run_rules(calendar, at, pins=pins)
+    return found.join(household_context(calendar, pins=pins), on=["unit", "household"], how="left")
 
 
 def finish_unit(calendar: Calendar, stage: str, at: dt.datetime, unit: str, found: pl.DataFrame) -> pl.DataFrame:

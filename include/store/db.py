@@ -68,3 +68,34 @@ def upgrade(url: str | None = None) -> str:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), "head")
     return url
+
+
+class StoreNotReady(RuntimeError):
+    """The store has not been migrated to this version of the code; the message says what to run."""
+
+
+def open_store(url: str | None = None) -> Engine:
+    """The campaign store, ready for use, for the command line and the tasks.
+
+    A local run's SQLite file (``CAMPAIGN_LOCAL_RUN=1``) is created and migrated on first use, so a newcomer
+    needs no extra step. Any other store (PostgreSQL in production) is never migrated as a side effect: it must
+    be at the code's migration already (``campaign db upgrade``, run by compose's ``init`` service), or this
+    refuses with what to run.
+    """
+    url = url or database_url()
+    if url.startswith("sqlite:") and os.environ.get("CAMPAIGN_LOCAL_RUN") == "1":
+        return make_engine(upgrade(url))
+    engine = make_engine(url)
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        engine.dispose()
+        raise StoreNotReady(
+            f"战役状态库的版本（{current or '未初始化'}）与程序（{head}）不一致。"
+            "请由运维人员先运行 `campaign db upgrade`（部署时由 init 服务执行），再重试。"
+        )
+    return engine

@@ -124,7 +124,7 @@ def test_over_long_ids_are_422_not_500_and_not_echoed(door, length):
 
 def test_uploads_need_a_token_before_the_body_is_read(served):
     """300 MB announced without a token: the answer 401 comes before the client has sent 1 MB."""
-    door, port = served
+    _door, port = served
     boundary = "campaignboundary"
     head = (
         f"POST /api/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
@@ -172,7 +172,7 @@ def test_a_streamed_body_is_cut_off_at_the_limit_and_nothing_is_kept(served, mon
         return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
     body = chunk(start) + b"".join(chunk(b"x" * 65536) for _ in range(40))  # 2.5 MB
-    status, sent = _send_until_answered(port, head, body, len(body))
+    status, _ = _send_until_answered(port, head, body, len(body))
     assert status == 413
     kept = [path for path in (campaign_home() / "uploads").rglob("*") if path.is_file()]
     assert kept == [] and reports(door.engine) == []

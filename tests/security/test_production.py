@@ -1,0 +1,29 @@
+"""Production (finding 7): nothing migrates a production store as a side effect of another command."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, inspect
+
+from include.store.db import upgrade
+
+
+def test_a_command_never_migrates_a_store_it_was_not_asked_to(run_cli, tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'production.db'}"
+    monkeypatch.setenv("CAMPAIGN_DB_URL", url)
+    monkeypatch.delenv("CAMPAIGN_LOCAL_RUN")
+    monkeypatch.setenv("CAMPAIGN_TOKEN_PEPPER", "a-production-pepper-of-enough-length-0123456789")
+    code, _, err = run_cli("status", "--campaign", "2020-shandong", "--at", "2020-11-20T10:00+08:00")
+    assert code == 2 and "campaign db upgrade" in err and "未初始化" in err
+    assert inspect(create_engine(url)).get_table_names() == []  # not a table made behind the operator's back
+    code, _, err = run_cli("db", "upgrade")
+    assert code == 0, err
+    code, out, err = run_cli("status", "--campaign", "2020-shandong", "--at", "2020-11-20T10:00+08:00")
+    assert code == 0 and "济南市" in out, err
+
+
+def test_a_local_run_creates_its_sqlite_store_on_first_use(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMPAIGN_DB_URL", f"sqlite:///{tmp_path / 'local.db'}")
+    code, out, err = run_cli("status", "--campaign", "2020-shandong", "--at", "2020-11-20T10:00+08:00")
+    assert code == 0 and "济南市" in out, err
+    assert "tokens" in inspect(create_engine(f"sqlite:///{tmp_path / 'local.db'}")).get_table_names()
+    assert upgrade(f"sqlite:///{tmp_path / 'local.db'}")  # already at head: a no-op
