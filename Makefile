@@ -1,4 +1,4 @@
-.PHONY: help install start test lint cluster bench bench-ingest bench-rules bench-reminders
+.PHONY: help install start test lint cluster bench bench-ingest bench-rules bench-reminders bench-limits
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,3 +29,6 @@ bench-rules:  ## the rule catalog over 1,000,000 households against pandera
 
 bench-reminders:  ## 3,000 reminders through the outbox to a fake Slack limited per channel
 	scripts/bootstrap && .venv/bin/python bench/reminders.py $(ARGS)
+
+bench-limits:  ## bytes read before a refusal and memory per upload, against FastAPI's form parsing
+	scripts/bootstrap && .venv/bin/python bench/upload_limits.py $(ARGS)
