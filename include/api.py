@@ -334,9 +334,15 @@ def _reader_or_page(request: Request, token: str | None, authorization: str | No
     return who if who is not None else HTMLResponse(ASK_FOR_LINK_PAGE, status_code=401)
 
 
-def _page_calendar(campaign: str, who: Credential) -> Calendar | HTMLResponse:
+def _page_context(
+    request: Request, campaign: str, token: str | None, authorization: str | None
+) -> tuple[Credential, Calendar] | Response:
+    """The reader and the campaign of a page, or the page that says why not (a link to exchange, 401, 404)."""
+    who = _reader_or_page(request, token, authorization)
+    if isinstance(who, Response):
+        return who
     try:
-        return calendar_for(campaign, who)
+        return who, calendar_for(campaign, who)
     except HTTPException as exc:
         return HTMLResponse(f"<p>{escape(exc.detail['message'])}</p>", status_code=exc.status_code)
 
@@ -365,12 +371,10 @@ def progress_page(
     from include.progress import progress_report
     from include.progress_page import progress_html
 
-    who = _reader_or_page(request, token, authorization)
-    if isinstance(who, Response):
-        return who
-    calendar = _page_calendar(campaign, who)
-    if isinstance(calendar, Response):
-        return calendar
+    context = _page_context(request, campaign, token, authorization)
+    if isinstance(context, Response):
+        return context
+    who, calendar = context
     report = progress_report(_engine(request), calendar, _now(request))
     if not who.is_province:
         report["units"] = [unit for unit in report["units"] if unit["unit"] == who.unit]
@@ -388,12 +392,10 @@ def unit_page(
     from include.progress import progress_report
     from include.progress_page import unit_html
 
-    who = _reader_or_page(request, token, authorization)
-    if isinstance(who, Response):
-        return who
-    calendar = _page_calendar(campaign, who)
-    if isinstance(calendar, Response):
-        return calendar
+    context = _page_context(request, campaign, token, authorization)
+    if isinstance(context, Response):
+        return context
+    who, calendar = context
     if not who.is_province and who.unit != unit:
         return HTMLResponse(f"<p>此令牌只能查看单位 {escape(who.unit)} 的进度。</p>", status_code=403)
     report = progress_report(_engine(request), calendar, _now(request))
