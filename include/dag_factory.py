@@ -24,7 +24,7 @@ from airflow.sdk import DAG, TaskGroup
 from include.calendar import Calendar, CalendarError, read_calendar
 from include.calendar.model import EntryWindow, Milestone, Phase, ReportKind
 from include.calendar.render import calendar_markdown
-from include.gates import GATE_LABEL, ProvinceApproval, ReportGate, poll_seconds
+from include.gates import GATE_LABEL, ProvinceApproval, ReportGate, poll_seconds, province_approvers
 from include.instant_sensor import CalendarInstantSensor
 from include.rules.stages import STAGES
 from include.submissions import door_closes
@@ -109,6 +109,7 @@ def approval_tasks(calendar: Calendar, window: EntryWindow) -> list[Any]:
             gives_up_at=window.closes,
             poll=poll_seconds(calendar.ends - calendar.starts),
             subject="批准开通数据录入功能？",
+            assigned_users=province_approvers(),
             map_index_template=GATE_LABEL,
             **GATE_RETRY,
         ).expand(unit=calendar.reporters_of(application))

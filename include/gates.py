@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -145,6 +146,21 @@ class ReportGate(BaseOperator):
         context["gate_label"] = f"{name} · {'逾期' if late else '按时'}"
         self.log.info("%s：%s 收到，%s", name, local_text(received), "逾期" if late else "按时")
         return "late" if late else "on_time"
+
+
+def province_approvers() -> list[dict[str, str]] | None:
+    """The province officers who may answer an application, from ``CAMPAIGN_APPROVERS`` ("id:name,id:name", the id
+    as the auth manager knows the user: the FAB auth manager's user id, shown by `airflow users list`). Airflow
+    then lets only them answer; unset (a local run), anyone who may use the UI can."""
+    listed = os.environ.get("CAMPAIGN_APPROVERS", "").strip()
+    if not listed:
+        return None
+    approvers = []
+    for item in listed.split(","):
+        user_id, _, name = item.strip().partition(":")
+        if user_id:
+            approvers.append({"id": user_id.strip(), "name": (name or user_id).strip()})
+    return approvers or None
 
 
 class ProvinceApproval(ApprovalOperator):

@@ -25,6 +25,7 @@ SECRETS = (
     "AIRFLOW_JWT_SECRET",
     "CAMPAIGN_TOKEN_PEPPER",
     "SLACK_BOT_TOKEN",
+    "CAMPAIGN_APPROVERS",  # not a secret, but the deployment's own: who may approve
 )
 
 
@@ -95,6 +96,7 @@ def test_compose_runs_every_airflow_component_with_a_health_check(compose):
     assert commands["dag-processor"] == "airflow dag-processor" and commands["triggerer"] == "airflow triggerer"
     assert commands["worker"] == "airflow celery worker"
     assert "airflow db migrate" in commands["init"] and "campaign db upgrade" in commands["init"]
+    assert "airflow fab-db migrate" in commands["init"]
     for name in ("api-server", "scheduler", "dag-processor", "triggerer", "worker"):
         service = services[name]
         assert service["build"]["dockerfile"] == "docker/Dockerfile" and service["restart"] == "always"
@@ -128,6 +130,9 @@ def test_secrets_come_only_from_the_environment(compose):
     for key in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "CAMPAIGN_TOKEN_PEPPER"):
         assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", env[key]), f"{key} must be required from the environment"
     assert env["SLACK_BOT_TOKEN"] == "${SLACK_BOT_TOKEN:-}"  # optional: without it reminders go to the sink
+    # Named users (the FAB auth manager), and the approvals assigned to the province's officers.
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("fab_auth_manager.FabAuthManager")
+    assert re.fullmatch(r"\$\{CAMPAIGN_APPROVERS:\?[^}]+\}", env["CAMPAIGN_APPROVERS"])
     example = (DOCKER / "env.example").read_text(encoding="utf-8")
     assert {line.split("=")[0] for line in example.splitlines() if re.match(r"[A-Z_]+=", line)} == set(SECRETS)
     assert all(line.endswith("=") for line in example.splitlines() if re.match(r"[A-Z_]+=", line)), "no values"

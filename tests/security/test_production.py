@@ -27,3 +27,15 @@ def test_a_local_run_creates_its_sqlite_store_on_first_use(run_cli, tmp_path, mo
     assert code == 0 and "济南市" in out, err
     assert "tokens" in inspect(create_engine(f"sqlite:///{tmp_path / 'local.db'}")).get_table_names()
     assert upgrade(f"sqlite:///{tmp_path / 'local.db'}")  # already at head: a no-op
+
+
+def test_only_the_listed_province_officers_may_answer_an_application(monkeypatch):
+    """Seed 002: the province opens each city's entry function; the deployment names who decides
+    (``CAMPAIGN_APPROVERS``), so that a shared login cannot approve and every decision has a name."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("CAMPAIGN_APPROVERS", "2:张处长,3:李科长")
+    approve = DagBag(str(ROOT / "dags")).dags["2017-shanxi"].get_task("entry.approve_entry")
+    assert approve.partial_kwargs["assigned_users"] == [{"id": "2", "name": "张处长"}, {"id": "3", "name": "李科长"}]
