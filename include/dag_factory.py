@@ -23,6 +23,7 @@ from airflow.sdk import DAG, TaskGroup
 
 from include.calendar import Calendar, CalendarError, read_calendar
 from include.calendar.model import EntryWindow, Milestone, Phase, ReportKind
+from include.calendar.registry import check_id_matches_file
 from include.calendar.render import calendar_markdown
 from include.gates import GATE_LABEL, ProvinceApproval, ReportGate, poll_seconds, province_approvers
 from include.instant_sensor import CalendarInstantSensor
@@ -256,6 +257,7 @@ def build_all(files: list[Path]) -> dict[str, DAG]:
     for file in files:
         try:
             calendar = read_calendar(file)
+            check_id_matches_file(calendar, file)  # a file named otherwise never stands in for a campaign
         except CalendarError as exc:
             log.error("%s", exc)
             dag = build_error_dag(file, exc)

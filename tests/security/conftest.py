@@ -5,9 +5,11 @@ Seed 000: "11月30日24时前，县、乡扶贫部门完成全部数据录入和
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import uvicorn
@@ -65,18 +67,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def served(door):
-    """The same app behind a real uvicorn on 127.0.0.1 (the api-server's server), for behaviour that depends on
-    how a server reads a body."""
+@contextlib.contextmanager
+def serving(app) -> Iterator[int]:
+    """``app`` behind a real uvicorn on 127.0.0.1 (the api-server's server); yields its port."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(door.app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield door, port
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def served(door):
+    """The door's app behind a real uvicorn, for behaviour that depends on how a server reads a body."""
+    with serving(door.app) as port:
+        yield door, port

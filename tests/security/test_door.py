@@ -5,11 +5,13 @@ The 24:00 closing of seed 000 ("12月31日24时关闭信息系统。") must hold
 
 from __future__ import annotations
 
+import random
 import re
 import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -20,7 +22,7 @@ from include.store.models import AuditEntry, Report, Token
 from include.timeutil import parse_instant
 from include.tokens import issue_token, verify_token
 
-from .conftest import JINAN, QINGDAO
+from .conftest import JINAN, QINGDAO, serving
 
 AFTER_CLOSE = "2021-02-01T10:00+08:00"  # a month after the system closed at 2020-12-31 24:00
 
@@ -321,3 +323,84 @@ def test_the_cli_takes_a_long_unit_without_a_database_error(run_cli, tmp_path: P
         "--milestone", "completion_report", "--at", "2020-11-20T10:00+08:00",
     )  # fmt: skip
     assert code == 2 and "没有单位" in err and len(err) < 400
+
+
+def test_a_calendar_file_named_otherwise_never_replaces_a_campaign_dag(tmp_path, monkeypatch):
+    """A copy of 2020-shandong with the closing a year later, saved as another name: its DAG would have replaced the
+    real campaign's (same dag_id); it is an error DAG instead, and the real campaign's closing stands."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    home = tmp_path / "elsewhere"
+    (home / "campaigns").mkdir(parents=True)
+    text = (CONFIG_CAMPAIGNS / "2020-shandong.yaml").read_text(encoding="utf-8")
+    (home / "campaigns" / "zz-later.yaml").write_text(text.replace("2020-12-31T24:00", "2021-12-31T24:00"), "utf-8")
+    monkeypatch.setenv("CAMPAIGN_HOME", str(home))
+    bag = DagBag(str(ROOT / "dags"))
+    assert "calendar-error-zz-later" in bag.dag_ids
+    assert "编号“2020-shandong”与文件名“zz-later”不一致" in bag.dags["calendar-error-zz-later"].doc_md
+    close = bag.dags["2020-shandong"].get_task("system_close")
+    assert str(close.target_time) == "2020-12-31T16:00:00+00:00"  # 12月31日24时, Beijing time
+
+
+def test_the_cli_names_campaigns_by_id_not_by_path(run_cli, tmp_path):
+    planted = tmp_path / "planted.yaml"
+    planted.write_text((CONFIG_CAMPAIGNS / "2020-shandong.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    code, _, err = run_cli(
+        "report", "submit", "--campaign", str(planted), "--unit", JINAN, "--milestone", "completion_report",
+        "--at", AFTER_CLOSE,
+    )  # fmt: skip
+    assert code == 2 and "找不到日历" in err
+
+
+def test_a_server_reads_at_most_its_number_of_workbooks_at_once(door, monkeypatch):
+    """One upload holds the only slot (its body still coming); the next is told to come back, nothing kept."""
+    monkeypatch.setenv("CAMPAIGN_MAX_CONCURRENT_INGESTS", "1")
+    app = create_app(clock=door.clock, database_url=door.url)
+    with serving(app) as port:
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+        slow.sendall(
+            (
+                "POST /api/workbooks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                f"Authorization: Bearer {door.tokens[JINAN]}\r\nContent-Length: 1000000\r\n\r\n--b\r\n"
+            ).encode()
+        )
+        time.sleep(0.5)
+        second = httpx.post(
+            f"http://127.0.0.1:{port}/api/workbooks",
+            headers=door.auth(QINGDAO),
+            data={"campaign": "2020-shandong", "unit": QINGDAO},
+            files={"file": ("青岛市附件1.xlsx", b"PK", "application/octet-stream")},
+            timeout=10,
+        )
+        slow.close()
+    assert second.status_code == 503 and second.headers["retry-after"] == "60"
+    assert "请 1 分钟后重试" in second.json()["message"]
+
+
+def test_a_workbook_past_the_memory_budget_is_refused_unread(door, monkeypatch, tmp_path):
+    """A workbook within the 100 MB upload limit whose sheets unpack past what the memory budget allows."""
+    import zipfile
+
+    monkeypatch.setenv("CAMPAIGN_UPLOAD_MEMORY_BYTES", str(5 * 1024 * 1024))  # 1 MB unpacked at 4.9x
+    bomb = tmp_path / "济南市附件1.xlsx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        noise = random.Random(2020).randbytes(1_500_000).hex()  # compresses 2:1, no ratio alarm
+        archive.writestr("xl/worksheets/sheet1.xml", f"<sheetData><row><c><v>{noise}</v></c></row></sheetData>")
+    assert bomb.stat().st_size < 2 * 1024 * 1024  # far inside the 100 MB upload limit
+    door.client.post(
+        "/api/reports",
+        headers=door.auth(),
+        data={"campaign": "2020-shandong", "unit": JINAN, "milestone": "completion_report"},
+    )
+    response = door.client.post(
+        "/api/workbooks",
+        headers=door.auth(),
+        data={"campaign": "2020-shandong", "unit": JINAN},
+        files={"file": (bomb.name, bomb.read_bytes(), "application/octet-stream")},
+    )
+    assert response.status_code == 422 and response.json()["error"] == "zip_bomb"
+    assert "内存预算" in response.json()["message"]
