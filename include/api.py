@@ -13,13 +13,14 @@ pattern before use; replies never carry server paths, stack traces or a calendar
 message that may echo a value is masked (include/masking.py). The clock is a parameter of the app.
 """
 
+import contextlib
 import datetime as dt
 import io
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from html import escape
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -80,6 +81,27 @@ ASK_FOR_LINK_PAGE = (
     "<p>查看进度需要令牌：请打开省级办公室发给本单位的链接（带 ?token=…），或联系省级办公室签发。"
     "链接已过期或已吊销时，请联系省级办公室重新签发。</p></body></html>"
 )
+
+
+LINK_CAN_SUBMIT_PAGE = (
+    '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>令牌不能用于链接</title></head><body>'
+    "<p>这个令牌可以报送数据，不能放在网址里（网址会留在浏览历史和日志中）。请使用省级办公室签发的只读链接"
+    "（campaign tokens issue --kind read）；如报送令牌已随链接转发，请联系省级办公室吊销并重新签发。</p></body></html>"
+)
+
+
+class _TokenFreeAccessLog(logging.Filter):
+    """The server's access log never keeps a link's token: ``token=…`` in a logged address is masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1***", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])token=)[^&\s]*")
 
 
 class _SecurityHeaders:
@@ -165,9 +187,10 @@ router = APIRouter()
 @router.post("/api/reports", status_code=201)
 async def submit(request: Request, who: Submitter) -> JSONResponse:
     """Submit a report (multipart form: campaign, unit, milestone, optional file)."""
-    received = await receive(
-        request, fields=("campaign", "unit", "milestone"), file_field="file", limit=max_report_bytes()
-    )
+    with request.app.state.uploads.hold(who):
+        received = await receive(
+            request, fields=("campaign", "unit", "milestone"), file_field="file", limit=max_report_bytes()
+        )
     try:
         campaign, unit, milestone = (
             checked(name, received.fields.get(name)) for name in ("campaign", "unit", "milestone")
@@ -187,7 +210,8 @@ async def submit(request: Request, who: Submitter) -> JSONResponse:
                 )
             )
         except Refused as refused:
-            raise _error(refused.http_status, refused.reason, refused.message) from None
+            retry = {"Retry-After": "5"} if refused.http_status == 503 else None
+            raise _error(refused.http_status, refused.reason, refused.message, retry) from None
     finally:
         received.discard()
     return JSONResponse(result.as_json(), status_code=200 if result.outcome == "duplicate" else 201)
@@ -218,6 +242,35 @@ def max_concurrent_ingests() -> int:
     return max(1, int(os.environ.get("CAMPAIGN_MAX_CONCURRENT_INGESTS", "2")))
 
 
+UPLOADS_PER_TOKEN = 2
+
+
+class _UploadsInFlight:
+    """Uploads being received per token: one token sends at most ``UPLOADS_PER_TOKEN`` at once, so that a unit
+    cannot hold the server's connections and files with slow bodies (429 beyond)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: dict[int, int] = {}
+
+    @contextlib.contextmanager
+    def hold(self, who: Credential) -> Iterator[None]:
+        with self.lock:
+            if self.counts.get(who.token_id, 0) >= UPLOADS_PER_TOKEN:
+                raise _error(
+                    429,
+                    "too_many_uploads",
+                    f"此令牌已有 {UPLOADS_PER_TOKEN} 个上传正在进行。请等其完成后再上传。",
+                    {"Retry-After": "30"},
+                )
+            self.counts[who.token_id] = self.counts.get(who.token_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.counts[who.token_id] -= 1
+
+
 @router.post("/api/workbooks", status_code=201)
 async def upload_workbook(request: Request, who: Submitter) -> JSONResponse:
     """Upload a unit's filled-in workbook (multipart: campaign, unit, file); same checks as ``campaign ingest``.
@@ -228,25 +281,15 @@ async def upload_workbook(request: Request, who: Submitter) -> JSONResponse:
     """
     from include.forms.workbook import max_upload_bytes
 
-    slots: threading.BoundedSemaphore = request.app.state.ingest_slots
-    if not slots.acquire(blocking=False):
-        raise _error(
-            503,
-            "busy",
-            "服务器正在处理其他单位的工作簿，本次上传未被接收，未作任何更改。请 1 分钟后重试。",
-            {"Retry-After": "60"},
-        )
-    try:
+    with request.app.state.uploads.hold(who):
         received = await receive(request, fields=("campaign", "unit"), file_field="file", limit=max_upload_bytes())
-        try:
-            if received.file_path is None:
-                raise _error(422, "missing_file", "缺少要上传的工作簿（表单字段 file）。")
-            campaign, unit = (checked(name, received.fields.get(name)) for name in ("campaign", "unit"))
-            return await run_in_threadpool(_ingest, request, who, campaign, unit, received.file_path)
-        finally:
-            received.discard()
+    try:
+        if received.file_path is None:
+            raise _error(422, "missing_file", "缺少要上传的工作簿（表单字段 file）。")
+        campaign, unit = (checked(name, received.fields.get(name)) for name in ("campaign", "unit"))
+        return await run_in_threadpool(_ingest, request, who, campaign, unit, received.file_path)
     finally:
-        slots.release()
+        received.discard()
 
 
 def _ingest(request: Request, who: Credential, campaign: str, unit: str, path: os.PathLike) -> JSONResponse:
@@ -257,6 +300,15 @@ def _ingest(request: Request, who: Credential, campaign: str, unit: str, path: o
     _unit_of(calendar, unit)
     if not who.is_province and who.unit != unit:
         raise _error(403, "forbidden", f"此令牌属于单位 {who.unit}，不能替单位 {unit} 上传。")
+    # The memory budget: a slot is taken only now, with the whole file on disk and the request checked.
+    slots: threading.BoundedSemaphore = request.app.state.ingest_slots
+    if not slots.acquire(blocking=False):
+        raise _error(
+            503,
+            "busy",
+            "服务器正在处理其他单位的工作簿，本次上传未被接收，未作任何更改。请 1 分钟后重试。",
+            {"Retry-After": "60"},
+        )
     try:
         result = ingest(_engine(request), calendar, path, unit, _now(request), actor=who.actor)
     except WindowClosed as closed:
@@ -269,6 +321,8 @@ def _ingest(request: Request, who: Credential, campaign: str, unit: str, path: o
             "rejected_rows": [error.as_json() for error in refused.errors],
         }
         raise HTTPException(status_code=status, detail=detail) from None
+    finally:
+        slots.release()
     return JSONResponse(result.as_json(), status_code=201 if result.status == "stored" else 200)
 
 
@@ -312,6 +366,8 @@ def _exchange(request: Request, token: str) -> Response:
     who = verify_token(_engine(request), token, _now(request))
     if who is None:
         return HTMLResponse(ASK_FOR_LINK_PAGE, status_code=401)
+    if who.kind != "read":  # a token that can submit must never sit in an address, a history or a log
+        return HTMLResponse(LINK_CAN_SUBMIT_PAGE, status_code=403)
     value, seconds = session_value(who, _now(request))
     url = request.url.remove_query_params("token")
     response = RedirectResponse(url.path + (f"?{url.query}" if url.query else ""), status_code=303)
@@ -462,6 +518,7 @@ def create_app(clock: Clock = _real_clock, database_url: str | None = None) -> F
     app.state.engine = None
     app.state.lock = threading.Lock()
     app.state.ingest_slots = threading.BoundedSemaphore(max_concurrent_ingests())
+    app.state.uploads = _UploadsInFlight()
     app.include_router(router)
     app.include_router(pages)
     app.add_exception_handler(HTTPException, _chinese_errors)
@@ -470,4 +527,7 @@ def create_app(clock: Clock = _real_clock, database_url: str | None = None) -> F
     app.add_exception_handler(DBAPIError, _store_unavailable)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(_SecurityHeaders)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(item, _TokenFreeAccessLog) for item in access.filters):
+        access.addFilter(_TokenFreeAccessLog())
     return app

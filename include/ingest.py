@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +25,14 @@ from sqlalchemy import Engine
 from include import records
 from include.audit import audit
 from include.calendar import Calendar
-from include.forms.check import RowError, read_and_check
+from include.forms.check import Checked, RowError, read_and_check
 from include.forms.workbook import Refused
+from include.masking import redact
 from include.store.db import session_scope
 from include.timeutil import local_text
 from include.windows import is_open
+
+log = logging.getLogger(__name__)
 
 
 class WindowClosed(Exception):
@@ -97,7 +101,7 @@ def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.dat
         _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{message}")
         raise WindowClosed(message)
     try:
-        checked = read_and_check(path, calendar.forms)
+        checked = _read(path, calendar)
         if checked.accepted_rows == 0:
             if sum(checked.rows.values()) == 0:
                 raise Refused("empty", "文件中没有填写任何数据行。请在模板的数据表中逐行填写后上传。")
@@ -151,6 +155,20 @@ def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.dat
             publication.publish()  # and the commit at the end of this block makes both visible
         # a failed commit propagates through ``publishing``, which puts the previous version back
     return result
+
+
+def _read(path: Path, calendar: Calendar) -> Checked:
+    """The workbook read and checked; a file that breaks the reader in a way no check names (an XML part that is
+    not XML, a bad CRC, an unknown compression, an encrypted entry) is refused like any damaged file, not a 500."""
+    try:
+        return read_and_check(path, calendar.forms)
+    except Refused:
+        raise
+    except Exception as exc:  # the file's fault: what the reader raised goes to the server's log only
+        log.warning("工作簿无法读取（%s）：%s", path.name, redact(repr(exc))[:300])
+        raise Refused(
+            "bad_zip", "文件已损坏或不是 Excel 保存的工作簿，无法读取。请在 Excel 中重新保存为 .xlsx 后上传。"
+        ) from None
 
 
 def _audit(

@@ -40,9 +40,13 @@ def mask_value(field_type: str, value: object) -> object:
     return mask(str(value))
 
 
-# A run of 7 or more digits of any script (full-width and Arabic-Indic too), an ID's final X included, or a
-# phone number written in groups: what an ID, phone or account number looks like inside free text.
-_NUMBER_RUN = re.compile(r"\d{7,}[Xx]?|\d{3}[- ]\d{4}[- ]\d{4}")
+# Digits of any script (full-width and Arabic-Indic too) in groups joined by single separators, an ID's final X
+# included: what an ID, phone or account number looks like inside free text, however it was typed
+# (370102-198001-011234, 138 1234 5678, a370102_198001_011234). Seven digits or more are masked, except a
+# date (2020-11-30, 2020-11-30 24 before ":00"), which is no one's number.
+_SEPARATOR = "-_ \u3000\uff0d\uff3f"  # and their full-width forms: －, ＿, the ideographic space
+_NUMBER_RUN = re.compile(rf"\d(?:[{_SEPARATOR}]?\d)*[XxＸｘ]?")
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}(?: \d{1,2})?")
 
 
 _CODE = re.compile(r"[A-Za-z0-9_*-]{1,32}")
@@ -50,7 +54,9 @@ _CODE = re.compile(r"[A-Za-z0-9_*-]{1,32}")
 
 def _mask_run(match: re.Match[str]) -> str:
     run = match.group(0)
-    digits = re.sub(r"[- ]", "", run)
+    digits = re.sub(f"[{_SEPARATOR}]", "", run)
+    if len(digits.rstrip("XxＸｘ")) < 7 or _DATE.fullmatch(run):
+        return run
     if len(digits) >= 15:
         return mask_id(digits)
     if len(digits) == 11:

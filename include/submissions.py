@@ -12,8 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import random
 import re
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,8 @@ from include.store.models import Report
 from include.timeutil import local_iso, local_text
 from include.windows import lock_unit, try_open
 
+ATTEMPTS = 8  # versions taken by submissions racing this one: read again and retry, then answer busy
+
 
 def max_report_bytes() -> int:
     """The largest report file taken (``CAMPAIGN_MAX_REPORT_BYTES``, default 50 MB)."""
@@ -47,6 +51,7 @@ class Refused(Exception):
         "unknown_unit": 422,
         "unknown_milestone": 422,
         "too_large": 413,
+        "busy": 503,
     }
     EXIT: ClassVar[dict[str, int]] = {"closed": 3}
 
@@ -120,6 +125,8 @@ def _refuse(
     reason: str,
     message: str,
 ) -> Refused:
+    known_units = {item.code for item in calendar.unit_list}
+    known_milestones = {item.id for item in calendar.milestones}
     with session_scope(engine) as session:
         audit(
             session,
@@ -127,8 +134,9 @@ def _refuse(
             action="refused",
             actor=actor.name,
             campaign_id=calendar.id,
-            unit=unit,
-            milestone=milestone,
+            # A value the calendar does not know is the sender's, not a code: kept only masked.
+            unit=unit if unit in known_units else short_masked(unit, 8),
+            milestone=milestone if milestone in known_milestones else short_masked(milestone, 8),
             on_behalf=actor.unit is None,
             detail=f"[{reason}] {message}",
         )
@@ -263,7 +271,9 @@ def submit_report(
     source: Path | bytes | None = content if content is not None else file
     sha = hashlib.sha256(content).hexdigest() if content is not None else _file_digest(file) if file else None
     on_behalf = actor.unit is None
-    for _attempt in range(3):
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not a secret
         stored: Path | None = None
         try:
             with session_scope(engine) as session:
@@ -355,7 +365,18 @@ def submit_report(
             if stored is not None and not _referenced(engine, stored):
                 stored.unlink(missing_ok=True)
             raise
-    raise RuntimeError("并发报送冲突，请稍后重试")
+    if stored is not None and not _referenced(engine, stored):
+        stored.unlink(missing_ok=True)
+    raise _refuse(
+        engine,
+        calendar,
+        unit,
+        milestone.id,
+        actor,
+        at,
+        "busy",
+        f"同一时间{units[unit].name}有多份“{milestone.name}”在报送，本份未能保存，未作任何更改。请稍后重新报送。",
+    )
 
 
 def _open_windows(

@@ -30,6 +30,7 @@ from include.store.models import Token
 PROVINCE = "province"
 KINDS = ("read", "submit", "office")
 _DEV_PEPPER = "campaign-local-development-pepper"
+MIN_PEPPER = 32
 DEFAULT_LIFETIME = dt.timedelta(days=365)
 SESSION_LIFETIME = dt.timedelta(hours=12)
 
@@ -53,6 +54,11 @@ def peppers() -> list[str]:
                 "`openssl rand -hex 32`），否则令牌将以公开的开发密钥保存。本地试运行请设置 CAMPAIGN_LOCAL_RUN=1。"
             )
         current = _DEV_PEPPER
+    elif len(current) < MIN_PEPPER and not is_local_run():
+        raise TokenConfigError(
+            f"令牌密钥 CAMPAIGN_TOKEN_PEPPER 过短（{len(current)} 个字符）：生产环境至少 {MIN_PEPPER} 个随机字符，"
+            "如 `openssl rand -hex 32`。"
+        )
     return [current, previous] if previous and previous != current else [current]
 
 
@@ -201,7 +207,7 @@ def verify_session(engine: Engine, value: str, at: dt.datetime) -> Credential | 
     if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(value) > 200:
         return None
     expected = hmac.new(_session_key(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, parts[2]) or at.timestamp() >= int(parts[1]):
+    if not hmac.compare_digest(expected.encode(), parts[2].encode()) or at.timestamp() >= int(parts[1]):
         return None
     with session_scope(engine) as session:
         row = session.get(Token, int(parts[0]))

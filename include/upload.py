@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 import unicodedata
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
 
 from include import paths
 
 FIELD_LIMIT = 1024  # bytes of one text field (a campaign id, a unit code, a milestone id)
 OVERHEAD = 64 * 1024  # multipart boundaries and part headers around the file
-MAX_FILE_NAME = 200
+MAX_FILE_NAME = 200  # characters, and at most MAX_FILE_NAME_BYTES in UTF-8 (a file system's 255 less room)
+MAX_FILE_NAME_BYTES = 240
+IDLE_SECONDS = 15.0  # a body that sends nothing for this long is cut off (slowloris)
+MIN_RATE = 8 * 1024  # bytes per second, on average after the first GRACE_SECONDS
+GRACE_SECONDS = 30.0
 
 
 class UploadRefused(Exception):
@@ -69,7 +75,13 @@ def check_declared_length(request: Request, limit: int) -> None:
 def safe_file_name(raw: str) -> str:
     """The name a file was sent with, as a plain file name; a name that cannot be one is refused (422)."""
     name = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1].strip()
-    if not name or name in (".", "..") or any(not ch.isprintable() for ch in name) or len(name) > MAX_FILE_NAME:
+    if (
+        not name
+        or name in (".", "..")
+        or any(not ch.isprintable() for ch in name)
+        or len(name) > MAX_FILE_NAME
+        or len(name.encode("utf-8")) > MAX_FILE_NAME_BYTES
+    ):
         raise UploadRefused(
             422,
             "bad_file_name",
@@ -78,9 +90,29 @@ def safe_file_name(raw: str) -> str:
     return name
 
 
+async def _chunks(request: Request) -> AsyncIterator[bytes]:
+    """The body's chunks, cut off when it stalls (nothing for IDLE_SECONDS) or trickles (under MIN_RATE on average
+    after GRACE_SECONDS): a slow client holds no connection, file or slot for long."""
+    started, received = time.monotonic(), 0
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            with anyio.fail_after(IDLE_SECONDS):
+                chunk = await stream.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadRefused(408, "too_slow", "上传中断（长时间没有收到数据）。请检查网络后重新上传。") from None
+        received += len(chunk)
+        elapsed = time.monotonic() - started
+        if elapsed > GRACE_SECONDS and received < MIN_RATE * elapsed:
+            raise UploadRefused(408, "too_slow", "上传速度过慢，已中断。请在网络较好时重新上传，或拆分文件。")
+        yield chunk
+
+
 async def _receive_urlencoded(request: Request, fields: tuple[str, ...]) -> Received:
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in _chunks(request):
         body += chunk
         if len(body) > FIELD_LIMIT * (len(fields) + 1):
             raise UploadRefused(422, "field_too_long", f"表单字段过长（每项不超过 {FIELD_LIMIT} 字节）。")
@@ -160,20 +192,18 @@ async def receive(request: Request, *, fields: tuple[str, ...], file_field: str,
     def on_part_begin() -> None:
         state["headers"] = {}
 
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-        },
-    )
+    callbacks = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
     total = 0
     try:
-        async for chunk in request.stream():
+        parser = MultipartParser(boundary, callbacks)
+        async for chunk in _chunks(request):
             total += len(chunk)
             if total > limit + OVERHEAD:
                 raise too_large(limit)
@@ -188,6 +218,8 @@ async def receive(request: Request, *, fields: tuple[str, ...], file_field: str,
                 pending.clear()
                 await anyio.to_thread.run_sync(out.write, blob)
         parser.finalize()
+        if parser.state != MultipartState.END or ("file" in state and not state.get("file_done")):
+            raise UploadRefused(400, "incomplete", "上传不完整（请求在文件传完之前结束）。请重新上传。")
     except UploadRefused:
         if out is not None:
             out.close()

@@ -31,7 +31,7 @@ def served(tmp_path):
     url = upgrade(f"sqlite:///{tmp_path / 'home' / 'campaign.db'}")
     engine = make_engine(url)
     calendar = load_campaign("2020-shandong")
-    token = issue_token(engine, "province", parse_instant("2020-11-01T00:00+08:00"))[1]
+    token = issue_token(engine, "province", parse_instant("2020-11-01T00:00+08:00"), kind="read")[1]
     for unit, at in (("370100", "2020-11-20T10:00+08:00"), ("370200", "2020-12-01T10:00+08:00")):
         submit_report(
             engine, calendar, unit=unit, milestone_id="completion_report", at=parse_instant(at),

@@ -27,7 +27,8 @@ def page(tmp_path):
     url = upgrade(f"sqlite:///{tmp_path / 'home' / 'campaign.db'}")
     engine = make_engine(url)
     calendar = load_campaign("2020-shandong")
-    tokens = {u: issue_token(engine, u, parse_instant("2020-11-01T00:00+08:00"))[1] for u in (JINAN, "province")}
+    at = parse_instant("2020-11-01T00:00+08:00")
+    tokens = {u: issue_token(engine, u, at, kind="read")[1] for u in (JINAN, "province")}  # progress links
     for unit, at in ((JINAN, "2020-11-20T10:00+08:00"), (QINGDAO, "2020-12-01T10:00+08:00")):
         submit_report(
             engine, calendar, unit=unit, milestone_id="completion_report", at=parse_instant(at),

@@ -117,7 +117,31 @@ def _sniff(path: Path) -> None:
         raise Refused("not_zip", "文件不是 Excel 工作簿（.xlsx）。请上传用本系统模板填写的 .xlsx 文件。")
 
 
+MAX_ENTRIES = 1000  # a workbook has tens of parts; a million empty ones cost gigabytes before any size check
+MAX_DIRECTORY_BYTES = 1024 * 1024
+
+
+def _check_directory(path: Path) -> None:
+    """Refuse an archive whose directory is too large to read, before ``zipfile`` reads it into memory."""
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 65_557))
+        tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        raise Refused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。")
+    entries, directory = struct.unpack("<HL", tail[at + 10 : at + 16])  # entries in all, directory size
+    if entries == 0xFFFF or directory == 0xFFFFFFFF or entries > MAX_ENTRIES or directory > MAX_DIRECTORY_BYTES:
+        raise Refused(
+            "zip_bomb",
+            f"文件内部的组成部分过多（上限 {MAX_ENTRIES} 个），不是正常的 Excel 工作簿，已拒收。"
+            "请用本系统模板重新填写后上传。",
+        )
+
+
 def _open_zip(path: Path) -> zipfile.ZipFile:
+    _check_directory(path)
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -355,28 +356,44 @@ def test_the_cli_names_campaigns_by_id_not_by_path(run_cli, tmp_path):
 
 
 def test_a_server_reads_at_most_its_number_of_workbooks_at_once(door, monkeypatch):
-    """One upload holds the only slot (its body still coming); the next is told to come back, nothing kept."""
+    """One workbook is being read (the only slot); the next is told to come back, with nothing kept. A slow body
+    holds no slot: the slot is taken only once the file is on disk and the request checked."""
     monkeypatch.setenv("CAMPAIGN_MAX_CONCURRENT_INGESTS", "1")
     app = create_app(clock=door.clock, database_url=door.url)
+    reading, release = threading.Event(), threading.Event()
+
+    def slow_ingest(*args, **kwargs):
+        reading.set()
+        release.wait(20)
+        raise RuntimeError("held")
+
+    monkeypatch.setattr("include.ingest.ingest", slow_ingest)
+    for unit in (JINAN, QINGDAO):
+        door.client.post(
+            "/api/reports",
+            headers=door.auth(unit),
+            data={"campaign": "2020-shandong", "unit": unit, "milestone": "completion_report"},
+        )
     with serving(app) as port:
-        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
-        slow.sendall(
-            (
-                "POST /api/workbooks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                f"Authorization: Bearer {door.tokens[JINAN]}\r\nContent-Length: 1000000\r\n\r\n--b\r\n"
-            ).encode()
-        )
-        time.sleep(0.5)
-        second = httpx.post(
-            f"http://127.0.0.1:{port}/api/workbooks",
-            headers=door.auth(QINGDAO),
-            data={"campaign": "2020-shandong", "unit": QINGDAO},
-            files={"file": ("青岛市附件1.xlsx", b"PK", "application/octet-stream")},
-            timeout=10,
-        )
-        slow.close()
+
+        def upload(unit: str) -> httpx.Response:
+            return httpx.post(
+                f"http://127.0.0.1:{port}/api/workbooks",
+                headers=door.auth(unit),
+                data={"campaign": "2020-shandong", "unit": unit},
+                files={"file": (f"{unit}附件1.xlsx", b"PK", "application/octet-stream")},
+                timeout=30,
+            )
+
+        first = threading.Thread(target=upload, args=(JINAN,))
+        first.start()
+        assert reading.wait(10)
+        second = upload(QINGDAO)
+        release.set()
+        first.join(30)
     assert second.status_code == 503 and second.headers["retry-after"] == "60"
     assert "请 1 分钟后重试" in second.json()["message"]
+    assert not [path for path in (campaign_home() / "uploads").rglob("*") if path.is_file()]
 
 
 def test_a_workbook_past_the_memory_budget_is_refused_unread(door, monkeypatch, tmp_path):
@@ -404,3 +421,160 @@ def test_a_workbook_past_the_memory_budget_is_refused_unread(door, monkeypatch, 
     )
     assert response.status_code == 422 and response.json()["error"] == "zip_bomb"
     assert "内存预算" in response.json()["message"]
+
+
+def test_a_token_that_can_submit_is_not_taken_from_an_address(door):
+    """A link is forwarded and logged: only a read token may ride in one; a submit or office token is refused."""
+    for unit in (JINAN, "province"):
+        page = door.client.get(f"/progress/2020-shandong?token={door.tokens[unit]}", follow_redirects=False)
+        assert page.status_code == 403 and "只读链接" in page.text and "set-cookie" not in page.headers
+
+
+def test_the_access_log_keeps_no_token(served, caplog):
+    door, port = served
+    with caplog.at_level("INFO", logger="uvicorn.access"):
+        httpx.get(f"http://127.0.0.1:{port}/progress/2020-shandong?token={door.read_token}", timeout=10)
+    logged = [record.getMessage() for record in caplog.records if record.name == "uvicorn.access"]
+    assert logged and all(door.read_token not in line for line in logged)
+
+
+def test_a_body_cut_off_before_its_end_is_not_a_report(door):
+    boundary = "cutboundary"
+    body = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
+        for key, value in (("campaign", "2020-shandong"), ("unit", JINAN), ("milestone", "completion_report"))
+    ).encode()
+    body += f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="r.pdf"\r\n\r\nhalf a rep'.encode()
+    response = door.client.post(
+        "/api/reports",
+        headers={**door.auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=body,
+    )
+    assert response.status_code == 400 and response.json()["error"] == "incomplete"
+    assert reports(door.engine) == []
+
+
+@pytest.mark.parametrize(
+    "cookie", ["1.9999999999.é", "1.2.3.4", "x" * 5000, "99999999999999999999.9999999999.00"], ids=str.__len__
+)
+def test_odd_session_cookies_are_401_not_500(door, cookie):
+    header = {"cookie": f"campaign_session={cookie}".encode()}  # as sent, bytes that are not ASCII included
+    assert door.client.get("/progress/2020-shandong", headers=header).status_code == 401
+    assert door.client.get("/progress/", headers=header).status_code == 401
+
+
+def test_an_over_long_boundary_is_refused_not_500(door):
+    boundary = "b" * 300
+    response = door.client.post(
+        "/api/reports",
+        headers={**door.auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=f"--{boundary}\r\n".encode(),
+    )
+    assert 400 <= response.status_code < 500
+
+
+def test_a_slow_body_is_cut_off(served, monkeypatch):
+    """Slowloris: the headers, then nothing. The server answers 408 instead of waiting for ever."""
+    monkeypatch.setattr("include.upload.IDLE_SECONDS", 1.0)
+    door, port = served
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        (
+            "POST /api/workbooks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            f"Authorization: Bearer {door.tokens[JINAN]}\r\nContent-Length: 1000000\r\n\r\n--b\r\n"
+        ).encode()
+    )
+    answer = sock.recv(4096)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 408")
+
+
+def test_one_token_holds_at_most_two_uploads_at_once(served):
+    door, port = served
+    slow = []
+    for _ in range(2):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(
+            (
+                "POST /api/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                f"Authorization: Bearer {door.tokens[JINAN]}\r\nContent-Length: 1000000\r\n\r\n--b\r\n"
+            ).encode()
+        )
+        slow.append(sock)
+    time.sleep(0.5)
+    third = httpx.post(
+        f"http://127.0.0.1:{port}/api/reports",
+        headers=door.auth(),
+        data={"campaign": "2020-shandong", "unit": JINAN, "milestone": "completion_report"},
+        timeout=10,
+    )
+    other = httpx.post(
+        f"http://127.0.0.1:{port}/api/reports",
+        headers=door.auth(QINGDAO),
+        data={"campaign": "2020-shandong", "unit": QINGDAO, "milestone": "completion_report"},
+        timeout=10,
+    )
+    for sock in slow:
+        sock.close()
+    assert third.status_code == 429 and other.status_code == 201
+
+
+def _template(tmp_path: Path) -> Path:
+    from include.calendar.registry import load_campaign
+    from include.forms.spec import get_form
+    from include.forms.template import build_template
+
+    path = tmp_path / "济南市附件1.xlsx"
+    build_template(
+        get_form("2020-1"), campaign_id="2020-shandong", campaign_name=load_campaign("2020-shandong").name
+    ).save(path)
+    return path
+
+
+def _rewritten(source: Path, target: Path, change) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            data = change(info.filename, old.read(info.filename))
+            if data is not None:
+                new.writestr(info.filename, data)
+        for extra in change("", None) or []:
+            new.writestr(*extra)
+    return target
+
+
+def _upload(door, path: Path):
+    door.client.post(
+        "/api/reports",
+        headers=door.auth(),
+        data={"campaign": "2020-shandong", "unit": JINAN, "milestone": "completion_report"},
+    )
+    return door.client.post(
+        "/api/workbooks",
+        headers=door.auth(),
+        data={"campaign": "2020-shandong", "unit": JINAN},
+        files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
+    )
+
+
+def test_a_workbook_of_many_empty_parts_is_refused_before_its_directory_is_read(door, tmp_path):
+    """The template plus thousands of empty parts: no unpacked size to speak of, but a directory that costs memory
+    and minutes to read (a million parts took 2.4 GB and 44 s)."""
+    many = [(f"xl/empty/{n}.bin", b"") for n in range(1500)]
+    bomb = _rewritten(_template(tmp_path), tmp_path / "济南市附件1-多.xlsx", lambda name, data: data if name else many)
+    response = _upload(door, bomb)
+    assert response.status_code == 422 and response.json()["error"] == "zip_bomb"
+    assert "组成部分过多" in response.json()["message"]
+
+
+@pytest.mark.parametrize("part", ["xl/workbook.xml", "xl/_rels/workbook.xml.rels", "[Content_Types].xml"])
+def test_a_workbook_whose_parts_are_not_xml_is_refused_and_audited_not_500(door, tmp_path, part):
+    broken = _rewritten(
+        _template(tmp_path), tmp_path / "济南市附件1-坏.xlsx", lambda name, data: b"<not xml" if name == part else data
+    )
+    response = _upload(door, broken)
+    assert response.status_code == 422, response.text
+    with session_scope(door.engine) as session:
+        actions = [row.action for row in session.scalars(select(AuditEntry))]
+    assert "ingest_refused" in actions

@@ -27,10 +27,11 @@ SHANXI = load_campaign("2017-shanxi")
 
 
 def test_the_same_report_sent_at_once_by_two_app_instances_keeps_its_file(door, tmp_path):
-    """Two api-server workers (two apps on one store) take the same file at the same moment, eight times over."""
+    """Two api-server workers (two apps on one store) and the command line take the same file at the same moment,
+    eight times over (each worker takes at most two uploads of one token at once)."""
     other = Door(door.url)
-    clients = [door.client, other.client] * 4
-    barrier = threading.Barrier(len(clients))
+    calendar = load_campaign("2020-shandong")
+    barrier = threading.Barrier(8)
     answers: list[int] = []
 
     def send(client) -> None:
@@ -43,7 +44,17 @@ def test_the_same_report_sent_at_once_by_two_app_instances_keeps_its_file(door, 
         )
         answers.append(response.status_code)
 
+    def cli() -> None:
+        barrier.wait()
+        done = submit_report(
+            door.engine, calendar, unit=JINAN, milestone_id="completion_report", at=door.clock(),
+            actor=Actor("cli:clerk"), file_name="工作报告.pdf", content=b"the same bytes",
+        )  # fmt: skip
+        answers.append(200 if done.outcome == "duplicate" else 201)
+
+    clients = [door.client, other.client] * 2
     threads = [threading.Thread(target=send, args=(client,)) for client in clients]
+    threads += [threading.Thread(target=cli) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -150,3 +161,34 @@ def test_a_later_decision_replaces_a_wrong_rejection_and_both_are_audited(tmp_pa
     assert any(detail.startswith("驳回开通") for detail in details)
     assert any("改为批准开通" in detail and "取代此前的驳回（airflow:李科员）" in detail for detail in details)
     engine.dispose()
+
+
+def test_ten_different_reports_of_one_unit_at_once_each_get_an_answer_and_leave_no_stray_file(door):
+    """On SQLite (a local run) the writers take turns: each report is kept as a version, or answered 503 with
+    nothing kept; never a 500, never a file no version points to."""
+    barrier = threading.Barrier(10)
+    answers: list[int] = []
+
+    def send(n: int) -> None:
+        barrier.wait()
+        response = door.client.post(
+            "/api/reports",
+            headers=door.auth(),
+            data={"campaign": "2020-shandong", "unit": JINAN, "milestone": "completion_report"},
+            files={"file": (f"第{n}版.pdf", f"version {n}".encode(), "application/pdf")},
+        )
+        answers.append(response.status_code)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(set(answers)) <= [201, 503] and len(answers) == 10
+    with session_scope(door.engine) as session:
+        rows = list(session.scalars(select(Report)))
+        busy = session.scalars(select(AuditEntry).where(AuditEntry.detail.like("[busy]%"))).all()
+    assert len(rows) == answers.count(201) and len(busy) == answers.count(503)
+    kept = {Path(row.file_path).name for row in rows}
+    on_disk = {path.name for path in Path(rows[0].file_path).parent.iterdir()}
+    assert on_disk == kept

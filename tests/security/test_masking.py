@@ -451,6 +451,10 @@ def test_rejected_rows_of_a_partly_accepted_workbook_are_masked(world, run_cli, 
         "6222021234567890",
         "37010219800101123401",  # a disability card
         "０５３１－８６０１２３４５",
+        "370102-198001-011234",  # typed in groups, or with the separators a clerk's tool puts in
+        "370102 19800101 1234",
+        "a370102_198001_011234",
+        "138123-45678",
     ],
 )
 def test_redact_masks_every_form_of_a_number(number):
@@ -464,3 +468,29 @@ def test_redact_keeps_what_is_no_personal_number():
     text = "工作表「户」的 E3 单元格被 Excel 存成了数字（显示为 3.70102E+17），2020-11-30 24:00 前，共 1,048,576 行。"
     assert redact(text) == text
     assert short_masked("370100") == "370100" and short_masked("济南市历下区") == "济南市…"
+
+
+def test_a_refused_unit_or_milestone_is_kept_masked_in_the_audit_log(tmp_path):
+    """The audit log's unit and milestone columns hold codes; a value the calendar does not know (an ID number sent
+    as the unit) is kept only masked, since the log can never be cleaned."""
+    from sqlalchemy import select
+
+    from include.calendar.registry import load_campaign
+    from include.store.db import make_engine, session_scope, upgrade
+    from include.store.models import AuditEntry
+    from include.submissions import Actor, Refused, submit_report
+    from include.timeutil import parse_instant
+
+    engine = make_engine(upgrade(f"sqlite:///{tmp_path / 'store.db'}"))
+    calendar = load_campaign("2020-shandong")
+    at = parse_instant("2020-11-20T10:00+08:00")
+    for unit, milestone in (("370102198001011234", "completion_report"), ("370100", "x13812345678")):
+        with pytest.raises(Refused):
+            submit_report(engine, calendar, unit=unit, milestone_id=milestone, at=at, actor=Actor("province"))
+    with session_scope(engine) as session:
+        rows = session.scalars(select(AuditEntry)).all()
+        stored = " ".join(f"{row.unit} {row.milestone} {row.detail}" for row in rows)
+    assert len(rows) == 2
+    assert "370102198001011234" not in stored and "13812345678" not in stored
+    assert rows[1].unit == "370100"  # a code the calendar knows stays as it is
+    engine.dispose()
