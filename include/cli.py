@@ -233,6 +233,31 @@ def cmd_tokens_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    """The province's decision on a unit's application, or a later one that replaces it (both audited)."""
+    from include.windows import record_approval
+
+    calendar = _load(args.campaign)
+    if args.unit not in {u.code for u in calendar.unit_list}:
+        raise UsageError(f"战役 {calendar.id} 没有单位“{_short(args.unit)}”")
+    windows = [w for w in calendar.entry_windows if w.approval and (args.window in (None, w.id))]
+    if not windows:
+        raise UsageError(
+            f"{calendar.name}没有需要省级审批的录入窗口{f'“{_short(args.window)}”' if args.window else ''}"
+        )
+    engine = _engine()
+    try:
+        opened = record_approval(
+            engine, calendar, windows[0].id, args.unit, approved=args.approve, by=f"cli:{args.by}", at=_now(args.at)
+        )
+    finally:
+        engine.dispose()
+    name = next(u.name for u in calendar.unit_list if u.code == args.unit)
+    verdict = "批准" if args.approve else "驳回"
+    print(f"已记录：{verdict}{name}开通“{windows[0].name}”（{args.by}）{'，录入窗口已开放' if opened else ''}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from include.status import campaign_status
 
@@ -580,6 +605,17 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--id", type=int)
     revoke.add_argument("--at")
     revoke.set_defaults(handler=cmd_tokens_revoke)
+
+    approve = commands.add_parser("approve", help="省级审批单位的录入申请，或改正此前的决定（均记入审计日志）")
+    approve.add_argument("--campaign", required=True, metavar="ID")
+    approve.add_argument("--unit", required=True, metavar="CODE")
+    approve.add_argument("--window", metavar="ID", help="录入窗口（默认：唯一需要审批的窗口）")
+    decision = approve.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", dest="approve", action="store_true", help="批准")
+    decision.add_argument("--reject", dest="approve", action="store_false", help="驳回")
+    approve.add_argument("--by", required=True, metavar="NAME", help="作出决定的省级人员")
+    approve.add_argument("--at")
+    approve.set_defaults(handler=cmd_approve)
 
     status = commands.add_parser("status", help="各单位报送与录入窗口状态")
     status.add_argument("--campaign", required=True, metavar="ID")

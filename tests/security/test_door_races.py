@@ -192,3 +192,26 @@ def test_ten_different_reports_of_one_unit_at_once_each_get_an_answer_and_leave_
     kept = {Path(row.file_path).name for row in rows}
     on_disk = {path.name for path in Path(rows[0].file_path).parent.iterdir()}
     assert on_disk == kept
+
+
+def test_the_cli_puts_a_wrong_rejection_right(run_cli):
+    """Seed 002: "以市为单位提交《数据录入申请书》…申请开放数据录入"; a city rejected by mistake is approved later."""
+    for milestone in ("completion_report", "entry_application"):
+        code, _, err = run_cli(
+            "report", "submit", "--campaign", "2017-shanxi", "--unit", TAIYUAN, "--milestone", milestone,
+            "--at", "2017-11-10T10:00+08:00",
+        )  # fmt: skip
+        assert code == 0, err
+    code, out, _ = run_cli(
+        "approve", "--campaign", "2017-shanxi", "--unit", TAIYUAN, "--reject", "--by", "李科员",
+        "--at", "2017-11-10T11:00+08:00",
+    )  # fmt: skip
+    assert code == 0 and "驳回太原市" in out and "已开放" not in out
+    code, out, _ = run_cli(
+        "approve", "--campaign", "2017-shanxi", "--unit", TAIYUAN, "--approve", "--by", "张处长",
+        "--at", "2017-11-10T15:00+08:00",
+    )  # fmt: skip
+    assert code == 0 and "批准太原市" in out and "录入窗口已开放" in out
+    code, out, _ = run_cli("status", "--campaign", "2017-shanxi", "--at", "2017-11-10T16:00+08:00", "--json")
+    taiyuan = next(unit for unit in __import__("json").loads(out)["units"] if unit["unit"] == TAIYUAN)
+    assert taiyuan["entry_window"]["state"] == "open"
