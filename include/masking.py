@@ -40,28 +40,57 @@ def mask_value(field_type: str, value: object) -> object:
     return mask(str(value))
 
 
-# Digits of any script (full-width and Arabic-Indic too) in groups joined by single separators, an ID's final X
-# included: what an ID, phone or account number looks like inside free text, however it was typed
-# (370102-198001-011234, 138 1234 5678, a370102_198001_011234). Seven digits or more are masked, except a
-# date (2020-11-30, 2020-11-30 24 before ":00"), which is no one's number.
-_SEPARATOR = "-_ \u3000\uff0d\uff3f"  # and their full-width forms: －, ＿, the ideographic space
-_NUMBER_RUN = re.compile(rf"\d(?:[{_SEPARATOR}]?\d)*[XxＸｘ]?")
-_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}(?: \d{1,2})?")
+# A number inside free text, however it was typed: digits of any script (full-width and Arabic-Indic too), in
+# groups joined by one or two separators of the kinds clerks and their tools put in (370102-198001-011234,
+# 138 1234 5678, 370102.198001.011234, 370102x198001x011234), an ID's final X included.
+_SEPARATORS = "-_ .·/\u00a0\t\u3000\u2013\u2014\uff0d\uff3f\uff0e\uff0f"  # not a list's , or 、
+_NUMBER_RUN = re.compile(rf"\d+(?:(?:[{_SEPARATORS}]{{1,2}}|[A-Za-z])\d+)*[XxＸｘ]?")
+_DIGITS = re.compile(r"\d+")
 
 
-_CODE = re.compile(r"[A-Za-z0-9_*-]{1,32}")
+_CODE = re.compile(r"[A-Za-z0-9_*-]{1,32}")  # a unit or milestone code, shown whole once redacted
+
+
+def _personal(digits: str) -> bool:
+    """The lengths of what is masked: a mobile phone (11), a landline with its area code (12, from 0), an ID
+    number (15, 18), a bank account (16 to 19), a disability card (20). A date, a count, a unit code (6, 9, 12
+    digits from 1 to 6) or a sum of money is none of these."""
+    n = len(digits)
+    return n == 11 or (n == 12 and digits[0] in "0０٠") or 15 <= n <= 20
+
+
+def _mask_digits(digits: str) -> str:
+    if len(digits) >= 15:
+        return mask_id(digits)
+    return mask_phone(digits)
 
 
 def _mask_run(match: re.Match[str]) -> str:
+    """Within one run of digit groups, each shortest stretch of consecutive groups that makes a personal number
+    (groups of three digits or more, or one group alone) is masked; the rest stays as typed."""
     run = match.group(0)
-    digits = re.sub(f"[{_SEPARATOR}]", "", run)
-    if len(digits.rstrip("XxＸｘ")) < 7 or _DATE.fullmatch(run):
-        return run
-    if len(digits) >= 15:
-        return mask_id(digits)
-    if len(digits) == 11:
-        return mask_phone(digits)
-    return "*" * (len(digits) - 2) + digits[-2:]
+    groups = [(group.start(), group.end()) for group in _DIGITS.finditer(run)]
+    if run[-1] in "XxＸｘ":
+        last = groups[-1]
+        groups[-1] = (last[0], last[1] + 1)
+    out, kept_to, i = [], 0, 0
+    while i < len(groups):
+        found = None
+        for j in range(i, len(groups)):
+            stretch = groups[i : j + 1]
+            if j > i and min(b - a for a, b in stretch) < 3:
+                break
+            number = "".join(run[a:b] for a, b in stretch)
+            if _personal(number):  # the shortest stretch: two phones in a row are two numbers
+                found = (j, number)
+                break
+        if found is None:
+            i += 1
+            continue
+        j, number = found
+        out += [run[kept_to : groups[i][0]], _mask_digits(number)]
+        kept_to, i = groups[j][1], j + 1
+    return "".join([*out, run[kept_to:]])
 
 
 def redact(text: str) -> str:

@@ -270,11 +270,33 @@ def submit_report(
 
     source: Path | bytes | None = content if content is not None else file
     sha = hashlib.sha256(content).hexdigest() if content is not None else _file_digest(file) if file else None
+    created: list[Path] = []  # files this call put in place: kept only if a version points to them in the end
+    try:
+        return _take(engine, calendar, units, milestone, unit, at, actor, file_name, source, sha, created)
+    finally:
+        for path in created:
+            if not _referenced(engine, path):
+                path.unlink(missing_ok=True)
+
+
+def _take(
+    engine: Engine,
+    calendar: Calendar,
+    units: dict,
+    milestone: Milestone,
+    unit: str,
+    at: dt.datetime,
+    actor: Actor,
+    file_name: str | None,
+    source: Path | bytes | None,
+    sha: str | None,
+    created: list[Path],
+) -> Submission:
+    """The report as a new version (or the same file again), retried while racing submissions take versions."""
     on_behalf = actor.unit is None
     for attempt in range(ATTEMPTS):
         if attempt:
             time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not a secret
-        stored: Path | None = None
         try:
             with session_scope(engine) as session:
                 lock_unit(session, calendar.id, unit)
@@ -312,8 +334,9 @@ def submit_report(
                 late = at >= milestone.due
                 path: Path | None = None
                 if source is not None and sha is not None:
-                    path, created = _store_file(calendar, unit, milestone.id, file_name or "report", source, sha)
-                    stored = path if created else None
+                    path, new = _store_file(calendar, unit, milestone.id, file_name or "report", source, sha)
+                    if new:
+                        created.append(path)
                 session.add(
                     Report(
                         campaign_id=calendar.id,
@@ -358,15 +381,9 @@ def submit_report(
                     opened,
                 )
         except IntegrityError:
-            # Another submission took this version number at the same moment: read again and retry. The file
-            # stays: it is named by its content, so the retry (or the winner, with the same bytes) points to it.
+            # Another submission took this version number at the same moment: read again and retry (the file
+            # stays for the retry; if the retry finds the same bytes in force, the caller removes it).
             continue
-        except BaseException:
-            if stored is not None and not _referenced(engine, stored):
-                stored.unlink(missing_ok=True)
-            raise
-    if stored is not None and not _referenced(engine, stored):
-        stored.unlink(missing_ok=True)
     raise _refuse(
         engine,
         calendar,

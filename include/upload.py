@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from include import paths
 
@@ -221,6 +221,11 @@ async def receive(request: Request, *, fields: tuple[str, ...], file_field: str,
         if parser.state != MultipartState.END or ("file" in state and not state.get("file_done")):
             raise UploadRefused(400, "incomplete", "上传不完整（请求在文件传完之前结束）。请重新上传。")
     except UploadRefused:
+        if out is not None:
+            out.close()
+        received.discard()
+        raise
+    except ClientDisconnect:
         if out is not None:
             out.close()
         received.discard()

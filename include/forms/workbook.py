@@ -122,22 +122,44 @@ MAX_DIRECTORY_BYTES = 1024 * 1024
 
 
 def _check_directory(path: Path) -> None:
-    """Refuse an archive whose directory is too large to read, before ``zipfile`` reads it into memory."""
+    """Refuse an archive that is not one plain zip directory, before ``zipfile`` reads any of it into memory.
+
+    A workbook never needs zip64, and it has one central directory, right before its one end record, which
+    ends the file. Anything else (a zip64 record, a second end record hidden in the comment, data before the
+    directory) lets two readers see two different archives: the checks here one, fastexcel's cells another.
+    """
     with path.open("rb") as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
-        fh.seek(max(0, size - 65_557))
+        start = max(0, size - 65_557)
+        fh.seek(start)
         tail = fh.read()
     at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or len(tail) - at < 22:
+    if at < 0 or len(tail) - at < 22 or tail.count(b"PK\x05\x06") != 1:
         raise Refused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。")
-    entries, directory = struct.unpack("<HL", tail[at + 10 : at + 16])  # entries in all, directory size
-    if entries == 0xFFFF or directory == 0xFFFFFFFF or entries > MAX_ENTRIES or directory > MAX_DIRECTORY_BYTES:
+    entries_here, entries, directory, offset, comment = struct.unpack("<HHLLH", tail[at + 8 : at + 22])
+    plain = (
+        b"PK\x06\x06" not in tail
+        and b"PK\x06\x07" not in tail
+        and entries_here == entries
+        and at + 22 + comment == len(tail)
+        and offset + directory == start + at
+    )
+    if not plain:
         raise Refused(
-            "zip_bomb",
-            f"文件内部的组成部分过多（上限 {MAX_ENTRIES} 个），不是正常的 Excel 工作簿，已拒收。"
-            "请用本系统模板重新填写后上传。",
+            "bad_zip",
+            "文件的压缩结构不是 Excel 保存的（多重目录或 zip64），已拒收。请在 Excel 中重新保存为 .xlsx 后上传。",
         )
+    if entries > MAX_ENTRIES or directory > MAX_DIRECTORY_BYTES:
+        raise _too_many_parts()
+
+
+def _too_many_parts() -> Refused:
+    return Refused(
+        "zip_bomb",
+        f"文件内部的组成部分过多（上限 {MAX_ENTRIES} 个），不是正常的 Excel 工作簿，已拒收。"
+        "请用本系统模板重新填写后上传。",
+    )
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
@@ -146,7 +168,14 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise Refused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。") from exc
-    names = set(archive.namelist())
+    listed = archive.namelist()
+    if len(listed) > MAX_ENTRIES:
+        raise _too_many_parts()
+    names = set(listed)
+    if len(names) != len(listed):  # two parts of one name: which one a reader takes is its own choice
+        raise Refused(
+            "bad_zip", "文件中有重名的组成部分，不是 Excel 保存的工作簿，已拒收。请在 Excel 中重新保存后上传。"
+        )
     if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
         kind = "Word 文档" if "word/document.xml" in names else "压缩包"
         raise Refused("not_xlsx", f"文件是{kind}，不是 Excel 工作簿。请上传用本系统模板填写的 .xlsx 文件。")

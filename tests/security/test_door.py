@@ -433,7 +433,8 @@ def test_a_token_that_can_submit_is_not_taken_from_an_address(door):
 def test_the_access_log_keeps_no_token(served, caplog):
     door, port = served
     with caplog.at_level("INFO", logger="uvicorn.access"):
-        httpx.get(f"http://127.0.0.1:{port}/progress/2020-shandong?token={door.read_token}", timeout=10)
+        for name in ("token", "%74oken", "tok%65n", "TOKEN"):
+            httpx.get(f"http://127.0.0.1:{port}/progress/2020-shandong?{name}={door.read_token}", timeout=10)
     logged = [record.getMessage() for record in caplog.records if record.name == "uvicorn.access"]
     assert logged and all(door.read_token not in line for line in logged)
 
@@ -489,10 +490,10 @@ def test_a_slow_body_is_cut_off(served, monkeypatch):
     assert answer.startswith(b"HTTP/1.1 408")
 
 
-def test_one_token_holds_at_most_two_uploads_at_once(served):
+def test_one_token_holds_at_most_four_uploads_at_once(served):
     door, port = served
     slow = []
-    for _ in range(2):
+    for _ in range(4):  # a unit's token: four slow bodies at once, no fifth
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         sock.sendall(
             (
@@ -578,3 +579,56 @@ def test_a_workbook_whose_parts_are_not_xml_is_refused_and_audited_not_500(door,
     with session_scope(door.engine) as session:
         actions = [row.action for row in session.scalars(select(AuditEntry))]
     assert "ingest_refused" in actions
+
+
+def test_an_archive_two_readers_would_see_differently_is_refused(door, tmp_path):
+    """A zip64 end record carrying the true directory after a classic one that lies: Python's zipfile (the checks)
+    and the cell reader would read different archives. A workbook never needs zip64, nor two parts of one name."""
+    import struct
+    import zipfile
+
+    source = _template(tmp_path)
+    padded = tmp_path / "济南市附件1-z64.xlsx"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(padded, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            new.writestr(info, old.read(info))
+        for n in range(1200):
+            new.writestr(zipfile.ZipInfo(f"p/{n:x}"), b"")
+    data = padded.read_bytes()
+    end = data.rfind(b"PK\x05\x06")
+    sig, _, _, _, total, size, offset, _ = struct.unpack("<IHHHHIIH", data[end : end + 22])
+    record = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, total, total, size, offset)
+    locator = struct.pack("<IIQI", 0x07064B50, 0, end, 1)
+    lying = struct.pack("<IHHHHIIH", sig, 0, 0, 5, 5, 1000, offset, 0)
+    padded.write_bytes(data[:end] + record + locator + lying)
+    response = _upload(door, padded)
+    assert response.status_code == 422 and response.json()["error"] in ("bad_zip", "zip_bomb"), response.text
+
+    twice = tmp_path / "济南市附件1-重名.xlsx"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(twice, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            new.writestr(info, old.read(info))
+        with pytest.warns(UserWarning):
+            new.writestr("xl/workbook.xml", old.read("xl/workbook.xml"))
+    response = _upload(door, twice)
+    assert response.status_code == 422 and "重名" in response.json()["message"]
+
+
+def test_an_early_refusal_closes_the_connection_of_a_body_still_coming(served):
+    """No token, a body trickling in: the 401 is sent and the connection closed, so the client holds nothing."""
+    _door, port = served
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(
+        b"POST /api/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b"Content-Length: 1000000\r\n\r\n--b\r\n"
+    )
+    answer = b""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        piece = sock.recv(4096)
+        if not piece:
+            break
+        answer += piece
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 401") and b"connection: close" in answer.lower()
+    assert time.monotonic() < deadline, "the server kept the connection open"

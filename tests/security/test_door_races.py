@@ -215,3 +215,29 @@ def test_the_cli_puts_a_wrong_rejection_right(run_cli):
     code, out, _ = run_cli("status", "--campaign", "2017-shanxi", "--at", "2017-11-10T16:00+08:00", "--json")
     taiyuan = next(unit for unit in __import__("json").loads(out)["units"] if unit["unit"] == TAIYUAN)
     assert taiyuan["entry_window"]["state"] == "open"
+
+
+def test_the_same_bytes_under_two_names_at_once_leave_no_stray_file(door):
+    """Two clerks send the same report under their own file names at the same moment, five times over: one
+    version, and on disk exactly the files that versions point to."""
+    calendar = load_campaign("2020-shandong")
+    for round_ in range(5):
+        barrier = threading.Barrier(2)
+
+        def send(name: str, content: bytes = f"round {round_}".encode(), barrier=barrier) -> None:
+            barrier.wait()
+            submit_report(
+                door.engine, calendar, unit=JINAN, milestone_id="completion_report", at=door.clock(),
+                actor=Actor("cli:clerk"), file_name=name, content=content,
+            )  # fmt: skip
+
+        threads = [threading.Thread(target=send, args=(name,)) for name in ("工作报告.pdf", "报告（终稿）.pdf")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    with session_scope(door.engine) as session:
+        rows = list(session.scalars(select(Report)))
+    assert len(rows) == 5
+    folder = Path(rows[0].file_path).parent
+    assert sorted(path.name for path in folder.iterdir()) == sorted(Path(row.file_path).name for row in rows)
