@@ -115,8 +115,8 @@ def issue_token(
     kind = kind or ("office" if unit == PROVINCE else "submit")
     if kind not in KINDS:
         raise ValueError(f"令牌类型只能是 {'、'.join(KINDS)}")
-    if kind == "office" and unit != PROVINCE:
-        raise ValueError("office 类令牌只签发给省级办公室（--unit province）")
+    if (kind == "office") != (unit == PROVINCE) and kind != "read":
+        raise ValueError("省级办公室（--unit province）的令牌为 office 或 read 类，单位的令牌为 submit 或 read 类")
     expires_at = expires_at or at + DEFAULT_LIFETIME
     if expires_at <= at:
         raise ValueError("有效期必须晚于签发时间")
