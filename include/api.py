@@ -36,10 +36,11 @@ from starlette.requests import ClientDisconnect
 from include.calendar import Calendar, CalendarError
 from include.calendar.registry import CAMPAIGN_ID, UnknownCampaign, calendar_index, load_campaign
 from include.masking import redact, short_masked
+from include.paths import is_local_run
 from include.status import campaign_status
 from include.store.db import make_engine
 from include.submissions import Actor, Refused, max_report_bytes, submit_report
-from include.tokens import Credential, check_configuration, is_local_run, session_value, verify_session, verify_token
+from include.tokens import Credential, check_configuration, session_value, verify_session, verify_token
 from include.upload import UploadRefused, receive
 
 Clock = Callable[[], dt.datetime]

@@ -23,7 +23,7 @@ from include import paths
 from include.calendar import Calendar, CalendarError, read_calendar
 from include.calendar.compress import compress, to_yaml
 from include.calendar.render import calendar_json, calendar_text
-from include.masking import redact
+from include.masking import redact, short_masked
 from include.timeutil import TimeFormatError, local_iso, parse_duration, parse_instant
 
 EXIT_INVALID = 1
@@ -48,14 +48,7 @@ def _load(calendar_ref: str, *, file_ok: bool = False) -> Calendar:
         if file_ok and Path(calendar_ref).is_file():
             return read_calendar(calendar_ref)
     known = "、".join(path.stem for path in paths.calendar_files()) or "无"
-    raise UsageError(f"找不到日历“{_short(calendar_ref)}”（已有：{known}）")
-
-
-def _short(value: str) -> str:
-    """A value a user typed, shortened and masked for an error message."""
-    from include.masking import short_masked
-
-    return short_masked(value)
+    raise UsageError(f"找不到日历“{short_masked(calendar_ref)}”（已有：{known}）")
 
 
 def _instant(text: str, option: str) -> pendulum.DateTime:
@@ -196,7 +189,7 @@ def cmd_tokens_issue(args: argparse.Namespace) -> int:
     at = _now(args.at)
     campaign = _load(args.campaign) if args.campaign else None
     if campaign is not None and args.unit != PROVINCE and args.unit not in {u.code for u in campaign.unit_list}:
-        raise UsageError(f"战役 {campaign.id} 没有单位“{_short(args.unit)}”")
+        raise UsageError(f"战役 {campaign.id} 没有单位“{short_masked(args.unit)}”")
     if args.expires:
         expires = at + _duration(args.expires, "--expires")
     else:
@@ -239,11 +232,11 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     calendar = _load(args.campaign)
     if args.unit not in {u.code for u in calendar.unit_list}:
-        raise UsageError(f"战役 {calendar.id} 没有单位“{_short(args.unit)}”")
+        raise UsageError(f"战役 {calendar.id} 没有单位“{short_masked(args.unit)}”")
     windows = [w for w in calendar.entry_windows if w.approval and (args.window in (None, w.id))]
     if not windows:
         raise UsageError(
-            f"{calendar.name}没有需要省级审批的录入窗口{f'“{_short(args.window)}”' if args.window else ''}"
+            f"{calendar.name}没有需要省级审批的录入窗口{f'“{short_masked(args.window)}”' if args.window else ''}"
         )
     engine = _engine()
     try:

@@ -13,6 +13,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_CAMPAIGNS = PROJECT_ROOT / "config" / "campaigns"
 
 
+def is_local_run() -> bool:
+    """A local run (``CAMPAIGN_LOCAL_RUN=1``, set by scripts/env.sh, the local runners and the tests): tokens may use
+    the development key, the API shows its docs, and the SQLite store is created on first use."""
+    return os.environ.get("CAMPAIGN_LOCAL_RUN") == "1"
+
+
 def campaign_home() -> Path:
     """The campaign home directory (not created here)."""
     return Path(os.environ.get("CAMPAIGN_HOME") or PROJECT_ROOT / ".campaign").resolve()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from include.audit import audit
+from include.paths import is_local_run
 from include.store.db import session_scope
 from include.store.models import Token
 
@@ -37,10 +38,6 @@ SESSION_LIFETIME = dt.timedelta(hours=12)
 
 class TokenConfigError(RuntimeError):
     """The token key is not configured where it must be; the message says what to set."""
-
-
-def is_local_run() -> bool:
-    return os.environ.get("CAMPAIGN_LOCAL_RUN") == "1"
 
 
 def peppers() -> list[str]:
@@ -211,4 +208,4 @@ def verify_session(engine: Engine, value: str, at: dt.datetime) -> Credential | 
         return None
     with session_scope(engine) as session:
         row = session.get(Token, int(parts[0]))
-        return _credential(row) if _active(row, at) and row is not None else None
+        return _credential(row) if row is not None and _active(row, at) else None

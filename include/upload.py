@@ -237,9 +237,4 @@ async def receive(request: Request, *, fields: tuple[str, ...], file_field: str,
         raise UploadRefused(400, "bad_body", "请求体不是有效的 multipart 表单，请重新提交。") from exc
     if out is not None:
         out.close()
-    if "file" in state and out is None:  # an empty file whose part came in the last chunk
-        received.folder = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads_dir()))
-        received.file_path = received.folder / str(state["file"])
-        received.file_name = str(state["file"])
-        received.file_path.write_bytes(b"".join(pending))
     return received

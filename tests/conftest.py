@@ -35,6 +35,18 @@ SEED_FILES = {
 }
 
 
+class Clock:
+    """A settable clock for an app under test (the API takes its clock as a parameter)."""
+
+    def __init__(self, at: str) -> None:
+        from include.timeutil import parse_instant
+
+        self.now = parse_instant(at)
+
+    def __call__(self):
+        return self.now
+
+
 def squash(text: str) -> str:
     """Seed text without whitespace, so that a quote matches across the documents' line breaks."""
     return re.sub(r"\s+", "", text)

@@ -14,16 +14,9 @@ from include.store.db import make_engine, session_scope, upgrade
 from include.store.models import AuditEntry, Report
 from include.timeutil import parse_instant
 from include.tokens import issue_token, revoke_tokens
+from tests.conftest import Clock
 
 JINAN, QINGDAO = "370100", "370200"
-
-
-class Clock:
-    def __init__(self, at: str) -> None:
-        self.now = parse_instant(at)
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from include.paths import campaign_home
+from include.paths import campaign_home, is_local_run
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -83,7 +83,7 @@ def open_store(url: str | None = None) -> Engine:
     refuses with what to run.
     """
     url = url or database_url()
-    if url.startswith("sqlite:") and os.environ.get("CAMPAIGN_LOCAL_RUN") == "1":
+    if url.startswith("sqlite:") and is_local_run():
         return make_engine(upgrade(url))
     engine = make_engine(url)
     from alembic.runtime.migration import MigrationContext

@@ -19,16 +19,9 @@ from include.api import create_app
 from include.store.db import make_engine, upgrade
 from include.timeutil import parse_instant
 from include.tokens import issue_token
+from tests.conftest import Clock
 
 JINAN, QINGDAO = "370100", "370200"
-
-
-class Clock:
-    def __init__(self, at: str) -> None:
-        self.now = parse_instant(at)
-
-    def __call__(self):
-        return self.now
 
 
 class Door:
