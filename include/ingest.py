@@ -4,7 +4,10 @@ The steps, each of which can stop the upload with nothing stored:
 1. the unit's entry window must be open at ``at`` (``WindowClosed``);
 2. the file as a whole must pass (include/forms/workbook.py: ``Refused``);
 3. rows are checked (include/forms/check.py); rejected rows are reported, the others stored;
-   a file with no acceptable row at all is refused, so that it cannot wipe the data in force;
+   a file with no acceptable row at all is refused, so that it cannot wipe the data in force, and so is
+   one that would replace the unit's data with far fewer households (``replace_floor``: fewer than half)
+   unless the clerk confirms it (``replace_confirm``); the previous version stays restorable
+   (``records.history``/``restore``);
 4. the accepted rows replace the unit's earlier upload of the same form atomically (include/records.py),
    together with the upload's audit row: the new version is staged, the audit row added and flushed in a
    transaction of the campaign store, the version made current while that transaction is open, and put
@@ -16,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from include import records
 from include.audit import audit
 from include.calendar import Calendar
 from include.forms.check import Checked, RowError, read_and_check
+from include.forms.spec import FormSpec
 from include.forms.workbook import Refused
 from include.masking import redact
 from include.store.db import session_scope
@@ -53,6 +58,8 @@ class IngestResult:
     accepted_rows: int
     rows_by_sheet: dict[str, int]
     rejected_rows: list[RowError] = field(default_factory=list)
+    households: int = 0  # in this upload (rows of the household sheet, or all rows of a form without one)
+    previous_households: int | None = None  # in the version it replaced; None when there was none
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -64,6 +71,8 @@ class IngestResult:
             "accepted_rows": self.accepted_rows,
             "accepted_by_sheet": self.rows_by_sheet,
             "rejected_rows": [error.as_json() for error in self.rejected_rows],
+            "households": self.households,
+            "previous_households": self.previous_households,
         }
 
 
@@ -93,8 +102,58 @@ def _closed_message(calendar: Calendar, unit_name: str, at: dt.datetime) -> str:
     )
 
 
-def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.datetime, actor: str) -> IngestResult:
-    """Read, check and store ``path`` as ``unit``'s data; raise ``WindowClosed`` or ``Refused``."""
+REPLACE_FLOOR_ENV = "CAMPAIGN_REPLACE_FLOOR"
+DEFAULT_REPLACE_FLOOR = 0.5
+
+
+def replace_floor() -> float:
+    """An upload with fewer households than this share of the version in force needs confirming."""
+    return float(os.environ.get(REPLACE_FLOOR_ENV) or DEFAULT_REPLACE_FLOOR)
+
+
+def households_in(form: FormSpec, rows_by_sheet: dict[str, int]) -> int:
+    """Households of an upload: the rows of the household sheet, or all rows of a form without one."""
+    if form.household_key:
+        home = form.sheet(form.field(form.household_key).sheet).name
+        return rows_by_sheet.get(home, 0)
+    return sum(rows_by_sheet.values())
+
+
+def _previous_households(calendar: Calendar, form: FormSpec, unit: str) -> tuple[int | None, dict | None]:
+    meta = records.current_meta(calendar.id, form.id, unit)
+    if meta is None:
+        return None, None
+    return int(meta.get("households", households_in(form, meta.get("accepted_by_sheet", {})))), meta
+
+
+def _check_shrink(checked: Checked, previous: int | None, meta: dict | None, households: int, confirmed: bool) -> None:
+    if confirmed or previous is None or households >= previous * replace_floor():
+        return
+    when = local_text(dt.datetime.fromisoformat(meta["at"])) if meta and meta.get("at") else "上一次"
+    rejected = f"（另有 {len(checked.errors)} 处问题未通过检查，见问题清单）" if checked.errors else ""
+    raise Refused(
+        "shrinks",
+        f"本次文件通过检查的只有 {households} 户{rejected}，本单位在用的数据有 {previous} 户"
+        f"（{when}上传的「{meta.get('file', '') if meta else ''}」）。保存将用 {households} 户替换 {previous} 户，"
+        "未保存，原有数据保持不变。如只是改正部分户，请在完整的工作簿中改正后重新上传；"
+        "如确实只保留这些户，请勾选“确认替换”（命令行加 --replace-confirm）后重新上传。",
+        checked.errors,
+    )
+
+
+def ingest(
+    engine: Engine,
+    calendar: Calendar,
+    path: Path,
+    unit: str,
+    at: dt.datetime,
+    actor: str,
+    *,
+    replace_confirm: bool = False,
+) -> IngestResult:
+    """Read, check and store ``path`` as ``unit``'s data; raise ``WindowClosed`` or ``Refused``.
+
+    ``replace_confirm``: the clerk confirmed that far fewer households replace the data in force."""
     names = {u.code: u.name for u in calendar.unit_list}
     if open_window(engine, calendar, unit, at) is None:
         message = _closed_message(calendar, names.get(unit, unit), at)
@@ -111,6 +170,10 @@ def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.dat
                 "请按问题清单改正后重新上传。",
                 checked.errors,
             )
+        rows_by_sheet = {checked.form.sheet(sheet_id).name: table.height for sheet_id, table in checked.tables.items()}
+        households = households_in(checked.form, rows_by_sheet)
+        previous, previous_meta = _previous_households(calendar, checked.form, unit)
+        _check_shrink(checked, previous, previous_meta, households, replace_confirm)
     except Refused as refused:
         _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{refused.message}")
         raise
@@ -118,7 +181,6 @@ def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.dat
     sha = file_sha256(path)
     version = f"{sha[:20]}-v{form.version}"
     tables = {sheet_id: table.with_columns(pl.lit(unit).alias("unit")) for sheet_id, table in checked.tables.items()}
-    rows_by_sheet = {form.sheet(sheet_id).name: table.height for sheet_id, table in tables.items()}
     meta = {
         "file": path.name,
         "sha256": sha,
@@ -128,7 +190,9 @@ def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.dat
         "at": at.isoformat(),
         "actor": actor,
         "accepted_by_sheet": rows_by_sheet,
+        "households": households,
         "rejected": len(checked.errors),
+        "replace_confirmed": replace_confirm and previous is not None and households < previous * replace_floor(),
     }
     staged = records.stage(calendar.id, form.id, unit, version, tables, meta)
     with records.publishing(staged) as publication:
@@ -141,11 +205,15 @@ def ingest(engine: Engine, calendar: Calendar, path: Path, unit: str, at: dt.dat
             accepted_rows=checked.accepted_rows,
             rows_by_sheet=rows_by_sheet,
             rejected_rows=checked.errors,
+            households=households,
+            previous_households=previous,
         )
+        replaced = f"，{households} 户替换原有的 {previous} 户" if previous is not None and publication.changed else ""
+        confirmed = "（上传者已确认替换）" if meta["replace_confirmed"] else ""
         detail = (
             f"{path.name}（{form.id}，sha256 {sha[:12]}）："
             f"{'已保存' if publication.changed else '与在用数据相同，未改变'}，"
-            f"接收 {result.accepted_rows} 行，问题 {len(checked.errors)} 处"
+            f"接收 {result.accepted_rows} 行，问题 {len(checked.errors)} 处{replaced}{confirmed}"
         )
         with session_scope(engine) as session:
             audit(
@@ -161,7 +229,7 @@ def _read(path: Path, calendar: Calendar) -> Checked:
     """The workbook read and checked; a file that breaks the reader in a way no check names (an XML part that is
     not XML, a bad CRC, an unknown compression, an encrypted entry) is refused like any damaged file, not a 500."""
     try:
-        return read_and_check(path, calendar.forms)
+        return read_and_check(path, calendar.forms, calendar.id)
     except Refused:
         raise
     except Exception as exc:  # the file's fault: what the reader raised goes to the server's log only

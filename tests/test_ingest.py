@@ -112,12 +112,13 @@ def test_the_registry_figures_are_a_workbook_like_any_form(run_cli, tmp_path, wi
     ]  # fmt: skip
     ws.append(["历下区", "370102", 1200, 3100, "否"])
     ws.append(["章丘区", "370114", 5400, 13900, "是"])
-    ws.append(["历下区", "370102", 1, 1, "否"])  # the same county twice: that row is refused
+    ws.append(["历下区", "370102", 1, 1, "否"])  # the same county twice: both rows are refused, each naming both
     wb.save(out)
     code, result = ingest(run_cli, out)
     assert code == 0, result
-    assert result["form"] == "registry" and result["accepted_rows"] == 2
-    assert [row["cell"] for row in result["rejected_rows"]] == ["A4"]
+    assert result["form"] == "registry" and result["accepted_rows"] == 1
+    assert [row["cell"] for row in result["rejected_rows"]] == ["A2", "A4"]
+    assert all("第2、4行重复" in row["message"] for row in result["rejected_rows"])
 
 
 def test_template_heads_columns_with_code_and_label_and_keeps_ids_as_text(run_cli, tmp_path):

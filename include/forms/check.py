@@ -12,6 +12,7 @@ digits, income arithmetic, one head per household …) is the rule engine's (inc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,31 +20,65 @@ from pathlib import Path
 import polars as pl
 
 from include.forms.spec import YES_NO, FieldSpec, FormSpec, SheetSpec
-from include.forms.workbook import Workbook, _header_key, read_workbook
+from include.forms.workbook import SheetData, Workbook, read_workbook
 from include.masking import mask_value, redact
 
 ROW = "_row"
+KIND = "__kind"  # the suffix of a field's storage-kind column (include/forms/sheetxml.py)
+
+# -- what is accepted: one table ------------------------------------------------------------------
+# Mapped before any check: full-width digits, letters and the ideographic space to their ASCII forms, the
+# full-width point, minus and plus in numbers; spaces around a value dropped, and inside IDs, phones,
+# accounts and numbers. Nothing else is guessed: a comma in a number, a unit after it, a digit of another
+# script, a control or invisible character, a bare year in a date, an Excel error value is a row problem
+# that names the cell and says what to write.
 FULLWIDTH = [chr(c) for c in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B))] + ["\u3000"]
 HALFWIDTH = [chr(ord(c) - 0xFEE0) for c in FULLWIDTH[:-1]] + [" "]
-NUMERIC_PUNCT = (["．", "－", "＋", "，", ","], [".", "-", "+", "", ""])
-DATE_TEXT = r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
-DATE_COMPACT = r"^(\d{4})(\d{2})(\d{2})$"
-SERIAL = r"^\d{1,5}(?:\.0+)?$"
-MONTH_TEXT = r"^(\d{4})[-/.年](\d{1,2})月?$"
+NUMERIC_PUNCT = (["．", "－", "＋"], [".", "-", "+"])
+NUMERIC_TYPES = ("integer", "money", "area", "number")
+COMPACT_TYPES = ("id_number", "phone", "account", "name", *NUMERIC_TYPES)  # inner spaces dropped
+# C0 and C1 controls (a tab or a line break only in free text), and the characters that show as nothing:
+# zero-width spaces and joiners, direction marks, the soft hyphen, the byte-order mark.
+INVISIBLE = "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+ODD_CHARS = rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{INVISIBLE}]"
+ODD_STRICT = rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\t\n\r{INVISIBLE}]"
+EXCEL_ERRORS = (
+    "#N/A",
+    "#VALUE!",
+    "#REF!",
+    "#DIV/0!",
+    "#NUM!",
+    "#NAME?",
+    "#NULL!",
+    "#SPILL!",
+    "#CALC!",
+    "#GETTING_DATA",
+)
+UNITS = r"(?:元|万元|亩|平方米|平米|㎡|m2|公里|千米|km|人|口|个月|月|年|岁|天|%|％)$"
+DATE_TEXT = (
+    r"^([0-9]{4})[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})日?(?:[ T][0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?$"
+)
+DATE_COMPACT = r"^([0-9]{4})([0-9]{2})([0-9]{2})$"
+SERIAL = r"^[0-9]{1,7}(?:\.[0-9]+)?$"
+MONTH_TEXT = r"^([0-9]{4})[-/.年]([0-9]{1,2})月?$"
 EXCEL_EPOCH = pl.date(1899, 12, 30)
+EXCEL_EPOCH_1904 = pl.date(1904, 1, 1)
 MULTI_SEPARATORS = r"[、,，;；/\s]+"
 MAX_TEXT = 200
 MAX_NAME = 30
+ODD = "\x00odd"  # a message placeholder: the odd character is described in Python, for the failing cells only
 
 PATTERNS = {
-    "id_number": (r"^\d{17}[\dX](?:\d{2})?$", "证件号码应为18位（末位可为X），残疾人证为20位"),
-    "phone": (r"^(?:1\d{10}|0\d{2,3}-?\d{7,8}|\d{7,8})$", "电话应为11位手机号或带区号的固定电话"),
-    "account": (r"^\d{8,30}$", "银行账号应为8至30位数字"),
-    "integer": (r"^[+-]?\d+(?:\.0+)?$", "应为整数"),
-    "money": (r"^[+-]?\d+(?:\.\d{1,2})?$", "应为金额（元），最多两位小数，没有收入填0"),
-    "area": (r"^[+-]?\d+(?:\.\d{1,2})?$", "应为面积数字，最多两位小数"),
-    "number": (r"^[+-]?\d+(?:\.\d+)?$", "应为数字"),
+    "id_number": (r"^[0-9]{17}[0-9X](?:[0-9]{2})?$", "证件号码应为18位（末位可为X），残疾人证为20位"),
+    "phone": (r"^(?:1[0-9]{10}|0[0-9]{2,3}-?[0-9]{7,8}|[0-9]{7,8})$", "电话应为11位手机号或带区号的固定电话"),
+    "account": (r"^[0-9]{8,30}$", "银行账号应为8至30位数字"),
+    "integer": (r"^[+-]?[0-9]+(?:\.0+)?$", "应为整数"),
+    "money": (r"^[+-]?[0-9]+(?:\.[0-9]{1,2})?$", "应为金额（元），最多两位小数，没有收入填0"),
+    "area": (r"^[+-]?[0-9]+(?:\.[0-9]{1,2})?$", "应为面积数字，最多两位小数"),
+    "number": (r"^[+-]?[0-9]+(?:\.[0-9]+)?$", "应为数字"),
 }
+# what Excel itself writes in a number cell (1.5E-3, 3E+2): read as the number it is, for numeric fields only
+NUMBER_CELL = r"^[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"
 
 
 @dataclass(frozen=True)
@@ -76,28 +111,21 @@ class Checked:
         return sum(t.height for t in self.tables.values())
 
 
-def _column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
-
-
 def _clean(expr: pl.Expr, field: FieldSpec) -> pl.Expr:
-    """Half-width digits and letters, no stray spaces; an empty cell is null."""
-    expr = expr.str.replace_many(FULLWIDTH, HALFWIDTH).str.strip_chars()
-    if field.type in ("id_number", "phone", "account", "name", "integer", "money", "area", "number"):
-        expr = expr.str.replace_all(r"\s+", "")
-    if field.type in ("integer", "money", "area", "number"):
+    """The table above, applied: an empty cell is null."""
+    expr = expr.str.replace_many(FULLWIDTH, HALFWIDTH).str.strip_chars(" \t\r\n\u00a0")
+    if field.type in COMPACT_TYPES:
+        expr = expr.str.replace_all(r"[ \t\r\n\u00a0]+", "")
+    if field.type in NUMERIC_TYPES:
         expr = expr.str.replace_many(*NUMERIC_PUNCT)
     if field.type == "id_number":
         expr = expr.str.to_uppercase()
     return pl.when(expr == "").then(None).otherwise(expr)
 
 
-def _date(text: pl.Expr) -> pl.Expr:
+def _date(text: pl.Expr, kind: pl.Expr, epoch: pl.Expr) -> pl.Expr:
+    """A date typed as text in an unambiguous form, a date cell (an Excel serial), or an ISO date cell."""
+
     def from_parts(pattern: str) -> pl.Expr:
         parts = text.str.extract_groups(pattern)
         joined = pl.concat_str(
@@ -110,20 +138,24 @@ def _date(text: pl.Expr) -> pl.Expr:
         )
         return joined.str.to_date("%Y-%m-%d", strict=False)
 
-    serial = (
-        pl.when(text.str.contains(SERIAL))
-        .then(EXCEL_EPOCH + pl.duration(days=text.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False)))
-        .otherwise(None)
+    days = text.str.extract(r"^([0-9]+)", 1).cast(pl.Int64, strict=False)
+    serial = pl.when((kind == "n") & text.str.contains(SERIAL) & days.is_between(1, 2_958_465))
+    typed_text = pl.when(kind == "s")
+    iso = pl.when(kind == "d").then(text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False))
+    return pl.coalesce(
+        typed_text.then(from_parts(DATE_TEXT)),
+        typed_text.then(from_parts(DATE_COMPACT)),
+        serial.then(epoch + pl.duration(days=days)).cast(pl.Date),
+        iso,
     )
-    return pl.coalesce(from_parts(DATE_TEXT), from_parts(DATE_COMPACT), serial.cast(pl.Date))
 
 
-def _month(text: pl.Expr) -> pl.Expr:
+def _month(text: pl.Expr, kind: pl.Expr, epoch: pl.Expr) -> pl.Expr:
     parts = text.str.extract_groups(MONTH_TEXT)
     month_only = pl.concat_str(
         [parts.struct.field("1"), parts.struct.field("2").str.zfill(2), pl.lit("01")], separator="-"
     ).str.to_date("%Y-%m-%d", strict=False)
-    return pl.coalesce(month_only, _date(text).dt.truncate("1mo"))
+    return pl.coalesce(pl.when(kind == "s").then(month_only), _date(text, kind, epoch).dt.truncate("1mo"))
 
 
 def _option_map(field: FieldSpec) -> dict[str, str]:
@@ -139,35 +171,63 @@ def _option_map(field: FieldSpec) -> dict[str, str]:
     return mapping
 
 
-def _typed(field: FieldSpec, text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(typed value, error message or null) for a non-null cleaned text."""
-    kind = field.type
-    if kind in PATTERNS:
-        pattern, message = PATTERNS[kind]
+def _number_problem(field: FieldSpec, text: pl.Expr, kind: pl.Expr) -> pl.Expr:
+    """Why a numeric cell is not a number this form takes, before its pattern: what the clerk typed that a
+    guess would have misread (a decimal comma, a unit, a minus)."""
+    _, message = PATTERNS[field.type]
+    unit = text.str.extract(r"([^0-9.+-]+)$", 1)
+    negative = (text.str.starts_with("-") | ((kind == "n") & text.str.contains(r"^-"))) & ~pl.lit(field.signed)
+    return (
+        pl.when(text.str.contains(r"[,，]"))
+        .then(pl.lit(f"{message}；请只填数字，不要用逗号（小数点用“.”，不加千位分隔符）"))
+        .when(text.str.contains(r"^[+-]?[0-9.]+") & text.str.contains(UNITS))
+        .then(pl.format(f"{message}；请只填数字，不要带单位“{{}}”", unit))
+        .when(negative & text.str.contains(r"^-[0-9]"))
+        .then(pl.lit(f"{message}；不能为负数"))
+    )
+
+
+def _typed(field: FieldSpec, text: pl.Expr, kind: pl.Expr, epoch: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, error message or null) for a non-null cleaned text stored as ``kind``."""
+    kind_of = field.type
+    if kind_of in PATTERNS:
+        pattern, message = PATTERNS[kind_of]
         ok = text.str.contains(pattern)
-        if kind == "integer":
-            value = text.str.extract(r"^([+-]?\d+)", 1).cast(pl.Int64, strict=False)
-        elif kind in ("money", "area", "number"):
-            value = text.cast(pl.Float64, strict=False)
-        else:
-            value = text
-        return value, pl.when(ok).then(None).otherwise(pl.lit(message))
-    if kind == "date":
-        value = _date(text)
+        if kind_of in NUMERIC_TYPES:
+            ok = ok | ((kind == "n") & text.str.contains(NUMBER_CELL))
+            problem = _number_problem(field, text, kind)
+            number = text.cast(pl.Float64, strict=False)
+            if not field.signed:
+                problem = problem.when(number < 0).then(pl.lit(f"{message}；不能为负数"))
+            if kind_of == "integer":
+                problem = problem.when(number.is_not_null() & (number != number.floor())).then(pl.lit(message))
+                value = number.cast(pl.Int64, strict=False)
+            else:
+                value = number
+            return value, problem.when(ok).then(None).otherwise(pl.lit(message))
+        # an ID, phone or account: the character that does not belong is named in Python (``_explain``)
+        return text, pl.when(ok).then(None).otherwise(pl.lit(f"{ODD}{message}"))
+    if kind_of == "date":
+        value = _date(text, kind, epoch)
         message = pl.lit("日期无法识别或不存在，请写成 2020-10-01 这样的日期")
-        return value, pl.when(value.is_null()).then(message).otherwise(None)
-    if kind == "month":
-        value = _month(text)
-        return value, pl.when(value.is_null()).then(pl.lit("年月无法识别，请写成 2020-09 这样的年月")).otherwise(None)
-    if kind == "yes_no":
+        bare_year = pl.lit("只填了年份，请写成 2020-10-01 这样完整的日期")
+        problem = pl.when(value.is_not_null()).then(None).when(text.str.contains(r"^[0-9]{4}$")).then(bare_year)
+        return value, problem.otherwise(message)
+    if kind_of == "month":
+        value = _month(text, kind, epoch)
+        bare_year = pl.lit("只填了年份，请写成 2020-09 这样的年月")
+        problem = pl.when(value.is_not_null()).then(None).when(text.str.contains(r"^[0-9]{4}$")).then(bare_year)
+        return value, problem.otherwise(pl.lit("年月无法识别，请写成 2020-09 这样的年月"))
+    if kind_of == "yes_no":
         ok = text.is_in(list(YES_NO))
-        return text, pl.when(ok).then(None).otherwise(pl.lit("只能填“是”或“否”"))
-    if kind == "single":
+        logical = pl.lit("是单元格的逻辑值 TRUE/FALSE，只能填“是”或“否”")
+        return text, pl.when(ok).then(None).when(kind == "b").then(logical).otherwise(pl.lit("只能填“是”或“否”"))
+    if kind_of == "single":
         mapping = _option_map(field)
         value = text.replace_strict(mapping, default=None, return_dtype=pl.String)
         message = "不是表上的选项；可选：" + "、".join(field.dropdown)
         return value, pl.when(value.is_null()).then(pl.lit(message)).otherwise(None)
-    if kind == "multiple":
+    if kind_of == "multiple":
         mapping = _option_map(field)
         # An option that itself contains a separator ("其他（森林草原火灾、海洋灾害等）") is kept whole.
         whole = [option for option in field.choices if any(sep in option for sep in "、,，;；/ ")]
@@ -183,29 +243,43 @@ def _typed(field: FieldSpec, text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
             message = message.when(value.list.len() > field.max_choices).then(pl.lit(f"最多选{field.max_choices}项"))
         message = message.when(value.list.n_unique() < value.list.len()).then(pl.lit("同一选项填了两次"))
         return value, message.otherwise(None)
-    limit = MAX_NAME if kind == "name" else MAX_TEXT
+    limit = MAX_NAME if kind_of == "name" else MAX_TEXT
     too_long = text.str.len_chars() > limit
     return text, pl.when(too_long).then(pl.lit(f"内容过长（超过{limit}个字）")).otherwise(None)
 
 
+def _cell_problem(field: FieldSpec, text: pl.Expr, kind: pl.Expr) -> pl.Expr:
+    """What is wrong with a cell whatever its field's type: an Excel error value, an odd character."""
+    odd = ODD_CHARS if field.type == "text" else ODD_STRICT  # a line break is free text's own
+    error_value = (kind == "e") | text.is_in(list(EXCEL_ERRORS))
+    return (
+        pl.when(error_value)
+        .then(pl.format("是 Excel 的错误值（{}），不是数据：请填写实际内容（公式出错的请改填数值）", text))
+        .when(text.str.contains(odd))
+        .then(pl.lit(ODD))
+    )
+
+
 def _check_sheet(
-    form: FormSpec, sheet: SheetSpec, frame: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, FieldSpec]]:
-    """(typed values with _row, errors long: _row, key, message, raw) for one sheet."""
-    fields = form.fields_of(sheet.id)
-    by_header = {_header_key(f.header): f for f in fields}
-    columns = {by_header[_header_key(c)].key: c for c in frame.columns if _header_key(c) in by_header}
-    frame = frame.select([pl.col(columns[f.key]).cast(pl.String).alias(f.key) for f in fields])
-    frame = frame.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64))
+    form: FormSpec, read: SheetData
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, FieldSpec], dict[str, str]]:
+    """(typed values with _row, errors long: _row, key, message, raw, fields, column letters) for one sheet."""
+    fields = form.fields_of(read.sheet.id)
+    frame = read.frame
+    epoch = EXCEL_EPOCH_1904 if read.date1904 else EXCEL_EPOCH
     cleaned = frame.with_columns([_clean(pl.col(f.key), f).alias(f.key) for f in fields])
     keys = [f.key for f in fields]
     nonblank = pl.any_horizontal([pl.col(key).is_not_null() for key in keys])
     values, errors = [], []
     for f in fields:
-        typed, message = _typed(f, pl.col(f.key))
+        text, kind = pl.col(f.key), pl.col(f"{f.key}{KIND}").fill_null("s")
+        typed, message = _typed(f, text, kind, epoch)
         values.append(typed.alias(f.key))
         missing = pl.lit("必填项未填写") if f.required else None
-        errors.append(pl.when(pl.col(f.key).is_null()).then(missing).otherwise(message).cast(pl.String).alias(f.key))
+        problem = _cell_problem(f, text, kind)
+        errors.append(
+            pl.when(text.is_null()).then(missing).otherwise(problem.otherwise(message)).cast(pl.String).alias(f.key)
+        )
     # One pass: typed values and per-cell messages side by side; blank rows (left in the sheet) dropped.
     both = (
         cleaned.filter(nonblank)
@@ -215,29 +289,39 @@ def _check_sheet(
     typed_frame = both.drop("_errors", "_bad")
     bad = both.filter(pl.col("_bad")).select(pl.col(ROW), pl.col("_errors").struct.unnest())
     long = bad.unpivot(index=ROW, variable_name="key", value_name="message").drop_nulls("message")
-    raw = frame.join(bad.select(ROW), on=ROW, how="semi").unpivot(index=ROW, variable_name="key", value_name="raw")
+    raw = (
+        frame.select(ROW, *keys)
+        .join(bad.select(ROW), on=ROW, how="semi")
+        .unpivot(index=ROW, variable_name="key", value_name="raw")
+    )
     long = long.join(raw, on=[ROW, "key"], how="left")
-    return typed_frame, long, {f.key: f for f in fields}
+    return typed_frame, long, {f.key: f for f in fields}, read.letters
 
 
 def _duplicates(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
-    """Rows repeating an earlier row's unique key: _row, key, message."""
+    """Every row whose unique key another row repeats (a household, a person pasted twice): _row, key,
+    message naming the other rows. All of them are rejected: which one is right is the clerk's to say."""
     if not keys or frame.is_empty():
         return pl.DataFrame(schema={ROW: pl.Int64, "key": pl.String, "message": pl.String})
-    first = frame.group_by(list(keys)).agg(pl.col(ROW).min().alias("_first"))
-    joined = frame.join(first, on=list(keys), how="left", nulls_equal=False)
-    repeated = joined.filter(pl.col(ROW) != pl.col("_first"))
+    groups = (
+        frame.drop_nulls(list(keys))
+        .group_by(list(keys))
+        .agg(pl.col(ROW).sort().alias("_rows"))
+        .filter(pl.col("_rows").list.len() > 1)
+    )
+    repeated = groups.with_columns(pl.col("_rows").alias("_all")).explode("_rows")
+    listed = pl.col("_all").list.eval(pl.element().cast(pl.String)).list.join("、")
     return repeated.select(
-        pl.col(ROW),
-        pl.lit(keys[0]).alias("key"),
-        pl.format("与本表第{}行重复，同一户（人）只能填一行", pl.col("_first")).alias("message"),
+        pl.col("_rows").alias(ROW),
+        pl.lit(keys[-1]).alias("key"),
+        pl.format("第{}行重复填写了同一户（人），请只保留一行，删去其余后重新上传", listed).alias("message"),
     )
 
 
-def read_and_check(path: Path, allowed_forms: Iterable[str]) -> Checked:
-    """Read the workbook (``Refused`` if it fails as a whole) and check its rows, each sheet checked in
-    its own thread as soon as it is read."""
-    return check_workbook(read_workbook(path, allowed_forms, hook=_check_sheet))
+def read_and_check(path: Path, allowed_forms: Iterable[str], campaign: str | None = None) -> Checked:
+    """Read the workbook (``Refused`` if it fails as a whole, or was written for another ``campaign``) and
+    check its rows, each sheet checked in its own thread as soon as it is read."""
+    return check_workbook(read_workbook(path, allowed_forms, hook=_check_sheet, campaign=campaign))
 
 
 def check_workbook(workbook: Workbook) -> Checked:
@@ -248,8 +332,10 @@ def check_workbook(workbook: Workbook) -> Checked:
     typed: dict[str, pl.DataFrame] = {}
     problems: dict[str, pl.DataFrame] = {}
     fields_by_sheet: dict[str, dict[str, FieldSpec]] = {}
+    letters_by_sheet: dict[str, dict[str, str]] = {}
     for sheet in form.sheets:
-        frame, errors, fields = workbook.results[sheet.id]
+        frame, errors, fields, letters = workbook.results[sheet.id]
+        letters_by_sheet[sheet.id] = letters
         valid = frame.join(errors.select(ROW).unique(), on=ROW, how="anti")
         duplicated = _duplicates(valid, sheet.unique)
         typed[sheet.id] = frame
@@ -288,25 +374,88 @@ def check_workbook(workbook: Workbook) -> Checked:
     for sheet in form.sheets:
         bad = problems[sheet.id]
         result.tables[sheet.id] = typed[sheet.id].join(bad.select(ROW).unique(), on=ROW, how="anti")
-        result.errors.extend(_row_errors(form, sheet, bad, fields_by_sheet[sheet.id]))
+        result.errors.extend(_row_errors(form, sheet, bad, fields_by_sheet[sheet.id], letters_by_sheet[sheet.id]))
     return result
 
 
-def _row_errors(form: FormSpec, sheet: SheetSpec, bad: pl.DataFrame, fields: dict[str, FieldSpec]) -> list[RowError]:
+def _row_errors(
+    form: FormSpec, sheet: SheetSpec, bad: pl.DataFrame, fields: dict[str, FieldSpec], letters: dict[str, str]
+) -> list[RowError]:
     order = {key: i for i, key in enumerate(f.key for f in form.fields_of(sheet.id))}
     out = []
     ordered = bad.sort([ROW, pl.col("key").replace_strict(order, return_dtype=pl.Int64)])
     for row, key, message, raw in ordered.iter_rows():
         f = fields[key]
-        value = mask_value(f.type, raw)  # masked by the field's type, and any number in another column too:
-        # an ID pasted into a 是/否 column, a phone in an address (columns shifted) is still an ID, a phone
+        if message.startswith(ODD):
+            message = _explain(f, raw, message.removeprefix(ODD))
         out.append(
             RowError(
                 sheet=sheet.name,
-                cell=f"{_column_letter(order[key])}{row}",
+                cell=f"{letters[key]}{row}",  # the file's own column and row
                 field=f.header,
-                value=redact(value) if isinstance(value, str) else value,
+                value=shown_value(f.type, raw),
                 message=redact(f"{f.header}：{message}"),
             )
         )
     return out
+
+
+CHARACTER_NAMES = {
+    "'": "撇号（'）",
+    "\u2018": "左单引号（‘）",
+    "\u2019": "右单引号（’）",
+    "`": "反引号（`）",
+    "\u00a0": "不换行空格",
+    "\u200b": "零宽空格（U+200B）",
+    "\u200c": "零宽非连接符（U+200C）",
+    "\u200d": "零宽连接符（U+200D）",
+    "\u2060": "零宽不换行空格（U+2060）",
+    "\ufeff": "字节顺序标记（U+FEFF）",
+    "\u00ad": "软连字符（U+00AD）",
+    "\t": "制表符",
+    "\n": "换行符",
+    "\r": "回车符",
+}
+
+
+def describe_character(ch: str) -> str:
+    """A character as a clerk can find it: its name where it has one, the digit of another script as such."""
+    if ch in CHARACTER_NAMES:
+        return CHARACTER_NAMES[ch]
+    if ch.isdigit():
+        return f"非阿拉伯数字“{ch}”（U+{ord(ch):04X}，请用 0-9）"
+    if not ch.isprintable():
+        return f"不可见的控制字符（U+{ord(ch):04X}）"
+    return f"“{ch}”"
+
+
+def _explain(field: FieldSpec, raw: object, message: str) -> str:
+    """The first character that does not belong, and where: "第7个字符是撇号（'）"."""
+    text = str(raw or "").strip()
+    numbered = field.type in ("id_number", "phone", "account")
+    message = message or (PATTERNS[field.type][1] if numbered else "")
+    allowed = "0123456789" + ("Xx" if field.type == "id_number" else "-" if field.type == "phone" else "")
+    odd = re.compile(ODD_CHARS if field.type == "text" else ODD_STRICT)
+    for position, ch in enumerate(text, start=1):
+        if odd.match(ch) or (numbered and ch not in allowed and not "\uff10" <= ch <= "\uff19"):
+            where = f"第{position}个字符是{describe_character(ch)}"
+            if numbered:
+                return f"{message}；{where}，号码中只能有数字" + ("（末位可为X）" if field.type == "id_number" else "")
+            return f"{where}，请删除后重新填写（常见于从网页或聊天软件复制的内容）"
+    if numbered:
+        return f"{message}（现为{len(text)}位）"
+    return message
+
+
+def shown_value(field_type: str, raw: object) -> object:
+    """A rejected value as the problem list shows it: enough to find it in the sheet, never a whole number.
+    A number (seven digits and more) is masked by its field's type; other text is shown, any personal-length
+    number inside it masked; a name is masked always."""
+    if raw is None or not isinstance(raw, str):
+        return raw
+    printable = "".join(ch if ch.isprintable() else "?" for ch in raw)
+    if field_type == "name":
+        return mask_value("name", printable)
+    if field_type in ("id_number", "phone", "account") and sum(ch.isdigit() for ch in printable) >= 7:
+        return redact(str(mask_value(field_type, printable)))
+    return redact(printable)

@@ -64,6 +64,7 @@ class FieldSpec(_Frozen):
     required: bool = False
     sheet: str  # a sheet id of the form
     generated: bool = False  # "系统生成", "由户表生成": may be left empty; the rules check it
+    signed: bool = False  # a quantity that may be negative; incomes, areas and sizes may not
     bulk: bool = False  # a column only the bulk workbook needs (the household link): not printed on the form
     note: str | None = None  # why the spec reads the form this way, with the seed's words
 
@@ -104,8 +105,9 @@ class SheetSpec(_Frozen):
     id: str  # households, members, helpers …
     name: str  # the sheet's Chinese name in the workbook
     row: str  # what one row is: "一户一行"
-    # Field keys that identify a row within one upload (a household listed twice). A person listed in
-    # two households is not refused here: that is a rule (person_in_one_household) across all units.
+    # Field keys that identify a row within one upload (a household listed twice, a member pasted twice in
+    # one household). A person listed in two households is not refused here: that is a rule
+    # (person_in_one_household) across all units.
     unique: tuple[str, ...] = ()
 
 

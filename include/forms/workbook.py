@@ -6,12 +6,16 @@ one Chinese message (``Refused``) and nothing is stored:
 - size over the limit, not a zip, an old .xls, a password-protected file, a zip that is not xlsx;
 - a zip bomb (declared or actual size over the limit, or an extreme compression ratio);
 - an XML part with a DTD (entity bombs);
-- a workbook without this project's template marker, another form's or an old version's template;
-- per data sheet: formulas, merged cells over data, more than 1,048,576 rows, ID or account
-  numbers that Excel stored as numbers (their last digits are lost).
+- a Strict Open XML file; a workbook without this project's template marker, another campaign's,
+  another form's or an old version's template;
+- per data sheet: no header found, a column missing or twice, formulas, merged cells over data, more
+  than 1,048,576 rows, ID, phone or account numbers that Excel stored as numbers (an ID's last digits
+  are lost), wherever their column is and however the number is written.
 
-Cells are then read with fastexcel (calamine, in Rust; chosen by ``bench/ingest.py``) as strings,
-every sheet in its own thread: fastexcel releases the GIL, so the sheets load in parallel.
+Cells are read by include/forms/sheetxml.py: only the cells a sheet has (memory follows the data, not the
+dimension a file claims), each with its own row and column and how it was stored. The header is found
+by its content in the first rows, columns are mapped by heading, and every value keeps the file's own
+cell reference. Every sheet is read in its own thread (Polars releases the GIL).
 """
 
 from __future__ import annotations
@@ -25,12 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import fastexcel
 import polars as pl
 from defusedxml import ElementTree
 from openpyxl.utils import get_column_letter
 from zlib_ng import zlib_ng
 
+from include.forms import sheetxml
 from include.forms.spec import FieldSpec, FormSpec, SheetSpec, all_forms
 from include.forms.template import MARKER_PREFIX, MAX_ROW
 from include.masking import redact, short_masked
@@ -41,14 +45,11 @@ ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 MAX_RATIO = 200  # our own 100,000-row sheets compress about 15:1; zip bombs 1000:1 and more
 RATIO_FLOOR_BYTES = 1 << 20  # small parts may compress well; judge the ratio above 1 MiB
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+STRICT_NS = "http://purl.oclc.org/ooxml/spreadsheetml/main"
 REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
-# A number Excel stored in place of an ID: 16+ digits, or 1.2E+15 and up (its last digits are lost).
-BIG_NUMBER = re.compile(rb"<v>(\d{16,}(?:\.\d*)?|\d(?:\.\d+)?[eE]\+?(?:1[5-9]|[2-9]\d))</v>")
-LONG_INTEGER = re.compile(rb"<v>\d{16,}(?:\.\d*)?</v>")
-FORMULA = re.compile(rb"<(?:\w+:)?f[ >/]")
-CELL_REF = re.compile(rb'<(?:\w+:)?c r="([A-Z]+)(\d+)"')
-MERGE = re.compile(rb'<(?:\w+:)?mergeCell ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
-LAST_ROW = re.compile(rb'<(?:\w+:)?row r="(\d+)"')
+MERGE = re.compile(rb"""<(?:\w+:)?mergeCell ref=["']([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?["']""")
+HEADER_SEARCH_ROWS = 20  # a title or a note above the header is found past; a header lower than this is not
+TEXT_KEPT = ("id_number", "phone", "account")  # what a number cell would corrupt (digits lost, a leading 0)
 
 
 def max_upload_bytes() -> int:
@@ -83,11 +84,24 @@ class Refused(Exception):
 
 
 @dataclass
+class SheetData:
+    """One data sheet as read: ``frame`` has ``_row`` (the file's row), each field's text by key and its
+    cell's storage kind as ``<key>__kind`` (``sheetxml``: n, s, b, e, d); ``letters`` the column each field
+    is in, in this file."""
+
+    sheet: SheetSpec
+    frame: pl.DataFrame
+    letters: dict[str, str]
+    header_row: int
+    date1904: bool = False
+
+
+@dataclass
 class Workbook:
     path: Path
     form: FormSpec
     campaign: str  # the campaign the template was written for
-    sheets: dict[str, pl.DataFrame] = field(default_factory=dict)  # by sheet id, all columns text
+    sheets: dict[str, SheetData] = field(default_factory=dict)  # by sheet id
     results: dict[str, object] = field(default_factory=dict)  # by sheet id: what the sheet hook returned
 
 
@@ -225,26 +239,46 @@ def _read_part(archive: zipfile.ZipFile, name: str) -> bytes:
     return data
 
 
-def _sheet_parts(archive: zipfile.ZipFile) -> tuple[dict[str, str], dict[str, str]]:
-    """Sheet name → the part that holds it (xl/worksheets/sheetN.xml), and the template marker
-    (the hidden defined names ``_campaign_form`` …, without their prefix and quotes)."""
+@dataclass
+class _Parts:
+    sheets: dict[str, str]  # sheet name → its part (xl/worksheets/sheetN.xml)
+    marker: dict[str, str]  # the template marker (the hidden names ``_campaign_form`` …, prefix and quotes off)
+    shared_strings: str | None  # the shared-string part, if any
+    date1904: bool  # the workbook counts dates from 1904 (Excel for Mac's old default)
+
+
+def _part_path(target: str) -> str:
+    return target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
+
+
+def _sheet_parts(archive: zipfile.ZipFile) -> _Parts:
+    """The parts of the workbook, read from ``xl/workbook.xml`` and its relationships (no sheet loaded)."""
     for name in archive.namelist():
         if name.endswith((".xml", ".rels")) and not name.startswith("xl/worksheets/"):
             _read_part(archive, name)
     workbook = ElementTree.fromstring(_read_part(archive, "xl/workbook.xml"))
+    if workbook.tag.startswith("{" + STRICT_NS):
+        raise Refused(
+            "strict_xml",
+            "文件是“Strict Open XML 电子表格”格式，本系统只读普通的 Excel 工作簿。"
+            "请在 Excel 中“另存为”，保存类型选“Excel 工作簿(*.xlsx)”后重新上传。",
+        )
     rels = ElementTree.fromstring(_read_part(archive, "xl/_rels/workbook.xml.rels"))
     targets = {rel.get("Id"): rel.get("Target", "") for rel in rels}
-    parts = {}
+    shared = next((_part_path(r.get("Target", "")) for r in rels if r.get("Type", "").endswith("/sharedStrings")), None)
+    sheets = {}
     for sheet in workbook.iterfind("m:sheets/m:sheet", NS):
-        target = targets.get(sheet.get(REL_NS), "")
-        part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
-        parts[sheet.get("name", "")] = part
+        sheets[sheet.get("name", "")] = _part_path(targets.get(sheet.get(REL_NS), ""))
     marker = {}
     for defined in workbook.iterfind("m:definedNames/m:definedName", NS):
         name = defined.get("name", "")
         if name.startswith(MARKER_PREFIX):
             marker[name.removeprefix(MARKER_PREFIX)] = (defined.text or "").strip().strip('"')
-    return parts, marker
+    properties = workbook.find("m:workbookPr", NS)
+    date1904 = properties is not None and properties.get("date1904", "").lower() in ("1", "true")
+    if shared is not None and shared not in archive.namelist():
+        shared = None
+    return _Parts(sheets=sheets, marker=marker, shared_strings=shared, date1904=date1904)
 
 
 def _check_marker(marker: dict[str, str]) -> None:
@@ -255,7 +289,7 @@ def _check_marker(marker: dict[str, str]) -> None:
         )
 
 
-def _form_of(marker: dict[str, str], allowed: Iterable[str]) -> FormSpec:
+def _form_of(marker: dict[str, str], allowed: Iterable[str], campaign: str | None = None) -> FormSpec:
     forms = all_forms()
     form = forms.get(marker.get("form", ""))
     if form is None:
@@ -265,6 +299,13 @@ def _form_of(marker: dict[str, str], allowed: Iterable[str]) -> FormSpec:
         names = "、".join(f"{forms[f].title}（{f}）" for f in allowed) or "无"
         raise Refused(
             "wrong_form", f"这是「{form.title}」（{form.id}）的模板，本次工作使用的表是：{names}。请换用对应的模板。"
+        )
+    written_for = marker.get("campaign", "")
+    if campaign is not None and written_for != campaign:
+        raise Refused(
+            "wrong_campaign",
+            f"这是「{written_for or '未注明的工作'}」的模板，本次上传的是「{campaign}」工作的数据。"
+            f"请用本工作的模板（campaign forms template --campaign {campaign}）填写后上传。",
         )
     version = marker.get("version", "")
     if version != str(form.version):
@@ -276,137 +317,146 @@ def _form_of(marker: dict[str, str], allowed: Iterable[str]) -> FormSpec:
     return form
 
 
-def _header_key(text: object) -> str:
+def header_key(text: object) -> str:
+    """A heading compared the way a clerk reads it: no spaces, full-width brackets as half-width."""
     return re.sub(r"\s+", "", str(text or "")).replace("（", "(").replace("）", ")")
 
 
-def _check_columns(form: FormSpec, sheet_name: str, fields: tuple[FieldSpec, ...], columns: list[str]) -> None:
-    expected = {_header_key(f.header): f.header for f in fields}
-    found = {_header_key(c): (i, c) for i, c in enumerate(columns) if not str(c).startswith("__UNNAMED__")}
-    missing = [header for key, header in expected.items() if key not in found]
-    # An unknown header may be a data row (the header row deleted): name its column, echo only a masked prefix.
-    unknown = [
-        f"{get_column_letter(i + 1)} 列「{short_masked(column)}」"
-        for key, (i, column) in found.items()
-        if key not in expected
+def _find_header(cells: pl.DataFrame, sheet_name: str, fields: tuple[FieldSpec, ...]) -> int:
+    """The row (the file's own number) whose cells are the most of the form's headings, among the first rows."""
+    expected = {header_key(f.header) for f in fields}
+    top = cells.filter(pl.col("row") <= HEADER_SEARCH_ROWS, pl.col("kind") == "s")
+    keys = top.select("row", pl.col("text").map_elements(header_key, return_dtype=pl.String).alias("key"))
+    counts = (
+        keys.filter(pl.col("key").is_in(list(expected)))
+        .group_by("row")
+        .len()
+        .sort(["len", "row"], descending=[True, False])
+    )
+    if counts.height and counts["len"][0] * 2 >= len(expected):
+        return int(counts["row"][0])
+    sample = "」「".join(f.header for f in fields[:3])
+    first = cells.filter(pl.col("text").str.strip_chars() != "").head(1)
+    seen = ""
+    if first.height:  # what is there instead, by column, masked: often a data row where the header was
+        row = int(first["row"][0])
+        shown = cells.filter(pl.col("row") == row, pl.col("text").str.strip_chars() != "").head(10)
+        listed = "、".join(
+            f"{get_column_letter(c)} 列「{short_masked(t)}」" for c, t in shown.select("col", "text").iter_rows()
+        )
+        seen = f"第{row}行是：{listed}。"
+    raise Refused(
+        "columns",
+        f"工作表「{sheet_name}」的前{HEADER_SEARCH_ROWS}行中找不到模板的表头（如「{sample}」）。{seen}"
+        "表头应在第1行（其上可以有标题行）。请不要删除或改写模板的表头行，按原样恢复后重新上传。",
+    )
+
+
+def _map_columns(
+    cells: pl.DataFrame, header_row: int, sheet_name: str, fields: tuple[FieldSpec, ...]
+) -> dict[str, int]:
+    """Field key → the column (number) headed by it in this file; ``Refused`` if one is missing or twice."""
+    by_key = {header_key(f.header): f for f in fields}
+    heads = cells.filter(pl.col("row") == header_row, pl.col("text").is_not_null())
+    columns: dict[str, list[int]] = {}
+    unknown = []
+    for col, text in heads.select("col", "text").iter_rows():
+        f = by_key.get(header_key(text))
+        if f is None:
+            if text.strip():
+                unknown.append(f"{get_column_letter(col)} 列「{short_masked(text)}」")
+            continue
+        columns.setdefault(f.key, []).append(col)
+    twice = [
+        f"「{f.header}」（{'、'.join(get_column_letter(c) for c in columns[f.key])} 列）"
+        for f in fields
+        if len(columns.get(f.key, [])) > 1
     ]
-    if missing or unknown:
+    missing = [f.header for f in fields if f.key not in columns]
+    if missing or twice:
         parts = []
         if missing:
-            parts.append("缺少列：" + "、".join(missing))
-        if unknown:
-            parts.append("无法识别的列：" + "、".join(unknown) + "（是否改了列标题？）")
+            listed = "、".join(missing[:8]) + (f" 等{len(missing)}列" if len(missing) > 8 else "")
+            parts.append("缺少列：" + listed)
+        if twice:
+            parts.append("重复的列：" + "、".join(twice))
+        if missing and unknown:
+            parts.append("无法识别的列：" + "、".join(unknown[:5]) + "（是否改了列标题？）")
         raise Refused(
             "columns",
-            f"工作表「{sheet_name}」的列与模板不符：{'；'.join(parts)}。请不要修改模板的列标题，按原样恢复后重新上传。",
+            f"工作表「{sheet_name}」（表头在第{header_row}行）的列与模板不符：{'；'.join(parts)}。"
+            "请不要修改模板的列标题，按原样恢复后重新上传。",
         )
+    return {key: cols[0] for key, cols in columns.items()}
 
 
-def _column_index(letters: str) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n
+def _sci(raw: str) -> str:
+    try:
+        return f"{float(raw):.5E}"
+    except ValueError:
+        return raw
 
 
-def _cell_before(data: bytes, pos: int) -> str:
-    start = data.rfind(b"<c ", 0, pos)
-    if start < 0:
-        start = data.rfind(b":c ", 0, pos)
-    found = CELL_REF.search(data, max(start - 3, 0), pos)
-    return (found.group(1) + found.group(2)).decode() if found else "?"
-
-
-def _scan_sheet(data: bytes, sheet_name: str, fields: tuple[FieldSpec, ...]) -> None:
-    rows = LAST_ROW.findall(data[-65536:]) or LAST_ROW.findall(data)
-    if rows and int(rows[-1]) > MAX_ROW:
+def _check_cells(cells: pl.DataFrame, sheet_name: str) -> None:
+    """Whole-sheet refusals that need no header: too many rows, a formula, merged data cells."""
+    last = cells["row"].max() if cells.height else 0
+    if last is not None and int(last) > MAX_ROW:  # type: ignore[arg-type]
         raise Refused(
             "too_many_rows",
             f"工作表「{sheet_name}」超过 Excel 的 {MAX_ROW:,} 行上限，文件已损坏或不是 Excel 保存的。"
             "请拆分后重新上传。",
         )
-    formula = _find_formula(data)
-    if formula >= 0:
-        cell = _cell_before(data, formula)
+    formula = cells.filter(pl.col("formula")).head(1)
+    if formula.height:
+        cell = f"{get_column_letter(int(formula['col'][0]))}{formula['row'][0]}"
         raise Refused(
             "formula",
             f"工作表「{sheet_name}」的 {cell} 单元格含有公式。"
             "请选中数据“复制”，再“选择性粘贴→数值”去掉公式后重新上传。",
         )
-    tail = data[data.rfind(b"</sheetData>") :] if b"</sheetData>" in data else b""
+
+
+def _check_merges(data: bytes, sheet_name: str, header_row: int) -> None:
+    tail = data[max(data.rfind(b"sheetData>"), 0) :]  # merges are listed after the cells
     for merge in MERGE.finditer(tail):
         last_row = int(merge.group(4) or merge.group(2))
-        if last_row >= 2:
-            ref = merge.group(0).split(b'"')[1].decode()
+        if last_row > header_row:  # a merged title above the header is no data
+            ref = re.split(rb"[\"']", merge.group(0))[1].decode()
             raise Refused(
                 "merged", f"工作表「{sheet_name}」的 {ref} 是合并单元格。请取消合并，每行填写完整后重新上传。"
             )
-    for big in _big_numbers(data):
-        cell = _cell_before(data, big.start())
-        column = _column_index("".join(ch for ch in cell if ch.isalpha())) if cell != "?" else 0
-        if 1 <= column <= len(fields) and fields[column - 1].type in ("id_number", "account"):
-            target = fields[column - 1]
-            raise Refused(
-                "number_id",
-                f"工作表「{sheet_name}」的 {cell} 单元格（{target.header}）被 Excel 存成了数字"
-                f"（显示为 {_sci(big.group(1))}），号码的后几位已经丢失。请把该列设为“文本”格式，"
-                "重新输入或粘贴号码后上传。",
-            )
 
 
-def _find_formula(data: bytes) -> int:
-    """Where the first formula element (``<f>``, ``<f t="shared" …/>``) in the cell data is, or -1.
-
-    The letter ``f`` is rare in cell data (tags ``row``, ``c``, ``v``; attributes ``r``, ``s``, ``t``;
-    numbers and shared-string indexes), so a ``bytes.find`` for it is memchr-fast; each hit is
-    confirmed by its neighbours, with or without a namespace prefix (``<x:f>``).
-    """
-    start = data.find(b"<sheetData")
-    end = data.rfind(b"</sheetData>")
-    if start < 0:
-        return -1
-    end = len(data) if end < 0 else end
-    pos = data.find(b"f", start, end)
-    while pos >= 0:
-        before, after = data[pos - 1 : pos], data[pos + 1 : pos + 2]
-        if after in (b">", b" ", b"/") and (
-            before == b"<" or (before == b":" and FORMULA.match(data, data.rfind(b"<", 0, pos)))
-        ):
-            return data.rfind(b"<", 0, pos)
-        pos = data.find(b"f", pos + 1, end)
-    return -1
-
-
-def _big_numbers(data: bytes) -> Iterable[re.Match[bytes]]:
-    """Numbers of 1E+15 and more (an ID or account number Excel kept as a number): found by the
-    ``+`` of their exponent (rare in sheet XML, so ``bytes.find`` is fast), then confirmed as a whole
-    ``<v>`` value; and integers of 16+ digits (exact only up to 2**53)."""
-    pos = data.find(b"+")
-    while pos >= 0:
-        if data[pos - 1 : pos] in (b"E", b"e"):
-            start = data.rfind(b"<v>", max(pos - 40, 0), pos)
-            found = BIG_NUMBER.match(data, start) if start >= 0 else None
-            if found:
-                yield found
-        pos = data.find(b"+", pos + 1)
-    yield from LONG_INTEGER.finditer(data)
-
-
-def _sci(raw: bytes) -> str:
-    try:
-        return f"{float(raw):.5E}"
-    except ValueError:
-        return raw.decode()
-
-
-def _load_sheet(path: Path, sheet_name: str) -> pl.DataFrame:
-    """Every cell of a sheet as text. Each thread opens its own reader: fastexcel readers are not shared."""
-    try:
-        return fastexcel.read_excel(path).load_sheet(sheet_name, dtypes="string").to_polars()
-    except Exception as exc:  # fastexcel raises its own exception types for unreadable content
+def _check_numbers_in_text(
+    data: pl.DataFrame, sheet_name: str, fields: tuple[FieldSpec, ...], letters: dict[str, str]
+) -> None:
+    """An ID, phone or account number stored as a number, in whatever column it is: refused whole, since a
+    column formatted as a number in one place is usually so in all (and an ID's last digits are gone)."""
+    kept = [f for f in fields if f.type in TEXT_KEPT]
+    for f in kept:
+        numbers = data.filter(pl.col(f"{f.key}__kind") == "n", pl.col(f.key).is_not_null())
+        if not numbers.height:
+            continue
+        row, raw = numbers["_row"][0], numbers[f.key][0]
+        cell = f"{letters[f.key]}{row}"
+        more = f"（本列共 {numbers.height} 个这样的单元格）" if numbers.height > 1 else ""
+        lost = _digits_lost(raw)
+        shown = _sci(raw) if lost else short_masked(raw)
+        consequence = "号码的后几位已经丢失" if lost else "开头的0和号码格式会丢失"
         raise Refused(
-            "bad_zip", f"工作表「{sheet_name}」无法读取，文件可能已损坏。请在 Excel 中重新保存为 .xlsx 后上传。"
-        ) from exc
+            "number_id",
+            f"工作表「{sheet_name}」的 {cell} 单元格（{f.header}）被 Excel 存成了数字"
+            f"（显示为 {shown}）{more}，{consequence}。请把该列设为“文本”格式，"
+            "重新输入或粘贴号码后上传。",
+        )
+
+
+def _digits_lost(raw: str) -> bool:
+    """A number past 2**53 (or written with an exponent of 15 and more) no longer holds every digit."""
+    try:
+        return abs(float(raw)) >= 1e15
+    except ValueError:
+        return False
 
 
 def _unpack(path: Path, part: str) -> bytes:
@@ -414,45 +464,101 @@ def _unpack(path: Path, part: str) -> bytes:
         return _read_part(archive, part)
 
 
-SheetHook = Callable[[FormSpec, SheetSpec, pl.DataFrame], object]
+def _cells(data: bytes, strings: pl.Series, sheet_name: str) -> pl.DataFrame:
+    try:
+        return sheetxml.read_cells(data, strings)
+    except (sheetxml.NotSpreadsheetML, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
+        raise Refused(
+            "bad_zip", f"工作表「{sheet_name}」无法读取，文件可能已损坏。请在 Excel 中重新保存为 .xlsx 后上传。"
+        ) from exc
 
 
-def _sheet_job(path: Path, part: str, form: FormSpec, sheet: SheetSpec, hook: SheetHook | None) -> tuple:
-    """One sheet, in its own thread: unpack with the size limit (so no bomb reaches the reader), then
-    load the cells while scanning the XML, compare the columns, and run ``hook`` (the row checks).
-
-    zlib, fastexcel and Polars release the GIL, so the sheets of a workbook use both cores.
-    """
+def read_sheet(data: bytes, strings: pl.Series, form: FormSpec, sheet: SheetSpec, date1904: bool = False) -> SheetData:
+    """One data sheet's XML as ``SheetData``: cells read, checked whole, the header found, columns mapped."""
     fields = form.fields_of(sheet.id)
+    cells = _cells(data, strings, sheet.name)
+    _check_cells(cells, sheet.name)
+    header_row = _find_header(cells, sheet.name, fields)
+    _check_merges(data, sheet.name, header_row)
+    columns = _map_columns(cells, header_row, sheet.name, fields)
+    letters = {key: get_column_letter(col) for key, col in columns.items()}
+    mapping = pl.DataFrame(
+        {"col": list(columns.values()), "key": list(columns)}, schema={"col": pl.Int64, "key": pl.String}
+    )
+    body = cells.filter(pl.col("row") > header_row).join(mapping, on="col", how="inner")
+    frame = (
+        body.pivot(on="key", index="row", values=["text", "kind"], aggregate_function="first")
+        if body.height
+        else pl.DataFrame({"row": []}, schema={"row": pl.Int64})
+    )
+    renamed = {}
+    for f in fields:
+        renamed[f"text_{f.key}"] = f.key
+        renamed[f"kind_{f.key}"] = f"{f.key}__kind"
+    frame = frame.rename({old: new for old, new in renamed.items() if old in frame.columns})
+    missing = [
+        pl.lit(None, pl.String).alias(name)
+        for f in fields
+        for name in (f.key, f"{f.key}__kind")
+        if name not in frame.columns
+    ]
+    frame = frame.with_columns(missing).rename({"row": "_row"}).sort("_row")
+    frame = frame.select("_row", *[c for f in fields for c in (f.key, f"{f.key}__kind")])
+    _check_numbers_in_text(frame, sheet.name, fields, letters)
+    return SheetData(sheet=sheet, frame=frame, letters=letters, header_row=header_row, date1904=date1904)
+
+
+SheetHook = Callable[[FormSpec, SheetData], object]
+
+
+def _sheet_job(
+    path: Path, part: str, strings: pl.Series, form: FormSpec, sheet: SheetSpec, date1904: bool, hook: SheetHook | None
+) -> tuple:
+    """One sheet, in its own thread: unpack with the size limit (so no bomb reaches the reader), read the
+    cells, check the sheet whole, and run ``hook`` (the row checks). zlib and Polars release the GIL."""
     data = _unpack(path, part)
-    with ThreadPoolExecutor(max_workers=1) as side:  # the cells load while this thread scans the XML
-        loading = side.submit(_load_sheet, path, sheet.name)
-        _scan_sheet(data, sheet.name, fields)
-        del data
-        frame = loading.result()
-    _check_columns(form, sheet.name, fields, frame.columns)
-    return frame, hook(form, sheet, frame) if hook is not None else None
+    read = read_sheet(data, strings, form, sheet, date1904)
+    del data
+    return read, hook(form, read) if hook is not None else None
 
 
-def read_workbook(path: Path, allowed_forms: Iterable[str], hook: SheetHook | None = None) -> Workbook:
+def read_workbook(
+    path: Path, allowed_forms: Iterable[str], hook: SheetHook | None = None, campaign: str | None = None
+) -> Workbook:
     """Check the file as a whole and read every data sheet of its form; raise ``Refused`` if it fails.
 
-    ``hook`` runs on each sheet as soon as it is read, in that sheet's thread; its results are in
-    ``Workbook.results``.
+    ``campaign``, when given, must be the one the template was written for. ``hook`` runs on each sheet as
+    soon as it is read, in that sheet's thread; its results are in ``Workbook.results``.
     """
     _sniff(path)
     with _open_zip(path) as archive:
-        parts, marker = _sheet_parts(archive)
-        sizes = {name: archive.getinfo(part).file_size for name, part in parts.items() if part in archive.namelist()}
-    _check_marker(marker)
-    form = _form_of(marker, allowed_forms)
+        parts = _sheet_parts(archive)
+        names = set(archive.namelist())
+        sizes = {name: archive.getinfo(part).file_size for name, part in parts.sheets.items() if part in names}
+        strings_xml = _read_part(archive, parts.shared_strings) if parts.shared_strings else None
+    _check_marker(parts.marker)
+    form = _form_of(parts.marker, allowed_forms, campaign)
     for sheet in form.sheets:
-        if sheet.name not in parts or sheet.name not in sizes:
+        if sheet.name not in parts.sheets or sheet.name not in sizes:
             raise Refused("columns", f"工作簿中缺少工作表「{sheet.name}」。请不要删除或重命名模板的工作表。")
+    try:
+        strings = sheetxml.shared_strings(strings_xml)
+    except (sheetxml.NotSpreadsheetML, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
+        raise Refused(
+            "bad_zip", "文件的共享字符串表无法读取，文件可能已损坏。请在 Excel 中重新保存为 .xlsx 后上传。"
+        ) from exc
+    del strings_xml
     largest_first = sorted(form.sheets, key=lambda s: -sizes[s.name])
     with ThreadPoolExecutor(max_workers=len(form.sheets)) as pool:
-        jobs = {s.id: pool.submit(_sheet_job, path, parts[s.name], form, s, hook) for s in largest_first}
+        jobs = {
+            s.id: pool.submit(_sheet_job, path, parts.sheets[s.name], strings, form, s, parts.date1904, hook)
+            for s in largest_first
+        }
         done = {s.id: jobs[s.id].result() for s in form.sheets}
-    frames = {sheet_id: frame for sheet_id, (frame, _) in done.items()}
-    results = {sheet_id: result for sheet_id, (_, result) in done.items()}
-    return Workbook(path=path, form=form, campaign=marker.get("campaign", ""), sheets=frames, results=results)
+    return Workbook(
+        path=path,
+        form=form,
+        campaign=parts.marker.get("campaign", ""),
+        sheets={sheet_id: read for sheet_id, (read, _) in done.items()},
+        results={sheet_id: result for sheet_id, (_, result) in done.items()},
+    )

@@ -365,8 +365,8 @@ def test_the_header_row_deleted_is_named_by_column_with_masked_values(world, run
     assert f"H 列「{first[7][:3]}****{first[7][-4:]}」" in message
     village = first[5]
     assert village not in message and f"F 列「{short_masked(village)}」" in message
-    assert "缺少列：户主居民身份证(残疾人证)号码" in message
-    assert "请不要修改模板的列标题" in message
+    assert "找不到模板的表头" in message and "第1行是" in message
+    assert "请不要删除或改写模板的表头行" in message
 
 
 # -- row errors of a workbook accepted in part ---------------------------------------------------
