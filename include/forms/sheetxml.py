@@ -30,6 +30,13 @@ _ROOT = re.compile(rb"<(?:(\w+):)?(worksheet|sst)\b")
 _ENTITIES = (["&lt;", "&gt;", "&quot;", "&apos;", "&amp;"], ["<", ">", '"', "'", "&"])
 _CHAR_REF = re.compile(r"&#(x[0-9A-Fa-f]+|\d+);")
 _EXCEL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_TAG = re.compile(rb"<[^<>]*[=][^<>]*>")
+_SINGLE_QUOTED = re.compile(rb"""(\s[\w:]+)\s*=\s*(?:'([^'<>]*)'|"([^"<>]*)")""")
+# <c> or <c/> without attributes, a line break after "<c", an attribute in single quotes or spaced around "=":
+# all legal XML, none what Excel writes; found in the pieces (a glued cell) or their tags
+_ODD_FORMS = pl.col("tok").str.contains("<c", literal=True) & pl.col("tok").str.contains(r"<c[>/\s]") | (
+    pl.col("attrs").str.count_matches("=", literal=True) != pl.col("attrs").str.count_matches('="', literal=True)
+)
 _ODD_CELL = re.compile(rb"<c([>/]|\s(?<! ))")  # <c>, <c/>, a tab or a line break after the tag name
 
 
@@ -86,43 +93,53 @@ def shared_strings(data: bytes | None) -> pl.Series:
     return _decode(frame, "text").to_series()
 
 
-@cache
-def _columns() -> pl.DataFrame:
-    """Every column name Excel has (A … XFD) and its number."""
-    return pl.DataFrame(
-        {"letters": [get_column_letter(n) for n in range(1, 16385)], "given_col": range(1, 16385)},
-        schema={"letters": pl.String, "given_col": pl.Int64},
-    )
+def _double_quoted(match: re.Match[bytes]) -> bytes:
+    value = match.group(2) if match.group(2) is not None else match.group(3)
+    return match.group(1) + b'="' + value + b'"'
 
 
-def _normalised(data: bytes, prefix: str) -> bytes:
-    """The ``<sheetData>`` section with the namespace prefix dropped and every cell opened as ``<c `` (what
-    the split below cuts on); the rare forms cost a replace only in the files that use them."""
-    start = data.find(f"<{prefix}sheetData".encode())
+def _normalised(data: bytes) -> bytes:
+    """The sheet with every cell opened as ``<c `` and every attribute in double quotes (attributes only:
+    text holds no "<"). Run only on a sheet where the first read found such a form."""
+    data = _ODD_CELL.sub(lambda m: b"<c " + m.group(1).strip(), data)
+    return _TAG.sub(lambda m: _SINGLE_QUOTED.sub(_double_quoted, m.group(0)), data)
+
+
+class _OddForms(Exception):
+    """The sheet writes a cell or an attribute in a form the fast read does not take."""
+
+
+def _cell_pieces(data: bytes) -> tuple[str, list[bytes]]:
+    """The sheet data cut at each ``<c ``: the text before the first cell, and one piece per cell (the last
+    one ends with ``</sheetData>``, so that nothing after the cells is read as a cell's)."""
+    start = data.find(b"<sheetData")
     if start < 0:
-        return b""
-    end = data.rfind(f"</{prefix}sheetData>".encode())
-    section = data[start : end if end > start else len(data)]
-    if prefix:
-        section = section.replace(f"<{prefix}".encode(), b"<").replace(f"</{prefix}".encode(), b"</")
-    if _ODD_CELL.search(section):
-        section = _ODD_CELL.sub(lambda m: b"<c " + m.group(1).strip(), section)
-    return section
+        return "", []
+    first_cell = data.find(b"<c ", start)
+    if first_cell < 0:
+        return "", []
+    pieces = data[first_cell + 3 :].split(b"<c ") if data.find(b"<c ") >= start else data[start:].split(b"<c ")[1:]
+    end = pieces[-1].find(b"</sheetData>")
+    if end >= 0:
+        pieces[-1] = pieces[-1][:end]
+    return data[start:first_cell].decode("utf-8"), pieces
 
 
-def _cut(binary: pl.Expr, text: pl.Expr, openings: tuple[str, ...], closing: str) -> pl.Expr:
-    """The text between the first of ``openings`` and ``closing`` (byte offsets, so a slice of the binary
-    column: Polars' ``str.slice`` counts characters); null where there is none."""
-    start = pl.coalesce([text.str.find(opening, literal=True) + len(opening) for opening in openings])
-    return binary.bin.slice(start, text.str.find(closing, literal=True) - start).cast(pl.String)
+def _after(binary: pl.Expr, text: pl.Expr, needle: str) -> tuple[pl.Expr, pl.Expr]:
+    """The bytes after the first ``needle`` (null where there is none), as binary and as text."""
+    tail = binary.bin.slice(text.str.find(needle, literal=True) + len(needle), None)
+    return tail, tail.cast(pl.String)
 
 
-def _attribute(attrs: pl.Expr, name: str) -> pl.Expr:
-    """An attribute's value from an opening tag's attribute text (with a leading space, quotes made double)."""
-    binary = attrs.cast(pl.Binary)
-    at = attrs.str.find(f' {name}="', literal=True)
-    tail = binary.bin.slice(at + len(name) + 3, None)
-    return tail.bin.slice(0, tail.cast(pl.String).str.find('"', literal=True)).cast(pl.String)
+def _until(binary: pl.Expr, text: pl.Expr, needle: str) -> pl.Expr:
+    """The text before the first ``needle`` (null where there is none)."""
+    return binary.bin.slice(0, text.str.find(needle, literal=True)).cast(pl.String)
+
+
+@cache
+def _column_numbers() -> dict[str, int]:
+    """Every column name Excel has (A … XFD) → its number."""
+    return {get_column_letter(n): n for n in range(1, 16385)}
 
 
 def _row_numbers(pieces: pl.Series) -> pl.DataFrame:
@@ -133,101 +150,146 @@ def _row_numbers(pieces: pl.Series) -> pl.DataFrame:
     """
     tags = pieces.str.extract_all(r"<row\b[^>]*>")
     frame = pl.DataFrame({"tags": tags}).filter(pl.col("tags").list.len() > 0)
-    last = pl.lit(" ") + pl.col("tags").list.last().str.slice(4).str.replace_all("'", '"', literal=True)
+    given = pl.col("tags").list.last().str.extract(r"""\sr\s*=\s*["'](\d+)["']""", 1).cast(pl.Int64, strict=False)
     counted = pl.col("tags").list.len().cum_sum().cast(pl.Int64)
-    given = _attribute(last, "r").cast(pl.Int64, strict=False)
     return frame.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("row_seq"),
         (counted + (given - counted).forward_fill().fill_null(0)).alias("row_number"),
     )
 
 
-KINDS = {"s": "s", "inlineStr": "s", "str": "s", "b": "b", "e": "e", "d": "d", "n": "n"}
-
-
 def read_cells(data: bytes, strings: pl.Series) -> pl.DataFrame:
-    """One row per cell present in the worksheet's ``<sheetData>``, in document order (``CELLS_SCHEMA``).
+    """One row per cell present in the worksheet's ``<sheetData>``, in document order (``CELLS_SCHEMA``)."""
+    prefix = prefix_of(data)
+    if prefix:
+        data = data.replace(f"<{prefix}".encode(), b"<").replace(f"</{prefix}".encode(), b"</")
+    try:
+        return _read_cells(data, strings)
+    except _OddForms:
+        return _read_cells(_normalised(data), strings, normalised=True)
 
-    The section is cut at each ``<c `` (bytes.split: one pass at memchr speed), and every piece is read by
-    Polars expressions: literal finds and byte slices (regular expressions only on the few row tags).
-    """
-    section = _normalised(data, prefix_of(data))
-    pieces = section.split(b"<c ")
-    del section
-    first = pieces[0].decode("utf-8")
-    frame = pl.DataFrame({"bin": pl.Series(pieces[1:], dtype=pl.Binary)})
+
+def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) -> pl.DataFrame:
+    """The cells, read fast: the section is cut at each ``<c `` (``bytes.split``, at memchr speed) and every
+    piece is read by Polars expressions made of literal finds and byte slices (run in parallel); regular
+    expressions only on the few pieces that open rows or write a value another way. ``_OddForms`` when the
+    sheet needs normalising first (``normalised``: it has been)."""
+    first, pieces = _cell_pieces(data)
+    frame = pl.DataFrame({"bin": pl.Series(pieces, dtype=pl.Binary)})
     del pieces
+    if not frame.height:
+        return pl.DataFrame(schema=CELLS_SCHEMA)
     frame = frame.with_columns(pl.col("bin").cast(pl.String).alias("tok"))  # validates UTF-8 once
     tok, binary = pl.col("tok"), pl.col("bin")
     gt = tok.str.find(">", literal=True)
     frame = frame.with_columns(
-        (pl.lit(" ") + binary.bin.slice(0, gt).cast(pl.String).str.replace_all("'", '"', literal=True)).alias("attrs"),
+        binary.bin.slice(0, gt).alias("attrs_bin"),
+        binary.bin.slice(gt + 1, None).alias("body_bin"),
         # a piece holding "<row" ends its row: the next piece is the next row's first cell
         tok.str.contains("<row", literal=True).alias("opens_row"),
-        binary.bin.slice(gt + 1, None).alias("body"),
-    ).with_columns((pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"))
-    opening = pl.concat([pl.Series([first]), frame.filter(pl.col("opens_row"))["tok"]])
-    rows = _row_numbers(opening)
-    attrs = pl.col("attrs")
-    ref = _attribute(attrs, "r")
-    letters = ref.str.strip_chars_end("0123456789")
-    body = pl.col("body")
-    body_text = body.cast(pl.String)
-    cells = frame.drop("tok", "bin").with_columns(
-        letters.str.to_uppercase().alias("letters"),
-        ref.str.strip_chars_start("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-        .cast(pl.Int64, strict=False)
-        .alias("given_row"),
-        _attribute(attrs, "t").alias("t"),
-        attrs.str.ends_with("/").alias("empty"),
-        body_text.str.contains("<f", literal=True).alias("formula"),
+    ).with_columns(
+        pl.col("attrs_bin").cast(pl.String).alias("attrs"),
+        pl.col("body_bin").cast(pl.String).alias("body"),
+        (pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"),
     )
-    cells = cells.join(_columns(), on="letters", how="left", maintain_order="left")
+    if not normalised and (re.search(r"<c[>/\s]|='|\s=|=\s", first) or frame.select(_ODD_FORMS.any()).item()):
+        raise _OddForms
+    rows = _row_numbers(pl.concat([pl.Series([first]), frame.filter(pl.col("opens_row"))["tok"]]))
+    attrs, body, body_bin = pl.col("attrs"), pl.col("body"), pl.col("body_bin")
+    # The value as Excel, openpyxl and POI write it, right after the tag: <v>…</v> or <is><t>…</t></is>; it
+    # ends at the first "</" (a text holds no "<"). Any other form is read by the general expression below.
+    start = (
+        pl.when(body.str.starts_with("<v>"))
+        .then(3)
+        .when(body.str.starts_with("<is><t>"))
+        .then(7)
+        .when(body.str.starts_with('<is><t xml:space="preserve">'))
+        .then(30)
+    )
+    frame = frame.with_columns(_until(*_after(pl.col("attrs_bin"), attrs, 'r="'), '"').str.to_uppercase().alias("ref"))
+    ref = pl.col("ref")
+    letters = ref.str.strip_chars_end("0123456789")
+    kinds = {kind: attrs.str.contains(f't="{kind}"', literal=True) for kind in ("s", "inlineStr", "str", "b", "e", "d")}
+    cells = frame.select(
+        "row_seq",
+        letters.replace_strict(_column_numbers(), default=None, return_dtype=pl.Int64).alias("given_col"),
+        ref.str.strip_chars_start("ABCDEFGHIJKLMNOPQRSTUVWXYZ").cast(pl.Int64, strict=False).alias("given_row"),
+        pl.when(kinds["s"])
+        .then(pl.lit("s"))
+        .when(kinds["inlineStr"])
+        .then(pl.lit("inlineStr"))
+        .when(kinds["str"])
+        .then(pl.lit("str"))
+        .when(kinds["b"])
+        .then(pl.lit("b"))
+        .when(kinds["e"])
+        .then(pl.lit("e"))
+        .when(kinds["d"])
+        .then(pl.lit("d"))
+        .otherwise(pl.lit("n"))
+        .alias("t"),
+        attrs.str.ends_with("/").alias("empty"),
+        body.str.contains("<f", literal=True).alias("formula"),
+        body_bin.bin.slice(start, body.str.find("</", literal=True) - start).cast(pl.String).alias("fast"),
+        start.is_null().alias("odd"),
+    )
     index = pl.int_range(pl.len(), dtype=pl.Int64)
     starts = pl.col("row_seq") != pl.col("row_seq").shift(1, fill_value=-1)
     cells = cells.with_columns((index - pl.when(starts).then(index).forward_fill()).alias("j"))
-    # a cell without ``r`` is the one after the cell before; the first of a row without ``r`` is in column A
+    # a cell without r is the one after the cell before; the first of a row without r is in column A
     given = pl.when(pl.col("given_col") > 0).then(pl.col("given_col") - pl.col("j"))
     base = pl.when(given.is_not_null()).then(given).when(starts).then(pl.lit(1, pl.Int64)).forward_fill()
-    cells = cells.join(rows, on="row_seq", how="left", maintain_order="left").with_columns(
-        (pl.col("j") + base).alias("col"), pl.coalesce("given_row", "row_number").alias("row")
-    )
-    t = pl.col("t").fill_null("n")
+    cells = cells.join(rows, on="row_seq", how="left", maintain_order="left")
+    t = pl.col("t")
     shared, inline = t == "s", t == "inlineStr"
-    value = _cut(body, body_text, ("<v>",), "</v>")
-    # rich text, phonetic runs or a <t> written another way: read by the general (slower) expression
-    rich = (
-        body_text.str.contains("<r>", literal=True)
-        | body_text.str.contains("<rPh", literal=True)
-        | (
-            body_text.str.contains("<t", literal=True)
-            & _cut(body, body_text, ("<t>", '<t xml:space="preserve">'), "</t>").is_null()
-        )
-    )
     cells = cells.with_columns(
-        t.replace_strict(KINDS, default="n").alias("kind"),
-        pl.when(pl.col("empty") | shared)
-        .then(pl.lit(None, pl.String))
-        .when(inline)
-        .then(_cut(body, body_text, ("<t>", '<t xml:space="preserve">'), "</t>"))
-        .otherwise(value)
-        .alias("text"),
-        pl.when(shared).then(value.str.strip_chars().cast(pl.Int64, strict=False)).alias("sst"),
-        (inline & rich).alias("rich"),
+        (pl.col("j") + base).alias("col"),
+        pl.coalesce("given_row", "row_number").alias("row"),
+        # t="s" shared, "str" a formula's text, "inlineStr": text; b, e, d as they are; none or n: a number
+        pl.when(shared | inline | (t == "str") | pl.col("empty"))
+        .then(pl.lit("s"))
+        .when(t.is_in(["b", "e", "d"]))
+        .then(t)
+        .otherwise(pl.lit("n"))
+        .alias("kind"),
+        pl.when(~pl.col("empty") & ~shared).then(pl.col("fast")).alias("text"),
+        pl.when(shared).then(pl.col("fast").str.strip_chars().cast(pl.Int64, strict=False)).alias("sst"),
+        (pl.col("odd") & ~pl.col("empty")).alias("odd"),
     )
-    if cells.select(pl.col("rich").any()).item():  # rich text typed inline: its runs joined, the few cells alone
+    if cells.select(pl.col("odd").any()).item():  # no value where the fast read looks: one written otherwise?
+        cells = cells.with_columns(
+            (
+                pl.col("odd")
+                & (frame["body"].str.contains("<v", literal=True) | frame["body"].str.contains("<t", literal=True))
+            ).alias("odd")
+        )
+    if cells.select(pl.col("odd").any()).item():  # rich text, a formula before its value …: those cells only
         cells = cells.with_row_index("_i")
-        runs = cells.filter(pl.col("rich")).select("_i", _runs("", pl.col("body").cast(pl.String)).alias("_runs"))
-        cells = cells.join(runs, on="_i", how="left", maintain_order="left")
-        cells = cells.with_columns(pl.coalesce("_runs", "text").alias("text")).drop("_i", "_runs")
+        odd = (
+            cells.filter(pl.col("odd"))
+            .select("_i", "t")
+            .join(frame.select(pl.col("body")).with_row_index("_i"), on="_i", how="left")
+        )
+        value = _until(*_after(pl.col("body").cast(pl.Binary), pl.col("body"), "<v"), "</v>")
+        value = value.cast(pl.Binary).bin.slice(value.str.find(">", literal=True) + 1, None).cast(pl.String)
+        odd = odd.select(
+            "_i",
+            pl.when(pl.col("t") == "inlineStr").then(_runs("", pl.col("body"))).otherwise(value).alias("_odd"),
+        )
+        cells = cells.join(odd, on="_i", how="left", maintain_order="left")
+        shared_index = pl.col("_odd").str.strip_chars().cast(pl.Int64, strict=False)
+        cells = cells.with_columns(
+            pl.when(pl.col("odd") & (pl.col("t") != "s")).then(pl.col("_odd")).otherwise("text").alias("text"),
+            pl.when(pl.col("odd") & (pl.col("t") == "s")).then(shared_index).otherwise("sst").alias("sst"),
+        ).drop("_i", "_odd")
+    del frame
     cells = _decode(cells, "text")
-    if shared_cells := cells.filter(pl.col("sst").is_not_null()).height:
-        if shared_cells and not strings.len():
-            raise NotSpreadsheetML("shared strings referenced, none in the workbook")
-        lookup = pl.DataFrame({"sst": pl.int_range(strings.len(), dtype=pl.Int64, eager=True), "shared": strings})
+    if cells.select(pl.col("sst").is_not_null().any()).item():
+        lookup = pl.DataFrame({"sst": pl.int_range(strings.len(), dtype=pl.Int64, eager=True), "_shared": strings})
         cells = cells.join(lookup, on="sst", how="left", maintain_order="left")
-        if cells.select(pl.col("sst").is_not_null() & pl.col("shared").is_null()).to_series().any():
+        if cells.select(pl.col("sst").is_not_null() & pl.col("_shared").is_null()).to_series().any():
             raise NotSpreadsheetML("a shared-string index out of range")
-        cells = cells.with_columns(pl.coalesce("text", "shared").alias("text"))
-    cells = cells.with_columns(pl.when(pl.col("empty")).then(pl.lit("s")).otherwise("kind").alias("kind"))
+        cells = cells.with_columns(pl.coalesce("text", "_shared").alias("text"))
+    if cells.select((pl.col("row") < 1) | (pl.col("col") < 1) | pl.col("row").is_null()).to_series().any():
+        raise NotSpreadsheetML("a cell outside any row")
     return cells.select(list(CELLS_SCHEMA)).cast(CELLS_SCHEMA)  # type: ignore[arg-type]
