@@ -320,7 +320,7 @@ def test_full_width_digits_and_stray_spaces_are_normalised(run_cli, window_open,
             row[0].value = full_width + "\u3000"
     wb.save(good)
     code, result = ingest(run_cli, good)
-    assert code == 0 and result["rejected_rows"] == []
+    assert code == 0 and result["rejected_rows"] == [], result
     stored = records.scan(CAMPAIGN, FORM, "households").collect().filter(pl.col("_row") == 2)
     assert stored["household_id"][0] == original
     assert stored["A28"][0] == 1234.5

@@ -34,6 +34,7 @@ _TAG = re.compile(rb"<[^<>]*[=][^<>]*>")
 _SINGLE_QUOTED = re.compile(rb"""(\s[\w:]+)\s*=\s*(?:'([^'<>]*)'|"([^"<>]*)")""")
 # <c> or <c/> without attributes, a line break after "<c", an attribute in single quotes or spaced around "=":
 # all legal XML, none what Excel writes; found in the pieces (a glued cell) or their tags
+FAST_OPENINGS = ("<v>", "<is><t>", '<is><t xml:space="preserve">')
 _ODD_FORMS = pl.col("tok").str.contains("<c", literal=True) & pl.col("tok").str.contains(r"<c[>/\s]") | (
     pl.col("attrs").str.count_matches("=", literal=True) != pl.col("attrs").str.count_matches('="', literal=True)
 )
@@ -198,14 +199,9 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     attrs, body, body_bin = pl.col("attrs"), pl.col("body"), pl.col("body_bin")
     # The value as Excel, openpyxl and POI write it, right after the tag: <v>…</v> or <is><t>…</t></is>; it
     # ends at the first "</" (a text holds no "<"). Any other form is read by the general expression below.
-    start = (
-        pl.when(body.str.starts_with("<v>"))
-        .then(3)
-        .when(body.str.starts_with("<is><t>"))
-        .then(7)
-        .when(body.str.starts_with('<is><t xml:space="preserve">'))
-        .then(30)
-    )
+    start = pl.when(pl.lit(False)).then(0)
+    for opening in FAST_OPENINGS:
+        start = start.when(body.str.starts_with(opening)).then(len(opening.encode()))
     frame = frame.with_columns(_until(*_after(pl.col("attrs_bin"), attrs, 'r="'), '"').str.to_uppercase().alias("ref"))
     ref = pl.col("ref")
     letters = ref.str.strip_chars_end("0123456789")
