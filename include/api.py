@@ -284,7 +284,8 @@ class _UploadsInFlight:
 
 @router.post("/api/workbooks", status_code=201)
 async def upload_workbook(request: Request, who: Submitter) -> JSONResponse:
-    """Upload a unit's filled-in workbook (multipart: campaign, unit, file); same checks as ``campaign ingest``.
+    """Upload a unit's filled-in workbook (multipart: campaign, unit, file, and ``replace_confirm`` = 1 to
+    confirm far fewer households than the data in force); same checks as ``campaign ingest``.
 
     201 stored, 200 the same file was already in force, 409 the entry window is not open,
     413 over the size limit, 422 refused as a whole (the body says why, with the row problems),
@@ -293,17 +294,22 @@ async def upload_workbook(request: Request, who: Submitter) -> JSONResponse:
     from include.forms.workbook import max_upload_bytes
 
     with request.app.state.uploads.hold(who):
-        received = await receive(request, fields=("campaign", "unit"), file_field="file", limit=max_upload_bytes())
+        received = await receive(
+            request, fields=("campaign", "unit", "replace_confirm"), file_field="file", limit=max_upload_bytes()
+        )
     try:
         if received.file_path is None:
             raise _error(422, "missing_file", "缺少要上传的工作簿（表单字段 file）。")
         campaign, unit = (checked(name, received.fields.get(name)) for name in ("campaign", "unit"))
-        return await run_in_threadpool(_ingest, request, who, campaign, unit, received.file_path)
+        confirm = received.fields.get("replace_confirm", "").strip().lower() in ("1", "true", "yes", "on", "是")
+        return await run_in_threadpool(_ingest, request, who, campaign, unit, received.file_path, confirm)
     finally:
         received.discard()
 
 
-def _ingest(request: Request, who: Credential, campaign: str, unit: str, path: os.PathLike) -> JSONResponse:
+def _ingest(
+    request: Request, who: Credential, campaign: str, unit: str, path: os.PathLike, confirm: bool = False
+) -> JSONResponse:
     from include.forms.workbook import Refused as WorkbookRefused
     from include.ingest import WindowClosed, ingest
 
@@ -321,7 +327,7 @@ def _ingest(request: Request, who: Credential, campaign: str, unit: str, path: o
             {"Retry-After": "60"},
         )
     try:
-        result = ingest(_engine(request), calendar, path, unit, _now(request), actor=who.actor)
+        result = ingest(_engine(request), calendar, path, unit, _now(request), actor=who.actor, replace_confirm=confirm)
     except WindowClosed as closed:
         raise _error(409, "window_closed", closed.message) from None
     except WorkbookRefused as refused:

@@ -24,7 +24,7 @@ from include.calendar import Calendar, CalendarError, read_calendar
 from include.calendar.compress import compress, to_yaml
 from include.calendar.render import calendar_json, calendar_text
 from include.masking import redact, short_masked
-from include.timeutil import TimeFormatError, local_iso, parse_duration, parse_instant
+from include.timeutil import TimeFormatError, local_iso, local_text, parse_duration, parse_instant
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -432,7 +432,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     at = _now(args.at)
     engine = _engine()
     try:
-        result = ingest(engine, calendar, path, args.unit, at, actor=f"cli:{getpass.getuser()}")
+        result = ingest(
+            engine,
+            calendar,
+            path,
+            args.unit,
+            at,
+            actor=f"cli:{getpass.getuser()}",
+            replace_confirm=args.replace_confirm,
+        )
     except (Refused, WindowClosed) as refused:
         reason = refused.reason if isinstance(refused, Refused) else "window_closed"
         errors = getattr(refused, "errors", [])
@@ -457,7 +465,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         _print_json(result.as_json())
         return 0
     sheets = "，".join(f"{name} {count} 行" for name, count in result.rows_by_sheet.items())
-    state = "已保存（替换本单位此表的上一次上传）" if result.status == "stored" else "与在用数据相同，未改变"
+    if result.status != "stored":
+        state = "与在用数据相同，未改变"
+    elif result.previous_households is None:
+        state = f"已保存（{result.households} 户）"
+    else:
+        state = (
+            f"已保存：{result.households} 户替换上一次上传的 {result.previous_households} 户"
+            "（上一版本可用 campaign records restore 恢复）"
+        )
     print(f"{units[args.unit]} {result.form}：{state}；接收 {sheets}；问题 {len(result.rejected_rows)} 处")
     _print_row_errors(result.rejected_rows, sys.stdout)
     return 0
@@ -469,6 +485,79 @@ def _print_row_errors(errors: list, stream: TextIO, limit: int = 50) -> None:
         print(f"  {error.sheet} {error.cell}  {error.message}{value}", file=stream)
     if len(errors) > limit:
         print(f"  ……另有 {len(errors) - limit} 处，用 --json 查看全部", file=stream)
+
+
+def _unit(calendar: Calendar, code: str):  # noqa: ANN202 - a Unit
+    for unit in calendar.unit_list:
+        if unit.code == code:
+            return unit
+    raise UsageError(f"--unit：{calendar.name}没有单位“{short_masked(code)}”")
+
+
+def _records_form(calendar: Calendar, unit: str, args: argparse.Namespace) -> str:
+    """The form asked for, or the only one of the campaign's forms the unit has uploaded."""
+    from include import records
+
+    if args.form:
+        return _form(calendar, args.form).id
+    uploaded = [f for f in calendar.forms if records.history(calendar.id, f, unit)]
+    if len(uploaded) == 1:
+        return uploaded[0]
+    listed = "、".join(uploaded or calendar.forms)
+    raise UsageError(f"--form：请指明哪张表（{'本单位已上传：' if uploaded else '本工作的表：'}{listed}）")
+
+
+def cmd_records_history(args: argparse.Namespace) -> int:
+    from include import records
+
+    calendar = _load(args.campaign)
+    unit = _unit(calendar, args.unit)
+    form_id = _records_form(calendar, unit.code, args)
+    versions = records.history(calendar.id, form_id, unit.code)
+    if args.json:
+        _print_json({"unit": unit.code, "form": form_id, "versions": [v.as_json() for v in versions]})
+        return 0
+    if not versions:
+        print(f"{unit.name} {form_id}：尚无上传的数据")
+        return 0
+    print(f"{unit.name} {form_id}：保存着 {len(versions)} 个版本（在用的在前）")
+    for v in versions:
+        meta = v.meta
+        mark = "在用" if v.in_force else "    "
+        at = local_text(dt.datetime.fromisoformat(meta["at"])) if meta.get("at") else ""
+        print(f"  {mark} {v.version}  {at}  {redact(meta.get('file', ''))}  {meta.get('households', '?')} 户")
+    return 0
+
+
+def cmd_records_restore(args: argparse.Namespace) -> int:
+    import getpass
+
+    from include import records
+    from include.ingest import WindowClosed, restore_version
+
+    calendar = _load(args.campaign)
+    unit = _unit(calendar, args.unit)
+    form_id = _records_form(calendar, unit.code, args)
+    engine = _engine()
+    try:
+        restored, replaced = restore_version(
+            engine, calendar, form_id, unit.code, args.version, _now(args.at), actor=f"cli:{getpass.getuser()}"
+        )
+    except WindowClosed as closed:
+        print(f"拒绝：{closed.message}", file=sys.stderr)
+        return EXIT_CLOSED
+    except records.NoSuchVersion:
+        raise UsageError(
+            f"--version：{unit.name} {form_id} 没有保存版本“{args.version}”（campaign records history 可查）"
+        ) from None
+    finally:
+        engine.dispose()
+    if args.json:
+        _print_json({"restored": restored.as_json(), "replaced": replaced.as_json() if replaced else None})
+        return 0
+    was = f"，替换了 {replaced.meta.get('households', '?')} 户的版本 {replaced.version}" if replaced else ""
+    print(f"{unit.name} {form_id}：已恢复版本 {restored.version}（{restored.meta.get('households', '?')} 户）{was}")
+    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -665,8 +754,29 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--campaign", required=True)
     ingest.add_argument("--unit", required=True)
     ingest.add_argument("--at", help="上传时刻（ISO-8601，带时区）；缺省为当前时间")
+    ingest.add_argument(
+        "--replace-confirm",
+        action="store_true",
+        help="确认以明显少得多的户替换在用数据（少于一半时须确认；原数据可用 records restore 恢复）",
+    )
     ingest.add_argument("--json", action="store_true")
     ingest.set_defaults(handler=cmd_ingest)
+
+    stored = commands.add_parser("records", help="单位已上传数据的版本：查看、恢复")
+    records_commands = stored.add_subparsers(dest="records_command", required=True, metavar="子命令")
+    history = records_commands.add_parser("history", help="列出单位某张表保存着的各个版本")
+    restore = records_commands.add_parser(
+        "restore", help="把某个保存的版本恢复为在用数据（录入窗口开放期间，记入审计日志）"
+    )
+    for sub in (history, restore):
+        sub.add_argument("--campaign", required=True)
+        sub.add_argument("--unit", required=True)
+        sub.add_argument("--form", help="表的编号；工作只有一张表时可省略")
+        sub.add_argument("--json", action="store_true")
+    restore.add_argument("--version", required=True, help="版本号（campaign records history 列出）")
+    restore.add_argument("--at", help="恢复时刻（ISO-8601，带时区）；缺省为当前时间")
+    history.set_defaults(handler=cmd_records_history)
+    restore.set_defaults(handler=cmd_records_restore)
 
     synth = commands.add_parser("synth", help="生成各单位的模拟填报工作簿（含已知缺陷与标准答案）")
     synth.add_argument("--campaign", required=True)

@@ -244,3 +244,39 @@ def _audit(
 ) -> None:
     with session_scope(engine) as session:
         audit(session, at=at, action=action, actor=actor, detail=detail[:1000], campaign_id=calendar.id, unit=unit)
+
+
+def restore_version(
+    engine: Engine, calendar: Calendar, form_id: str, unit: str, version: str, at: dt.datetime, actor: str
+) -> tuple[records.Version, records.Version | None]:
+    """Put a stored version of the unit's data for the form back in force, while its entry window is open
+    (a restore changes the data like an upload does), audited; (the version restored, the one it replaced).
+    ``WindowClosed`` outside the window, ``records.NoSuchVersion`` if it is not stored."""
+    names = {u.code: u.name for u in calendar.unit_list}
+    if open_window(engine, calendar, unit, at) is None:
+        message = _closed_message(calendar, names.get(unit, unit), at)
+        _audit(engine, calendar, unit, at, actor, "records_restore_refused", f"{form_id} {version[:12]}：{message}")
+        raise WindowClosed(message)
+    versions = {v.version: v for v in records.history(calendar.id, form_id, unit)}
+    if version not in versions:
+        raise records.NoSuchVersion(version)
+    with session_scope(engine) as session:
+        previous = records.restore(calendar.id, form_id, unit, version)
+        restored, replaced = versions[version], versions.get(previous or "")
+        detail = f"{form_id}：恢复 {_described(restored)}" + (f"，替换 {_described(replaced)}" if replaced else "")
+        audit(
+            session,
+            at=at,
+            action="records_restore",
+            actor=actor,
+            detail=detail[:1000],
+            campaign_id=calendar.id,
+            unit=unit,
+        )
+    return restored, replaced
+
+
+def _described(version: records.Version) -> str:
+    meta = version.meta
+    at = local_text(dt.datetime.fromisoformat(meta["at"])) if meta.get("at") else "?"
+    return f"{meta.get('file', '')}（{version.version[:12]}，{meta.get('households', '?')} 户，{at}上传）"

@@ -14,6 +14,9 @@ publication's block ends the swap can be undone (``Publication.revert``), so tha
 the new data live inside a database transaction and put the old back if the commit fails. The same
 file twice is the same version: nothing changes.
 
+Earlier versions can be listed (``history``) and one of them put back in force (``restore``: the same
+atomic pointer swap under the unit's lock), e.g. after a re-upload that left out households by mistake.
+
 Readers pin the versions in force once (``pin``) and read those (``sheet_files``/``scan`` with
 ``pinned``), so that every sheet of one run reads the same version of each unit. Old versions stay
 for them: the newest ``CAMPAIGN_RECORDS_KEEP_VERSIONS`` (3) of a unit are kept, and an older one is
@@ -300,6 +303,68 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version of a unit's data for a form, as ``history`` lists it."""
+
+    version: str
+    meta: dict
+    in_force: bool
+    superseded_at: float | None  # epoch seconds; None for the version in force
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "in_force": self.in_force,
+            "file": self.meta.get("file"),
+            "at": self.meta.get("at"),
+            "actor": self.meta.get("actor"),
+            "households": self.meta.get("households"),
+            "accepted_by_sheet": self.meta.get("accepted_by_sheet"),
+            "rejected": self.meta.get("rejected"),
+        }
+
+
+def history(campaign: str, form: str, unit: str) -> list[Version]:
+    """The unit's stored versions for the form, the one in force first, then the most recently superseded.
+
+    Only versions still on disk are listed: the newest ``CAMPAIGN_RECORDS_KEEP_VERSIONS`` always are."""
+    folder = unit_dir(campaign, form, unit)
+    if not folder.is_dir():
+        return []
+    current = version_in(folder)
+    found = []
+    for item in folder.iterdir():
+        meta_file = item / META
+        if item.name.startswith(".") or not item.is_dir() or not meta_file.is_file():
+            continue
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        in_force = item.name == current
+        found.append(Version(item.name, meta, in_force, None if in_force else superseded_at(item)))
+    return sorted(found, key=lambda v: (not v.in_force, -(v.superseded_at or 0.0)))
+
+
+class NoSuchVersion(LookupError):
+    """The version asked for is not among the unit's stored versions."""
+
+
+def restore(campaign: str, form: str, unit: str, version: str) -> str | None:
+    """Put a stored ``version`` of the unit's data back in force, atomically; returns the version it replaced
+    (which stays stored, superseded, and can be restored in turn). ``NoSuchVersion`` if it is not stored."""
+    folder = unit_dir(campaign, form, unit)
+    with _locked(folder):
+        if not (folder / version / META).is_file() or version.startswith("."):
+            raise NoSuchVersion(version)
+        previous = version_in(folder)
+        if previous == version:
+            return previous
+        if previous:
+            _mark_superseded(folder / previous)
+        (folder / version / SUPERSEDED).unlink(missing_ok=True)
+        _point(folder, version)
+        return previous
 
 
 def current_meta(campaign: str, form: str, unit: str) -> dict | None:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 FORMULA_START = ("=", "+", "-", "@")
+# What a workbook cannot hold (openpyxl raises IllegalCharacterError on it): C0 controls but tab and line breaks.
+UNWRITABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+REPLACEMENT = "\ufffd"  # shown as �: the clerk sees that a character was there
+
+
+def writable(value: str) -> str:
+    """``value`` with every character a workbook cannot hold shown as �: one stray control character in stored
+    data can never stop a problem list from being written."""
+    return UNWRITABLE.sub(REPLACEMENT, value)
 
 
 def text_cell(ws: Worksheet, row: int, column: int, value: object) -> None:
-    """A cell that shows ``value`` as text, whatever it starts with: "=1+1" stays a string, never a formula."""
-    cell = ws.cell(row=row, column=column, value=None if value is None else str(value))
+    """A cell that shows ``value`` as text, whatever it starts with: "=1+1" stays a string, never a formula;
+    a control character becomes �."""
+    cell = ws.cell(row=row, column=column, value=None if value is None else writable(str(value)))
     if cell.value is not None:
         cell.data_type = "s"
         if str(value).startswith(FORMULA_START):

@@ -114,3 +114,35 @@ def simulate(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, d
 def sqlite_simulation(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict | None]:
     """One play of 2020-shandong on `airflow standalone` and SQLite, shared by the tests that compare with it."""
     return simulate(tmp_path_factory.mktemp("sqlite-simulation"))
+
+
+# -- a unit's filled-in workbook: 济南市's 附件1 of 2020-shandong (tests/test_ingest.py, test_workbook_trials.py) --
+
+WORKBOOK_CAMPAIGN, WORKBOOK_FORM, WORKBOOK_UNIT = "2020-shandong", "2020-1", "370100"
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory) -> Path:
+    """40 synthetic households of 济南市, one household in five with a defect that passes ingestion."""
+    out = tmp_path_factory.mktemp("synth")
+    assert main(["synth", "--campaign", WORKBOOK_CAMPAIGN, "--households", "40", "--defect-rate", "0.2",
+                 "--seed", "11", "--out", str(out), "--units", WORKBOOK_UNIT]) == 0  # fmt: skip
+    return out
+
+
+@pytest.fixture
+def good(synth_dir, tmp_path) -> Path:
+    """A copy of the synthetic workbook of 济南市, for a test to change."""
+    import shutil
+
+    target = tmp_path / "good.xlsx"
+    shutil.copy(synth_dir / f"{WORKBOOK_CAMPAIGN}-{WORKBOOK_FORM}-{WORKBOOK_UNIT}.xlsx", target)
+    return target
+
+
+@pytest.fixture
+def window_open(run_cli):
+    """济南市's entry window open: its completion report is in (seed 000: "11月11日至11月30日，各市将动态管理工作开展情况报省扶贫开发办")."""
+    code, _, err = run_cli("report", "submit", "--campaign", WORKBOOK_CAMPAIGN, "--unit", WORKBOOK_UNIT,
+                           "--milestone", "completion_report", "--at", "2020-11-12T10:00+08:00")  # fmt: skip
+    assert code == 0, err

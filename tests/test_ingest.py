@@ -32,41 +32,6 @@ AT = "2020-11-20T10:00+08:00"
 AFTER_CLOSE = "2020-12-01T00:00+08:00"  # 11-30 24:00 is the first instant after the window
 
 
-@pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory) -> Path:
-    from include.cli import main
-
-    out = tmp_path_factory.mktemp("synth")
-    assert main(["synth", "--campaign", CAMPAIGN, "--households", "40", "--defect-rate", "0.2",
-                 "--seed", "11", "--out", str(out), "--units", UNIT]) == 0  # fmt: skip
-    return out
-
-
-@pytest.fixture
-def good(synth_dir, tmp_path) -> Path:
-    """A copy of the synthetic workbook of 济南市, for a test to change."""
-    target = tmp_path / "good.xlsx"
-    shutil.copy(synth_dir / f"{CAMPAIGN}-{FORM}-{UNIT}.xlsx", target)
-    return target
-
-
-@pytest.fixture
-def window_open(run_cli):
-    code, _, err = run_cli(
-        "report",
-        "submit",
-        "--campaign",
-        CAMPAIGN,
-        "--unit",
-        UNIT,
-        "--milestone",
-        "completion_report",
-        "--at",
-        REPORT_AT,
-    )
-    assert code == 0, err
-
-
 def ingest(run_cli, path: Path, at: str = AT) -> tuple[int, dict]:
     code, out, err = run_cli("ingest", path, "--campaign", CAMPAIGN, "--unit", UNIT, "--at", at, "--json")
     assert out, err

@@ -248,14 +248,22 @@ def _typed(field: FieldSpec, text: pl.Expr, kind: pl.Expr, epoch: pl.Expr) -> tu
     return text, pl.when(too_long).then(pl.lit(f"内容过长（超过{limit}个字）")).otherwise(None)
 
 
+DIGIT_TYPES = ("id_number", "phone", "account", *NUMERIC_TYPES, "date", "month")
+OTHER_DIGITS = r"[\d&&[^0-9]]"  # a digit of another script (Arabic-Indic ٣, Devanagari ३ …): Unicode \d, not 0-9
+
+
 def _cell_problem(field: FieldSpec, text: pl.Expr, kind: pl.Expr) -> pl.Expr:
-    """What is wrong with a cell whatever its field's type: an Excel error value, an odd character."""
+    """What is wrong with a cell whatever its field's type: an Excel error value, an odd character (a control
+    or invisible one anywhere, a digit of another script where a number goes)."""
     odd = ODD_CHARS if field.type == "text" else ODD_STRICT  # a line break is free text's own
     error_value = (kind == "e") | text.is_in(list(EXCEL_ERRORS))
+    odd_chars = text.str.contains(odd)
+    if field.type in DIGIT_TYPES:
+        odd_chars = odd_chars | text.str.contains(OTHER_DIGITS)
     return (
         pl.when(error_value)
         .then(pl.format("是 Excel 的错误值（{}），不是数据：请填写实际内容（公式出错的请改填数值）", text))
-        .when(text.str.contains(odd))
+        .when(odd_chars)
         .then(pl.lit(ODD))
     )
 
@@ -437,10 +445,14 @@ def _explain(field: FieldSpec, raw: object, message: str) -> str:
     allowed = "0123456789" + ("Xx" if field.type == "id_number" else "-" if field.type == "phone" else "")
     odd = re.compile(ODD_CHARS if field.type == "text" else ODD_STRICT)
     for position, ch in enumerate(text, start=1):
-        if odd.match(ch) or (numbered and ch not in allowed and not "\uff10" <= ch <= "\uff19"):
+        other_digit = ch.isdigit() and not "0" <= ch <= "9" and not "\uff10" <= ch <= "\uff19"
+        stray = numbered and ch not in allowed and not "\uff10" <= ch <= "\uff19"
+        if odd.match(ch) or (field.type in DIGIT_TYPES and other_digit) or stray:
             where = f"第{position}个字符是{describe_character(ch)}"
             if numbered:
                 return f"{message}；{where}，号码中只能有数字" + ("（末位可为X）" if field.type == "id_number" else "")
+            if other_digit:
+                return f"{where}，请改用 0-9 填写"
             return f"{where}，请删除后重新填写（常见于从网页或聊天软件复制的内容）"
     if numbered:
         return f"{message}（现为{len(text)}位）"

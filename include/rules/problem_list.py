@@ -16,7 +16,7 @@ from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 
 from include.rules.catalog import RULES
-from include.xlsx import print_setup, save_atomically, text_cell
+from include.xlsx import REPLACEMENT, print_setup, save_atomically, text_cell, writable
 
 STATUS_TEXT = {"new": "新发现", "open": "仍存在", "fixed": "已整改"}
 SEVERITY_TEXT = {"error": "错误", "warning": "提示"}
@@ -27,7 +27,7 @@ TITLES = {rule.id: rule.title for rule in RULES}
 
 
 def _sheet_title(name: str, taken: set[str]) -> str:
-    title = "".join(ch for ch in name if ch not in "[]:*?/\\")[:28] or "未注明区县"
+    title = "".join(ch for ch in writable(name) if ch not in "[]:*?/\\" + REPLACEMENT)[:28] or "未注明区县"
     base, n = title, 2
     while title in taken:
         title = f"{base[:25]}_{n}"
@@ -42,15 +42,17 @@ def write_problem_list(problems: pl.DataFrame, out: Path, *, unit_name: str, cam
     summary = wb.active
     summary.title = "汇总"
     active = problems.filter(pl.col("status") != "fixed")
-    summary["A1"] = f"{unit_name} 问题清单（{STAGE_TEXT.get(stage, stage)}）"
+    summary["A1"] = writable(f"{unit_name} 问题清单（{STAGE_TEXT.get(stage, stage)}）")
     summary["A1"].font = Font(bold=True, size=14)
-    summary["A2"] = f"工作：{campaign_name}；问题 {active.height} 个，已整改 {problems.height - active.height} 个"
+    summary["A2"] = writable(
+        f"工作：{campaign_name}；问题 {active.height} 个，已整改 {problems.height - active.height} 个"
+    )
     summary.append([])
     summary.append(["规则", "级别", "问题数", "规则编号"])
     by_rule = active.group_by("rule").agg(pl.len(), pl.col("severity").first()).sort(["len", "rule"], descending=True)
     first_rule_row = summary.max_row + 1
     for rule, count, severity in by_rule.iter_rows():
-        summary.append([TITLES.get(rule, rule), SEVERITY_TEXT.get(severity, severity), count, rule])
+        summary.append([writable(str(TITLES.get(rule, rule))), SEVERITY_TEXT.get(severity, severity), count, rule])
         summary.cell(row=summary.max_row, column=4).alignment = Alignment(indent=1)
     last_rule_row = summary.max_row
     summary.append([])
