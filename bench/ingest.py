@@ -11,6 +11,11 @@ template: households, members and helpers sheets):
   reading the three sheets one after another.
 Goal (issue 4): at least 50,000 member rows per second end to end and at least 5× the pandas figure.
 
+Then peak memory (the resident maximum of a fresh process that does only that), beside the time:
+- the 100,000-member workbook: the project's ingest against fastexcel reading its three sheets;
+- the sparse-dimension file of issue 13: 济南市's 40-household workbook with one space typed in cell
+  AT1048576 of 家庭成员 (a 44 KB file): a dense reader holds 46 × 1,048,576 cells, the project's the cells.
+
 Run: ``make bench-ingest`` (or ``.venv/bin/python bench/ingest.py [--members N] [--skip-slow]``).
 The workbook is cached under ``.campaign/bench/``.
 """
@@ -23,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,6 +141,86 @@ def fastexcel_read(path: Path) -> None:
         reader.load_sheet(sheet, dtypes="string").to_polars()
 
 
+def sparse_workbook() -> Path:
+    """The 40-household workbook with one space in AT1048576 of 家庭成员 (cached)."""
+    from include.calendar.registry import load_campaign
+    from include.synth import synthesize
+
+    folder = ROOT / ".campaign" / "bench" / "sparse"
+    path = folder / "sparse-AT1048576.xlsx"
+    if path.exists():
+        return path
+    synthesize(load_campaign(CAMPAIGN), folder, households=40, defect_rate=0.0, seed=1, units=[UNIT])
+    source = folder / f"{CAMPAIGN}-2020-1-{UNIT}.xlsx"
+    far = '<row r="1048576"><c r="AT1048576" t="inlineStr"><is><t xml:space="preserve"> </t></is></c></row>'
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        names = _sheet_names(source)
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == names["家庭成员"]:
+                data = data.replace(b"</sheetData>", far.encode() + b"</sheetData>")
+            zout.writestr(item, data)
+    return path
+
+
+def _sheet_names(path: Path) -> dict[str, str]:
+    """Sheet name → its part, in a workbook openpyxl wrote (sheetN.xml in sheet order)."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True)
+    names = wb.sheetnames
+    wb.close()
+    return {name: f"xl/worksheets/sheet{i}.xml" for i, name in enumerate(names, start=1)}
+
+
+PEAK = (
+    "import json, resource, sys, time\n"
+    "sys.path.insert(0, {root!r})\n"
+    "start = time.perf_counter()\n"
+    "{body}\n"
+    "print(json.dumps({{'seconds': time.perf_counter() - start,"
+    " 'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))\n"
+)
+INGEST_BODY = (
+    "import os, tempfile, pendulum\n"
+    "os.environ['CAMPAIGN_HOME'] = tempfile.mkdtemp(prefix='bench-peak-')\n"
+    "from include.calendar.registry import load_campaign\n"
+    "from include.ingest import ingest\n"
+    "from include.store.db import make_engine, upgrade\n"
+    "from include.submissions import Actor, submit_report\n"
+    "calendar = load_campaign({campaign!r})\n"
+    "engine = make_engine(upgrade())\n"
+    "submit_report(engine, calendar, unit={unit!r}, milestone_id='completion_report',"
+    " at=pendulum.parse('2020-11-12T10:00:00+08:00'), actor=Actor(name='bench'))\n"
+    "start = time.perf_counter()\n"
+    "result = ingest(engine, calendar, __import__('pathlib').Path({path!r}), {unit!r},"
+    " pendulum.parse('2020-11-20T10:00:00+08:00'), actor='bench')\n"
+    "assert result.status == 'stored', result\n"
+)
+FASTEXCEL_BODY = (
+    "import fastexcel\n"
+    "reader = fastexcel.read_excel({path!r})\n"
+    "for sheet in {sheets!r}: reader.load_sheet(sheet, dtypes='string').to_polars()\n"
+)
+
+
+def peak(body: str) -> tuple[float, float]:
+    """(seconds, peak resident MB) of ``body`` run alone in a fresh interpreter (imports not timed)."""
+    import json
+    import subprocess
+
+    code = PEAK.format(root=str(ROOT), body=body)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800, check=True)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures["seconds"], figures["peak_mb"]
+
+
+def memory(path: Path, sheets: tuple[str, ...]) -> tuple[tuple[float, float], tuple[float, float]]:
+    ours = peak(INGEST_BODY.format(campaign=CAMPAIGN, unit=UNIT, path=str(path)))
+    dense = peak(FASTEXCEL_BODY.format(path=str(path), sheets=sheets))
+    return ours, dense
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=100_000)
@@ -163,6 +249,16 @@ def main() -> int:
     print(f"本项目端到端：{rate:,.0f} 成员行/秒（目标 ≥ 50,000）：{'达到' if rate >= 50_000 else '未达到'}")
     print(f"对 pandas：{pandas_ratio:.1f}×（目标 ≥ 5×）：{'达到' if pandas_ratio >= 5 else '未达到'}")
     print(f"对 frictionless：{figures['frictionless validate'] / ours:.1f}×")
+    print()
+    print(f"{'内存峰值（独立进程）':<36}{'秒':>9}{'峰值 MB':>10}{'fastexcel 秒':>14}{'fastexcel MB':>14}{'内存比':>8}")
+    sparse = sparse_workbook()
+    for label, measured in (
+        (f"{members:,} 人的工作簿", path),
+        (f"稀疏文件 {sparse.stat().st_size // 1024} KB（AT1048576 一个空格）", sparse),
+    ):
+        (seconds, ours_mb), (dense_seconds, dense_mb) = memory(measured, SHEETS)
+        ratio = dense_mb / ours_mb
+        print(f"{label:<36}{seconds:>9.2f}{ours_mb:>10.0f}{dense_seconds:>14.2f}{dense_mb:>14.0f}{ratio:>7.1f}×")
     return 0
 
 

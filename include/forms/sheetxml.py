@@ -35,8 +35,11 @@ _SINGLE_QUOTED = re.compile(rb"""(\s[\w:]+)\s*=\s*(?:'([^'<>]*)'|"([^"<>]*)")"""
 # <c> or <c/> without attributes, a line break after "<c", an attribute in single quotes or spaced around "=":
 # all legal XML, none what Excel writes; found in the pieces (a glued cell) or their tags
 FAST_OPENINGS = ("<v>", "<is><t>", '<is><t xml:space="preserve">')
+# the first two characters of a t="…" value → the type: shared string, inline, a formula's string, …
+T_CODES = {'s"': "s", "in": "inlineStr", "st": "str", 'b"': "b", 'e"': "e", 'd"': "d", 'n"': "n"}
+_ATTRS = pl.col("bin").bin.slice(0, pl.col("gt")).cast(pl.String)
 _ODD_FORMS = pl.col("tok").str.contains("<c", literal=True) & pl.col("tok").str.contains(r"<c[>/\s]") | (
-    pl.col("attrs").str.count_matches("=", literal=True) != pl.col("attrs").str.count_matches('="', literal=True)
+    _ATTRS.str.count_matches("=", literal=True) != _ATTRS.str.count_matches('="', literal=True)
 )
 _ODD_CELL = re.compile(rb"<c([>/]|\s(?<! ))")  # <c>, <c/>, a tab or a line break after the tag name
 
@@ -110,20 +113,25 @@ class _OddForms(Exception):
     """The sheet writes a cell or an attribute in a form the fast read does not take."""
 
 
-def _cell_pieces(data: bytes) -> tuple[str, list[bytes]]:
-    """The sheet data cut at each ``<c ``: the text before the first cell, and one piece per cell (the last
-    one ends with ``</sheetData>``, so that nothing after the cells is read as a cell's)."""
+CHUNK_BYTES = 8 << 20  # the sheet is cut into pieces a chunk at a time: a list of 2 million bytes objects never exists
+
+
+def _cell_pieces(data: bytes) -> tuple[str, pl.Series]:
+    """The sheet data cut at each ``<c ``: the text before the first cell, and one piece per cell, up to
+    ``</sheetData>`` (so that nothing after the cells is read as a cell's), as a binary Series."""
     start = data.find(b"<sheetData")
-    if start < 0:
-        return "", []
-    first_cell = data.find(b"<c ", start)
-    if first_cell < 0:
-        return "", []
-    pieces = data[first_cell + 3 :].split(b"<c ") if data.find(b"<c ") >= start else data[start:].split(b"<c ")[1:]
-    end = pieces[-1].find(b"</sheetData>")
-    if end >= 0:
-        pieces[-1] = pieces[-1][:end]
-    return data[start:first_cell].decode("utf-8"), pieces
+    first_cell = data.find(b"<c ", start) if start >= 0 else -1
+    end = data.rfind(b"</sheetData>")
+    end = len(data) if end < 0 else end
+    if first_cell < 0 or first_cell > end:
+        return "", pl.Series("bin", [], pl.Binary)
+    chunks, at = [], first_cell + 3
+    while at <= end:
+        cut = data.find(b"<c ", min(at + CHUNK_BYTES, end), end)
+        cut = end if cut < 0 else cut
+        chunks.append(pl.Series("bin", data[at:cut].split(b"<c "), pl.Binary))
+        at = cut + 3
+    return data[start:first_cell].decode("utf-8"), pl.concat(chunks, rechunk=False)
 
 
 def _after(binary: pl.Expr, text: pl.Expr, needle: str) -> tuple[pl.Expr, pl.Expr]:
@@ -176,59 +184,63 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     expressions only on the few pieces that open rows or write a value another way. ``_OddForms`` when the
     sheet needs normalising first (``normalised``: it has been)."""
     first, pieces = _cell_pieces(data)
-    frame = pl.DataFrame({"bin": pl.Series(pieces, dtype=pl.Binary)})
+    frame = pl.DataFrame({"bin": pieces})
     del pieces
     if not frame.height:
         return pl.DataFrame(schema=CELLS_SCHEMA)
-    frame = frame.with_columns(pl.col("bin").cast(pl.String).alias("tok"))  # validates UTF-8 once
+    frame = frame.with_columns(pl.col("bin").cast(pl.String).alias("tok"))  # validates UTF-8 once (no copy)
     tok, binary = pl.col("tok"), pl.col("bin")
-    gt = tok.str.find(">", literal=True)
     frame = frame.with_columns(
-        binary.bin.slice(0, gt).alias("attrs_bin"),
-        binary.bin.slice(gt + 1, None).alias("body_bin"),
+        tok.str.find(">", literal=True).alias("gt"),
         # a piece holding "<row" ends its row: the next piece is the next row's first cell
         tok.str.contains("<row", literal=True).alias("opens_row"),
-    ).with_columns(
-        pl.col("attrs_bin").cast(pl.String).alias("attrs"),
-        pl.col("body_bin").cast(pl.String).alias("body"),
-        (pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"),
-    )
+    ).with_columns((pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"))
     if not normalised and (re.search(r"<c[>/\s]|='|\s=|=\s", first) or frame.select(_ODD_FORMS.any()).item()):
         raise _OddForms
     rows = _row_numbers(pl.concat([pl.Series([first]), frame.filter(pl.col("opens_row"))["tok"]]))
-    attrs, body, body_bin = pl.col("attrs"), pl.col("body"), pl.col("body_bin")
+    # Everything is read in place, by positions in the piece: slices of up to 12 bytes are held inline by
+    # Polars' string views, so no column of the sheet's size is copied. An attribute is the tag's where it
+    # is found before the tag's end ("gt").
+    gt = pl.col("gt")
+
+    def in_tag(needle: str) -> pl.Expr:
+        found = pl.when(tok.str.starts_with(needle)).then(0).otherwise(tok.str.find(" " + needle, literal=True) + 1)
+        return pl.when(found < gt).then(found)
+
+    def piece(start: pl.Expr, length: pl.Expr | int) -> pl.Expr:
+        return binary.bin.slice(start, length).cast(pl.String)
+
+    ref = piece(in_tag('r="') + 3, 11)
+    ref = ref.str.slice(0, ref.str.find('"', literal=True)).str.to_uppercase()  # ASCII: bytes are characters
+    t_code = piece(in_tag('t="') + 3, 2)
     # The value as Excel, openpyxl and POI write it, right after the tag: <v>…</v> or <is><t>…</t></is>; it
-    # ends at the first "</" (a text holds no "<"). Any other form is read by the general expression below.
-    start = pl.when(pl.lit(False)).then(0)
-    for opening in FAST_OPENINGS:
-        start = start.when(body.str.starts_with(opening)).then(len(opening.encode()))
-    frame = frame.with_columns(_until(*_after(pl.col("attrs_bin"), attrs, 'r="'), '"').str.to_uppercase().alias("ref"))
-    ref = pl.col("ref")
-    letters = ref.str.strip_chars_end("0123456789")
-    kinds = {kind: attrs.str.contains(f't="{kind}"', literal=True) for kind in ("s", "inlineStr", "str", "b", "e", "d")}
+    # ends at the first "</" (a tag holds none, a text holds no "<"). Other forms: the general reading below.
+    after = piece(gt + 1, 7)
+    preserve = tok.str.contains(FAST_OPENINGS[2], literal=True)
+    start = (
+        pl.when(after.str.starts_with("<v>"))
+        .then(gt + 4)
+        .when(after == "<is><t>")
+        .then(gt + 8)
+        .when((after == "<is><t ") & preserve)
+        .then(gt + 1 + len(FAST_OPENINGS[2]))
+    )
+    frame = frame.with_columns(ref.alias("ref"))
+    letters = pl.col("ref").str.strip_chars_end("0123456789")
     cells = frame.select(
         "row_seq",
         letters.replace_strict(_column_numbers(), default=None, return_dtype=pl.Int64).alias("given_col"),
-        ref.str.strip_chars_start("ABCDEFGHIJKLMNOPQRSTUVWXYZ").cast(pl.Int64, strict=False).alias("given_row"),
-        pl.when(kinds["s"])
-        .then(pl.lit("s"))
-        .when(kinds["inlineStr"])
-        .then(pl.lit("inlineStr"))
-        .when(kinds["str"])
-        .then(pl.lit("str"))
-        .when(kinds["b"])
-        .then(pl.lit("b"))
-        .when(kinds["e"])
-        .then(pl.lit("e"))
-        .when(kinds["d"])
-        .then(pl.lit("d"))
-        .otherwise(pl.lit("n"))
-        .alias("t"),
-        attrs.str.ends_with("/").alias("empty"),
-        body.str.contains("<f", literal=True).alias("formula"),
-        body_bin.bin.slice(start, body.str.find("</", literal=True) - start).cast(pl.String).alias("fast"),
+        pl.col("ref")
+        .str.strip_chars_start("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        .cast(pl.Int64, strict=False)
+        .alias("given_row"),
+        pl.when(t_code.is_null()).then(pl.lit("n")).otherwise(t_code.replace_strict(T_CODES, default="n")).alias("t"),
+        (piece(gt - 1, 1) == "/").alias("empty"),
+        tok.str.contains("<f", literal=True).alias("formula"),
+        piece(start, tok.str.find("</", literal=True) - start).alias("fast"),
         start.is_null().alias("odd"),
     )
+    frame = frame.select("tok", "gt")  # kept for the cells written another way, if any
     index = pl.int_range(pl.len(), dtype=pl.Int64)
     starts = pl.col("row_seq") != pl.col("row_seq").shift(1, fill_value=-1)
     cells = cells.with_columns((index - pl.when(starts).then(index).forward_fill()).alias("j"))
@@ -256,7 +268,7 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
         cells = cells.with_columns(
             (
                 pl.col("odd")
-                & (frame["body"].str.contains("<v", literal=True) | frame["body"].str.contains("<t", literal=True))
+                & (frame["tok"].str.contains("<v", literal=True) | frame["tok"].str.contains("<t", literal=True))
             ).alias("odd")
         )
     if cells.select(pl.col("odd").any()).item():  # rich text, a formula before its value …: those cells only
@@ -264,7 +276,8 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
         odd = (
             cells.filter(pl.col("odd"))
             .select("_i", "t")
-            .join(frame.select(pl.col("body")).with_row_index("_i"), on="_i", how="left")
+            .join(frame.with_row_index("_i"), on="_i", how="left")
+            .with_columns(pl.col("tok").cast(pl.Binary).bin.slice(pl.col("gt") + 1, None).cast(pl.String).alias("body"))
         )
         value = _until(*_after(pl.col("body").cast(pl.Binary), pl.col("body"), "<v"), "</v>")
         value = value.cast(pl.Binary).bin.slice(value.str.find(">", literal=True) + 1, None).cast(pl.String)
