@@ -1,4 +1,4 @@
-"""The cells a worksheet really has, read from its XML set-based (Polars' Rust regex, no loop over cells).
+"""The cells a worksheet really has, read from its XML set-based (Polars expressions, no Python loop over cells).
 
 A reader that builds a dense grid (calamine, fastexcel, pandas) takes memory for the rectangle a sheet
 spans: one space typed in AT1048576 of a 44 KB file makes it 46 × 1,048,576 cells. This reader keeps one
@@ -32,15 +32,17 @@ _CHAR_REF = re.compile(r"&#(x[0-9A-Fa-f]+|\d+);")
 _EXCEL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _TAG = re.compile(rb"<[^<>]*[=][^<>]*>")
 _SINGLE_QUOTED = re.compile(rb"""(\s[\w:]+)\s*=\s*(?:'([^'<>]*)'|"([^"<>]*)")""")
-# <c> or <c/> without attributes, a line break after "<c", an attribute in single quotes or spaced around "=":
-# all legal XML, none what Excel writes; found in the pieces (a glued cell) or their tags
 FAST_OPENINGS = ("<v>", "<is><t>", '<is><t xml:space="preserve">')
 # the first two characters of a t="…" value → the type: shared string, inline, a formula's string, …
 T_CODES = {'s"': "s", "in": "inlineStr", "st": "str", 'b"': "b", 'e"': "e", 'd"': "d", 'n"': "n"}
 _ATTRS = pl.col("bin").bin.slice(0, pl.col("gt")).cast(pl.String)
+# <c> or <c/> without attributes, a tab or line break in a tag, an attribute in single quotes or spaced around
+# "=": all legal XML, none what Excel writes; found in the pieces (a glued cell) or their tags
 _ODD_FORMS = pl.col("tok").str.contains("<c", literal=True) & pl.col("tok").str.contains(r"<c[>/\s]") | (
-    _ATTRS.str.count_matches("=", literal=True) != _ATTRS.str.count_matches('="', literal=True)
+    (_ATTRS.str.count_matches("=", literal=True) != _ATTRS.str.count_matches('="', literal=True))
+    | _ATTRS.str.contains(r"[\t\r\n]")
 )
+_SPACES = re.compile(rb"\s+")
 _ODD_CELL = re.compile(rb"<c([>/]|\s(?<! ))")  # <c>, <c/>, a tab or a line break after the tag name
 
 
@@ -87,14 +89,27 @@ def _runs(p: str, items: pl.Expr) -> pl.Expr:
 
 
 def shared_strings(data: bytes | None) -> pl.Series:
-    """The workbook's shared strings, in index order (empty when the workbook has none)."""
+    """The workbook's shared strings, in index order (empty when the workbook has none): each ``<si>`` cut out
+    with ``bytes.split``; a plain one's ``<t>`` read by one expression, rich text's runs joined."""
     if not data:
         return pl.Series("text", [], pl.String)
-    p = re.escape(prefix_of(data))
-    text = data.decode("utf-8")
-    items = pl.Series([text]).str.extract_all(rf"(?s)<{p}si\b[^>]*/>|<{p}si\b[^>]*>.*?</{p}si>").explode()
-    frame = pl.DataFrame({"si": items}).drop_nulls().select(_runs(p, pl.col("si")).fill_null("").alias("text"))
-    return _decode(frame, "text").to_series()
+    prefix = prefix_of(data)
+    if prefix:
+        data = data.replace(f"<{prefix}".encode(), b"<").replace(f"</{prefix}".encode(), b"</")
+    items = pl.Series("si", data.split(b"<si")[1:], pl.Binary)
+    end = items.cast(pl.String).str.find("</si>", literal=True)  # a byte offset: the last item ends before </sst>
+    items = items.bin.slice(0, end).cast(pl.String)
+    frame = pl.DataFrame({"si": items}).with_columns(
+        (pl.col("si").str.contains("<r>", literal=True) | pl.col("si").str.contains("<rPh", literal=True)).alias(
+            "rich"
+        ),
+        pl.col("si").str.extract(r"<t(?:\s[^>]*)?>([^<]*)</t>", 1).alias("text"),
+    )
+    if frame.select(pl.col("rich").any()).item():
+        frame = frame.with_columns(
+            pl.when(pl.col("rich")).then(_runs("", pl.col("si"))).otherwise("text").alias("text")
+        )
+    return _decode(frame.select(pl.col("text").fill_null("")), "text").to_series()
 
 
 def _double_quoted(match: re.Match[bytes]) -> bytes:
@@ -106,7 +121,7 @@ def _normalised(data: bytes) -> bytes:
     """The sheet with every cell opened as ``<c `` and every attribute in double quotes (attributes only:
     text holds no "<"). Run only on a sheet where the first read found such a form."""
     data = _ODD_CELL.sub(lambda m: b"<c " + m.group(1).strip(), data)
-    return _TAG.sub(lambda m: _SINGLE_QUOTED.sub(_double_quoted, m.group(0)), data)
+    return _TAG.sub(lambda m: _SPACES.sub(b" ", _SINGLE_QUOTED.sub(_double_quoted, m.group(0))), data)
 
 
 class _OddForms(Exception):
@@ -187,6 +202,8 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     frame = pl.DataFrame({"bin": pieces})
     del pieces
     if not frame.height:
+        if not normalised and _ODD_CELL.search(data):  # every cell written <c> or <c/>: none cut yet
+            raise _OddForms
         return pl.DataFrame(schema=CELLS_SCHEMA)
     frame = frame.with_columns(pl.col("bin").cast(pl.String).alias("tok"))  # validates UTF-8 once (no copy)
     tok, binary = pl.col("tok"), pl.col("bin")
@@ -195,7 +212,9 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
         # a piece holding "<row" ends its row: the next piece is the next row's first cell
         tok.str.contains("<row", literal=True).alias("opens_row"),
     ).with_columns((pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"))
-    if not normalised and (re.search(r"<c[>/\s]|='|\s=|=\s", first) or frame.select(_ODD_FORMS.any()).item()):
+    if not normalised and (
+        re.search(r"<c[>/\s]|='|\s=|=\s|<c [^>]*[\t\r\n]", first) or frame.select(_ODD_FORMS.any()).item()
+    ):
         raise _OddForms
     rows = _row_numbers(pl.concat([pl.Series([first]), frame.filter(pl.col("opens_row"))["tok"]]))
     # Everything is read in place, by positions in the piece: slices of up to 12 bytes are held inline by
