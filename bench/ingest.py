@@ -174,12 +174,16 @@ def _sheet_names(path: Path) -> dict[str, str]:
 
 
 PEAK = (
-    "import json, resource, sys, time\n"
+    "import json, sys, time\n"
+    "def peak_mb():  # VmHWM: this process image's own peak (ru_maxrss would carry the parent's over exec)\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            return int(line.split()[1]) / 1024\n"
     "sys.path.insert(0, {root!r})\n"
     "start = time.perf_counter()\n"
     "{body}\n"
     "print(json.dumps({{'seconds': time.perf_counter() - start,"
-    " 'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))\n"
+    " 'peak_mb': peak_mb()}}))\n"
 )
 INGEST_BODY = (
     "import os, tempfile, pendulum\n"

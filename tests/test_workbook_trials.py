@@ -439,13 +439,37 @@ def test_one_space_in_the_last_cell_does_not_cost_a_dense_sheet(window_open, goo
         good, tmp_path / "a.xlsx", replace={part: xml.replace("</sheetData>", far + "</sheetData>").encode()}
     )
     script = (
-        "import json, resource, sys\n"
+        "import json, sys\n"
         "from include.cli import main\n"
         f"code = main(['ingest', {str(sparse)!r}, '--campaign', {CAMPAIGN!r}, '--unit', {UNIT!r}, '--at', {AT!r}, '--json'])\n"
-        "print(json.dumps({'code': code, 'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+        "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+        "print(json.dumps({'code': code, 'peak_mb': int(hwm.split()[1]) / 1024}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     last = json.loads(done.stdout.strip().splitlines()[-1])
     assert last["code"] == 0, done.stdout + done.stderr
     assert last["peak_mb"] < 700, f"peak {last['peak_mb']:.0f} MB for a 44 KB sheet"
     assert re.search(r'"accepted_rows": \d+', done.stdout)
+
+
+def test_a_date_cell_of_a_1904_workbook_is_read_from_1904(window_open, run_cli, good, tmp_path):
+    """Excel for Mac's old default counts dates from 1904-01-01: the same serial is another day."""
+    import datetime as dt
+
+    rows = rows_of(good, "帮扶责任人")
+    start = headers("helpers").index("帮扶开始时间")
+    serial = (dt.date(2020, 10, 1) - dt.date(1904, 1, 1)).days
+    rows[1][start] = float(serial)
+    xml = sheet_xml(rows)
+    with zipfile.ZipFile(good) as z:
+        workbook = z.read("xl/workbook.xml").decode()
+    if "<workbookPr" in workbook:
+        workbook = re.sub(r"<workbookPr\b", '<workbookPr date1904="1"', workbook, count=1)
+    else:
+        workbook = workbook.replace("<bookViews>", '<workbookPr date1904="1"/><bookViews>', 1)
+    out = with_sheet(good, tmp_path / "a.xlsx", "帮扶责任人", xml)
+    out = _zip_rewrite(out, tmp_path / "b.xlsx", replace={"xl/workbook.xml": workbook.encode()})
+    code, result = ingest(run_cli, out)
+    assert code == 0 and result["rejected_rows"] == [], result
+    helpers = stored("helpers")
+    assert helpers.filter(pl.col("_row") == 2)["helper_start"][0] == dt.date(2020, 10, 1)
