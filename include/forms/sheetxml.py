@@ -35,13 +35,10 @@ _SINGLE_QUOTED = re.compile(rb"""(\s[\w:]+)\s*=\s*(?:'([^'<>]*)'|"([^"<>]*)")"""
 FAST_OPENINGS = ("<v>", "<is><t>", '<is><t xml:space="preserve">')
 # the first two characters of a t="…" value → the type: shared string, inline, a formula's string, …
 T_CODES = {'s"': "s", "in": "inlineStr", "st": "str", 'b"': "b", 'e"': "e", 'd"': "d", 'n"': "n"}
-_ATTRS = pl.col("bin").bin.slice(0, pl.col("gt")).cast(pl.String)
 # <c> or <c/> without attributes, a tab or line break in a tag, an attribute in single quotes or spaced around
-# "=": all legal XML, none what Excel writes; found in the pieces (a glued cell) or their tags
-_ODD_FORMS = pl.col("tok").str.contains("<c", literal=True) & pl.col("tok").str.contains(r"<c[>/\s]") | (
-    (_ATTRS.str.count_matches("=", literal=True) != _ATTRS.str.count_matches('="', literal=True))
-    | _ATTRS.str.contains(r"[\t\r\n]")
-)
+# "=": all legal XML, none what Excel writes; found in the pieces (a glued cell) or before their tag's end
+_ODD_IN_TAG = pl.col("tok").str.find(r"='|\s=|=\s|[\t\r\n]") < pl.col("gt")
+_ODD_FORMS = pl.col("tok").str.contains("<c", literal=True) & pl.col("tok").str.contains(r"<c[>/\s]") | _ODD_IN_TAG
 _SPACES = re.compile(rb"\s+")
 _ODD_CELL = re.compile(rb"<c([>/]|\s(?<! ))")  # <c>, <c/>, a tab or a line break after the tag name
 
