@@ -141,7 +141,7 @@ def _check_directory(path: Path) -> None:
 
     A workbook never needs zip64, and it has one central directory, right before its one end record, which
     ends the file. Anything else (a zip64 record, a second end record hidden in the comment, data before the
-    directory) lets two readers see two different archives: the checks here one, another program the office opens it with another.
+    directory) lets two readers see two different archives: the checks here one, Excel or WPS another.
     """
     with path.open("rb") as fh:
         fh.seek(0, os.SEEK_END)
