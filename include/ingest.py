@@ -126,17 +126,31 @@ def _previous_households(calendar: Calendar, form: FormSpec, unit: str) -> tuple
     return int(meta.get("households", households_in(form, meta.get("accepted_by_sheet", {})))), meta
 
 
-def _check_shrink(checked: Checked, previous: int | None, meta: dict | None, households: int, confirmed: bool) -> None:
-    if confirmed or previous is None or households >= previous * replace_floor():
+def _check_shrink(
+    checked: Checked, previous: int | None, meta: dict | None, households: int, rows: dict[str, int], confirmed: bool
+) -> None:
+    """Far fewer households, or far fewer rows in any sheet (all members deleted, say), than the version in
+    force: refused unless confirmed."""
+    if confirmed or previous is None or meta is None:
         return
-    when = local_text(dt.datetime.fromisoformat(meta["at"])) if meta and meta.get("at") else "上一次"
+    floor = replace_floor()
+    before = meta.get("accepted_by_sheet", {})
+    shrunk = [
+        f"「{sheet}」{rows.get(sheet, 0)} 行（在用 {count} 行）"
+        for sheet, count in before.items()
+        if count and rows.get(sheet, 0) < count * floor
+    ]
+    if households >= previous * floor and not shrunk:
+        return
+    when = local_text(dt.datetime.fromisoformat(meta["at"])) if meta.get("at") else "上一次"
     rejected = f"（另有 {len(checked.errors)} 处问题未通过检查，见问题清单）" if checked.errors else ""
+    sheets = f"其中{'、'.join(shrunk)}。" if shrunk else ""
     raise Refused(
         "shrinks",
         f"本次文件通过检查的只有 {households} 户{rejected}，本单位在用的数据有 {previous} 户"
-        f"（{when}上传的「{meta.get('file', '') if meta else ''}」）。保存将用 {households} 户替换 {previous} 户，"
+        f"（{when}上传的「{meta.get('file', '')}」）；{sheets}保存将用少得多的数据替换在用数据，"
         "未保存，原有数据保持不变。如只是改正部分户，请在完整的工作簿中改正后重新上传；"
-        "如确实只保留这些户，请勾选“确认替换”（命令行加 --replace-confirm）后重新上传。",
+        "如确实只保留这些数据，请勾选“确认替换”（命令行加 --replace-confirm）后重新上传。",
         checked.errors,
     )
 
@@ -173,7 +187,7 @@ def ingest(
         rows_by_sheet = {checked.form.sheet(sheet_id).name: table.height for sheet_id, table in checked.tables.items()}
         households = households_in(checked.form, rows_by_sheet)
         previous, previous_meta = _previous_households(calendar, checked.form, unit)
-        _check_shrink(checked, previous, previous_meta, households, replace_confirm)
+        _check_shrink(checked, previous, previous_meta, households, rows_by_sheet, replace_confirm)
     except Refused as refused:
         _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{refused.message}")
         raise
@@ -192,7 +206,7 @@ def ingest(
         "accepted_by_sheet": rows_by_sheet,
         "households": households,
         "rejected": len(checked.errors),
-        "replace_confirmed": replace_confirm and previous is not None and households < previous * replace_floor(),
+        "replace_confirmed": replace_confirm and previous is not None,
     }
     staged = records.stage(calendar.id, form.id, unit, version, tables, meta)
     with records.publishing(staged) as publication:

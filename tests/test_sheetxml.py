@@ -104,3 +104,60 @@ def test_shared_strings_with_rich_text_a_prefix_and_empty_items():
         b'<x:rPh sb="0" eb="1"><x:t>PH</x:t></x:rPh></x:si></x:sst>'
     )
     assert shared_strings(xml).to_list() == ["李", "", "A B&C"]
+
+
+# -- what an adversarial read found (issue 13's second pair of eyes) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<!-- <c r="P2" t="n"><v>99999</v></c> --><row r="1"><c r="A1"><v>1</v></c></row>',  # a comment
+        '<?x <c r="P2"><v>9</v></c> ?><row r="1"><c r="A1"><v>1</v></c></row>',  # a processing instruction
+        '<row r="1"><c r="A1" t="inlineStr"><is><t><![CDATA[4组]]></t></is></c></row>',  # CDATA
+        '<row r="1"><c r="XFE1"><v>1</v></c></row>',  # past the last column
+        '<row r="1"><c r="$C$1"><v>1</v></c></row>',
+        '<row r="1"><c r=""><v>1</v></c></row>',
+        '<row r="1"><c x="a>b" r="B1"><v>1</v></c></row>',  # a ">" inside a value would cut the tag short
+        '<row r="1"><c r="A1" t="S"><v>0</v></c></row>',  # a type Excel does not have
+        '<row r="1"><c r="A1" t="s"><v>1.0</v></c></row>',  # a shared-string cell without an index
+        '<row r="-1"><c><v>1</v></c></row>',
+        '<x:row xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main" r="1"><x:c r="A1"><x:v>1</x:v></x:c></x:row>',
+    ],
+)
+def test_markup_a_cut_at_tags_could_misread_is_refused(body):
+    with pytest.raises(NotSpreadsheetML):
+        read_cells(sheet(body).encode(), pl.Series(["a", "b"], dtype=pl.String))
+
+
+def test_a_comment_in_the_shared_strings_is_refused_not_shifted():
+    xml = b'<sst xmlns="m"><si><t>a</t></si><!-- <si><t>13800000000</t></si> --><si><t>b</t></si></sst>'
+    with pytest.raises(NotSpreadsheetML):
+        shared_strings(xml)
+
+
+def test_entities_are_decoded_once_and_impossible_characters_become_nul():
+    xml = sheet('<row r="1"><c r="A1" t="inlineStr"><is><t>&amp;#49;&#55296;_xD800_</t></is></c></row>')
+    assert cells(xml) == [(1, 1, "s", "&#49;\x00\x00")]
+
+
+def test_a_row_without_r_after_an_empty_numbered_row_follows_it():
+    xml = sheet(
+        '<row r="1"><c r="A1"><v>1</v></c></row><row r="10"/><row><c r="A11"><v>2</v></c></row><row><c><v>3</v></c></row>'
+    )
+    assert [(r, c) for r, c, *_ in cells(xml)] == [(1, 1), (11, 1), (12, 1)]
+
+
+def test_a_value_in_an_inline_cell_is_its_inline_text():
+    xml = sheet('<row r="1"><c r="A1" t="inlineStr"><v>9组</v><is><t>4组</t></is></c></row>')
+    assert cells(xml) == [(1, 1, "s", "4组")]
+
+
+def test_the_linear_tag_rewrite_does_not_stall_on_a_long_run():
+    """Single quotes send a sheet through the rewrite; a long run of "=" without ">" once made it quadratic."""
+    import time
+
+    body = "<row r='1'><c r='A1' t=\"inlineStr\"><is><t>" + "=" * 200_000 + "</t></is></c></row>"
+    start = time.perf_counter()
+    assert cells(sheet(body))[0][:2] == (1, 1)
+    assert time.perf_counter() - start < 10

@@ -473,3 +473,36 @@ def test_a_date_cell_of_a_1904_workbook_is_read_from_1904(window_open, run_cli, 
     assert code == 0 and result["rejected_rows"] == [], result
     helpers = stored("helpers")
     assert helpers.filter(pl.col("_row") == 2)["helper_start"][0] == dt.date(2020, 10, 1)
+
+
+def test_a_re_upload_without_its_members_is_refused_too(window_open, run_cli, good, tmp_path):
+    """Every household kept but every member deleted: the members sheet shrinks to nothing."""
+    assert ingest(run_cli, good)[0] == 0
+    before = state()
+    wb = openpyxl.load_workbook(good)
+    wb["家庭成员"].delete_rows(2, wb["家庭成员"].max_row)
+    wb.save(tmp_path / "a.xlsx")
+    code, result = ingest(run_cli, tmp_path / "a.xlsx")
+    assert code == 2 and result["refused"] == "shrinks", result
+    assert "「家庭成员」0 行" in result["message"]
+    assert state() == before
+
+
+def test_numbers_past_what_a_float_holds_and_spaces_inside_names_are_caught(window_open, run_cli, good, tmp_path):
+    rows = rows_of(good, "户")
+    income = headers("households").index("A28 工资性收入（元）")
+    rows[1][income] = Num("1e400")
+    rows[2][income] = "12345678901234567"
+    code, result = ingest(run_cli, with_sheet(good, tmp_path / "a.xlsx", "户", sheet_xml(rows)))
+    assert code == 0, result
+    errors = errors_by_cell(result)
+    letter = get_column_letter(income + 1)
+    assert "数值过大" in errors[f"户!{letter}2"]["message"] and "数值过大" in errors[f"户!{letter}3"]["message"]
+    wb = openpyxl.load_workbook(good)
+    name_cell = f"{column('members', 'A1 姓名')}3"
+    name = str(wb["家庭成员"][name_cell].value)
+    wb["家庭成员"][name_cell] = name[0] + "\u2009" + name[1:]  # a thin space pasted from a web page
+    wb.save(tmp_path / "b.xlsx")
+    code, result = ingest(run_cli, tmp_path / "b.xlsx")
+    assert code == 0, result
+    assert name in stored("members")["A1"].to_list()

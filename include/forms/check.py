@@ -13,6 +13,7 @@ digits, income arithmetic, one head per household …) is the rule engine's (inc
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +40,26 @@ NUMERIC_TYPES = ("integer", "money", "area", "number")
 COMPACT_TYPES = ("id_number", "phone", "account", "name", *NUMERIC_TYPES)  # inner spaces dropped
 # C0 and C1 controls (a tab or a line break only in free text), and the characters that show as nothing:
 # zero-width spaces and joiners, direction marks, the soft hyphen, the byte-order mark.
-INVISIBLE = "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
-ODD_CHARS = rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{INVISIBLE}]"
-ODD_STRICT = rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\t\n\r{INVISIBLE}]"
+# Characters that show as nothing or change how text around them shows, by Unicode category: controls (Cc),
+# format characters (Cf: zero-width spaces and joiners, direction marks and isolates, the soft hyphen, the
+# byte-order mark, tag characters), private use (Co), unassigned (Cn), line and paragraph separators (Zl,
+# Zp); and the invisible letters and marks: the combining grapheme joiner, Hangul fillers, variation
+# selectors, the Mongolian free variation selectors, Khmer inherent vowels, interlinear annotation marks
+# and the object replacement character.
+INVISIBLE = "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\ufff9-\ufffc"
+ODD_CHARS = rf"[\p{{Cf}}\p{{Co}}\p{{Cn}}\p{{Zl}}\p{{Zp}}\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{INVISIBLE}]"
+ODD_STRICT = rf"[\p{{Cc}}\p{{Cf}}\p{{Co}}\p{{Cn}}\p{{Zl}}\p{{Zp}}{INVISIBLE}]"
+ODD_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
+
+
+def odd_character(ch: str, *, free_text: bool = False) -> bool:
+    """``ODD_CHARS``/``ODD_STRICT`` for one character, in Python (for naming it): a tab or line break is free
+    text's own."""
+    if free_text and ch in "\t\n\r":
+        return False
+    return unicodedata.category(ch) in ODD_CATEGORIES or bool(re.fullmatch(f"[{INVISIBLE}]", ch))
+
+
 EXCEL_ERRORS = (
     "#N/A",
     "#VALUE!",
@@ -79,6 +97,8 @@ PATTERNS = {
 }
 # what Excel itself writes in a number cell (1.5E-3, 3E+2): read as the number it is, for numeric fields only
 NUMBER_CELL = r"^[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$"
+# No income, area, size or count on these forms comes near a trillion; past 2**53 a float loses digits
+MAX_NUMBER = 1e12
 
 
 @dataclass(frozen=True)
@@ -113,9 +133,9 @@ class Checked:
 
 def _clean(expr: pl.Expr, field: FieldSpec) -> pl.Expr:
     """The table above, applied: an empty cell is null."""
-    expr = expr.str.replace_many(FULLWIDTH, HALFWIDTH).str.strip_chars(" \t\r\n\u00a0")
-    if field.type in COMPACT_TYPES:
-        expr = expr.str.replace_all(r"[ \t\r\n\u00a0]+", "")
+    expr = expr.str.replace_many(FULLWIDTH, HALFWIDTH).str.strip_chars()  # any Unicode space
+    if field.type in COMPACT_TYPES:  # thin and narrow no-break spaces too: 李平\u2009飞 is 李平飞
+        expr = expr.str.replace_all(r"\s+", "")
     if field.type in NUMERIC_TYPES:
         expr = expr.str.replace_many(*NUMERIC_PUNCT)
     if field.type == "id_number":
@@ -173,16 +193,16 @@ def _option_map(field: FieldSpec) -> dict[str, str]:
 
 def _number_problem(field: FieldSpec, text: pl.Expr, kind: pl.Expr) -> pl.Expr:
     """Why a numeric cell is not a number this form takes, before its pattern: what the clerk typed that a
-    guess would have misread (a decimal comma, a unit, a minus)."""
+    guess would have misread (a decimal comma, a unit, a minus below zero; "-0" is zero)."""
     _, message = PATTERNS[field.type]
     unit = text.str.extract(r"([^0-9.+-]+)$", 1)
-    negative = (text.str.starts_with("-") | ((kind == "n") & text.str.contains(r"^-"))) & ~pl.lit(field.signed)
+    negative = (text.cast(pl.Float64, strict=False) < 0) & ~pl.lit(field.signed)
     return (
         pl.when(text.str.contains(r"[,，]"))
         .then(pl.lit(f"{message}；请只填数字，不要用逗号（小数点用“.”，不加千位分隔符）"))
         .when(text.str.contains(r"^[+-]?[0-9.]+") & text.str.contains(UNITS))
         .then(pl.format(f"{message}；请只填数字，不要带单位“{{}}”", unit))
-        .when(negative & text.str.contains(r"^-[0-9]"))
+        .when(negative)
         .then(pl.lit(f"{message}；不能为负数"))
     )
 
@@ -197,6 +217,8 @@ def _typed(field: FieldSpec, text: pl.Expr, kind: pl.Expr, epoch: pl.Expr) -> tu
             ok = ok | ((kind == "n") & text.str.contains(NUMBER_CELL))
             problem = _number_problem(field, text, kind)
             number = text.cast(pl.Float64, strict=False)
+            too_large = number.is_nan() | (number.abs() > MAX_NUMBER)
+            problem = problem.when(ok & (number.is_null() | too_large)).then(pl.lit(f"{message}；数值过大或无法识别"))
             if not field.signed:
                 problem = problem.when(number < 0).then(pl.lit(f"{message}；不能为负数"))
             if kind_of == "integer":
@@ -432,8 +454,10 @@ def describe_character(ch: str) -> str:
         return CHARACTER_NAMES[ch]
     if ch.isdigit():
         return f"非阿拉伯数字“{ch}”（U+{ord(ch):04X}，请用 0-9）"
-    if not ch.isprintable():
+    if unicodedata.category(ch) == "Cc":
         return f"不可见的控制字符（U+{ord(ch):04X}）"
+    if not ch.isprintable() or odd_character(ch):
+        return f"不可见的字符（U+{ord(ch):04X}）"
     return f"“{ch}”"
 
 
@@ -443,11 +467,10 @@ def _explain(field: FieldSpec, raw: object, message: str) -> str:
     numbered = field.type in ("id_number", "phone", "account")
     message = message or (PATTERNS[field.type][1] if numbered else "")
     allowed = "0123456789" + ("Xx" if field.type == "id_number" else "-" if field.type == "phone" else "")
-    odd = re.compile(ODD_CHARS if field.type == "text" else ODD_STRICT)
     for position, ch in enumerate(text, start=1):
         other_digit = ch.isdigit() and not "0" <= ch <= "9" and not "\uff10" <= ch <= "\uff19"
         stray = numbered and ch not in allowed and not "\uff10" <= ch <= "\uff19"
-        if odd.match(ch) or (field.type in DIGIT_TYPES and other_digit) or stray:
+        if odd_character(ch, free_text=field.type == "text") or (field.type in DIGIT_TYPES and other_digit) or stray:
             where = f"第{position}个字符是{describe_character(ch)}"
             if numbered:
                 return f"{message}；{where}，号码中只能有数字" + ("（末位可为X）" if field.type == "id_number" else "")

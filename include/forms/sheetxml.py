@@ -28,9 +28,10 @@ from openpyxl.utils import get_column_letter
 CELLS_SCHEMA = {"row": pl.Int64, "col": pl.Int64, "kind": pl.String, "text": pl.String, "formula": pl.Boolean}
 _ROOT = re.compile(rb"<(?:(\w+):)?(worksheet|sst)\b")
 _ENTITIES = (["&lt;", "&gt;", "&quot;", "&apos;", "&amp;"], ["<", ">", '"', "'", "&"])
-_CHAR_REF = re.compile(r"&#(x[0-9A-Fa-f]+|\d+);")
+_XML_ENTITY = re.compile(r"&(lt|gt|quot|apos|amp|#[xX][0-9A-Fa-f]{1,8}|#[0-9]{1,10});")
+_NAMED = dict(zip(["lt", "gt", "quot", "apos", "amp"], _ENTITIES[1], strict=True))
 _EXCEL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-_TAG = re.compile(rb"<[^<>]*[=][^<>]*>")
+_TAG = re.compile(rb"<[^<>]*>")  # linear: one try per "<", up to the next "<"
 _SINGLE_QUOTED = re.compile(rb"""(\s[\w:]+)\s*=\s*(?:'([^'<>]*)'|"([^"<>]*)")""")
 FAST_OPENINGS = ("<v>", "<is><t>", '<is><t xml:space="preserve">')
 # the first two characters of a t="…" value → the type: shared string, inline, a formula's string, …
@@ -48,34 +49,53 @@ class NotSpreadsheetML(ValueError):
 
 
 def prefix_of(data: bytes) -> str:
-    """The namespace prefix the part's root element uses ("" or "x:")."""
+    """The namespace prefix the part's root element uses ("" or "x:"); ``NotSpreadsheetML`` for markup no
+    spreadsheet program writes in a sheet or string table, which a reader cutting at tags could misread:
+    comments, processing instructions after the declaration, CDATA, and tags of a second prefix."""
     found = _ROOT.search(data, 0, 4096)
     if found is None:
         raise NotSpreadsheetML("no worksheet root")
-    return f"{found.group(1).decode()}:" if found.group(1) else ""
+    declaration = data.find(b"?>") + 2 if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml") else 0
+    if b"<!--" in data or b"<![CDATA[" in data or data.find(b"<?", declaration) >= 0:
+        raise NotSpreadsheetML("a comment, CDATA or a processing instruction")
+    prefix = f"{found.group(1).decode()}:" if found.group(1) else ""
+    if any(mark in data for mark in (b":c ", b":row", b":v>", b":is>", b":t>", b":f", b":si")):
+        own = re.escape(prefix.encode())
+        if re.search(rb"</?(?!" + own + rb"(?:c|row|v|is|t|f|si|r|rPh|rPr)\b)\w+:(?:c|row|v|is|t|f|si|r)\b", data):
+            raise NotSpreadsheetML("tags of a second namespace prefix")
+    return prefix
 
 
 def _decode(frame: pl.DataFrame, column: str) -> pl.DataFrame:
-    """XML's five entities in one pass; character references and Excel's _xHHHH_ escapes, rare, in Python on
-    the few values that have them."""
-    frame = frame.with_columns(pl.col(column).str.replace_many(*_ENTITIES))
+    """XML's five entities in one pass; a value with a character reference or an Excel _xHHHH_ escape (rare)
+    is decoded whole in Python, so that "&amp;#49;" stays the text "&#49;"."""
     rare = pl.col(column).str.contains("&#", literal=True) | pl.col(column).str.contains("_x", literal=True)
     if not frame.select(rare.any()).item():
-        return frame
+        return frame.with_columns(pl.col(column).str.replace_many(*_ENTITIES))
     frame = frame.with_row_index("_i")
     fixed = frame.filter(rare).select(
         "_i", pl.col(column).map_elements(_decode_rare, return_dtype=pl.String).alias("_fixed")
     )
+    frame = frame.with_columns(pl.col(column).str.replace_many(*_ENTITIES))
     frame = frame.join(fixed, on="_i", how="left", maintain_order="left")
     return frame.with_columns(pl.coalesce("_fixed", column).alias(column)).drop("_i", "_fixed")
 
 
-def _decode_rare(text: str) -> str:
-    def char_ref(match: re.Match[str]) -> str:
-        code = match.group(1)
-        return chr(int(code[1:], 16) if code[0] == "x" else int(code))
+def _code_point(number: int) -> str:
+    """A character by its number; one no text can hold (a surrogate, past U+10FFFF) becomes NUL, which the
+    row checks name as a control character in its cell."""
+    return "\x00" if number > 0x10FFFF or 0xD800 <= number <= 0xDFFF else chr(number)
 
-    return _EXCEL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), _CHAR_REF.sub(char_ref, text))
+
+def _decode_rare(text: str) -> str:
+    def entity(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name[0] == "#":
+            return _code_point(int(name[2:], 16) if name[1] in "xX" else int(name[1:]))
+        return _NAMED[name]
+
+    decoded = _XML_ENTITY.sub(entity, text)
+    return _EXCEL_ESCAPE.sub(lambda m: _code_point(int(m.group(1), 16)), decoded)
 
 
 def _runs(p: str, items: pl.Expr) -> pl.Expr:
@@ -118,7 +138,12 @@ def _normalised(data: bytes) -> bytes:
     """The sheet with every cell opened as ``<c `` and every attribute in double quotes (attributes only:
     text holds no "<"). Run only on a sheet where the first read found such a form."""
     data = _ODD_CELL.sub(lambda m: b"<c " + m.group(1).strip(), data)
-    return _TAG.sub(lambda m: _SPACES.sub(b" ", _SINGLE_QUOTED.sub(_double_quoted, m.group(0))), data)
+    return _TAG.sub(_tag_normalised, data)
+
+
+def _tag_normalised(match: re.Match[bytes]) -> bytes:
+    tag = match.group(0)
+    return _SPACES.sub(b" ", _SINGLE_QUOTED.sub(_double_quoted, tag)) if b"=" in tag else tag
 
 
 class _OddForms(Exception):
@@ -167,16 +192,20 @@ def _row_numbers(pieces: pl.Series) -> pl.DataFrame:
     """``row_seq`` (the n-th row that has cells) → its row number, from the pieces that open rows.
 
     A piece may hold several ``<row>`` tags (empty rows between); the last one opens the row that follows.
-    A row without ``r`` is the one after the row before, counting the empty rows.
+    A row without ``r`` is the one after the row before, empty rows counted; an ``r`` that is not a row
+    number is refused.
     """
-    tags = pieces.str.extract_all(r"<row\b[^>]*>")
-    frame = pl.DataFrame({"tags": tags}).filter(pl.col("tags").list.len() > 0)
-    given = pl.col("tags").list.last().str.extract(r"""\sr\s*=\s*["'](\d+)["']""", 1).cast(pl.Int64, strict=False)
-    counted = pl.col("tags").list.len().cum_sum().cast(pl.Int64)
-    return frame.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("row_seq"),
-        (counted + (given - counted).forward_fill().fill_null(0)).alias("row_number"),
+    tags = pl.DataFrame({"tags": pieces.str.extract_all(r"<row\b[^>]*>")}).with_row_index("piece").explode("tags")
+    tags = tags.drop_nulls("tags").with_columns(
+        pl.col("tags").str.extract(r"""\sr\s*=\s*["']([^"']*)["']""", 1).alias("r_text")
     )
+    given = pl.col("r_text").cast(pl.Int64, strict=False)
+    if tags.select((pl.col("r_text").is_not_null() & ~(given >= 1).fill_null(False)).any()).item():
+        raise NotSpreadsheetML("a row number that is not one")
+    counted = pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
+    numbered = tags.with_columns((counted + (given - counted).forward_fill().fill_null(0)).alias("row_number"))
+    last = numbered.group_by("piece", maintain_order=True).agg(pl.col("row_number").last())
+    return last.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row_seq"), "row_number")
 
 
 def read_cells(data: bytes, strings: pl.Series) -> pl.DataFrame:
@@ -229,16 +258,19 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     ref = piece(in_tag('r="') + 3, 11)
     ref = ref.str.slice(0, ref.str.find('"', literal=True)).str.to_uppercase()  # ASCII: bytes are characters
     t_code = piece(in_tag('t="') + 3, 2)
+    # a tag ends after an attribute's closing quote or with "/>": a ">" inside a value would cut it short
+    tag_end = pl.when(gt > 0).then(piece(gt - 1, 1)).otherwise(pl.lit('"'))  # "<c >": no attributes
     # The value as Excel, openpyxl and POI write it, right after the tag: <v>…</v> or <is><t>…</t></is>; it
     # ends at the first "</" (a tag holds none, a text holds no "<"). Other forms: the general reading below.
     after = piece(gt + 1, 7)
     preserve = tok.str.contains(FAST_OPENINGS[2], literal=True)
+    inline_code = t_code == "in"
     start = (
-        pl.when(after.str.starts_with("<v>"))
+        pl.when(after.str.starts_with("<v>") & ~inline_code.fill_null(False))
         .then(gt + 4)
-        .when(after == "<is><t>")
+        .when((after == "<is><t>") & inline_code)
         .then(gt + 8)
-        .when((after == "<is><t ") & preserve)
+        .when((after == "<is><t ") & preserve & inline_code)
         .then(gt + 1 + len(FAST_OPENINGS[2]))
     )
     frame = frame.with_columns(ref.alias("ref"))
@@ -250,13 +282,22 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
         .str.strip_chars_start("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
         .cast(pl.Int64, strict=False)
         .alias("given_row"),
-        pl.when(t_code.is_null()).then(pl.lit("n")).otherwise(t_code.replace_strict(T_CODES, default="n")).alias("t"),
-        (piece(gt - 1, 1) == "/").alias("empty"),
+        pl.when(t_code.is_null()).then(pl.lit("n")).otherwise(t_code.replace_strict(T_CODES, default="?")).alias("t"),
+        in_tag('r="').is_not_null().alias("has_ref"),
+        tag_end.alias("tag_end"),
+        ((gt > 0) & (piece(gt - 1, 1) == "/")).alias("empty"),
         tok.str.contains("<f", literal=True).alias("formula"),
         piece(start, tok.str.find("</", literal=True) - start).alias("fast"),
         start.is_null().alias("odd"),
     )
     frame = frame.select("tok", "gt")  # kept for the cells written another way, if any
+    broken = (
+        (pl.col("t") == "?")  # a type Excel does not have (t="S", t=" s")
+        | (pl.col("has_ref") & (pl.col("given_col").is_null() | pl.col("given_row").is_null()))  # r="XFE2", r=""
+        | ~pl.col("tag_end").is_in(['"', "/"]).fill_null(False)
+    )
+    if cells.select(broken.any()).item():
+        raise NotSpreadsheetML("a cell reference, type or tag no spreadsheet writes")
     index = pl.int_range(pl.len(), dtype=pl.Int64)
     starts = pl.col("row_seq") != pl.col("row_seq").shift(1, fill_value=-1)
     cells = cells.with_columns((index - pl.when(starts).then(index).forward_fill()).alias("j"))
@@ -309,6 +350,8 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
         ).drop("_i", "_odd")
     del frame
     cells = _decode(cells, "text")
+    if cells.select((pl.col("t") == "s") & ~pl.col("empty") & pl.col("sst").is_null()).to_series().any():
+        raise NotSpreadsheetML("a shared-string cell without an index")
     if cells.select(pl.col("sst").is_not_null().any()).item():
         lookup = pl.DataFrame({"sst": pl.int_range(strings.len(), dtype=pl.Int64, eager=True), "_shared": strings})
         cells = cells.join(lookup, on="sst", how="left", maintain_order="left")

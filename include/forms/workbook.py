@@ -399,7 +399,15 @@ def _sci(raw: str) -> str:
 
 
 def _check_cells(cells: pl.DataFrame, sheet_name: str) -> None:
-    """Whole-sheet refusals that need no header: too many rows, a formula, merged data cells."""
+    """Whole-sheet refusals that need no header: too many rows, one cell written twice, a formula."""
+    twice = cells.filter(pl.struct("row", "col").is_duplicated()).head(1)
+    if twice.height:  # which of the two a program shows is its own choice: neither is taken
+        cell = f"{get_column_letter(int(twice['col'][0]))}{twice['row'][0]}"
+        raise Refused(
+            "bad_zip",
+            f"工作表「{sheet_name}」的 {cell} 单元格在文件中写了两次，不是 Excel 保存的工作簿，已拒收。"
+            "请在 Excel 中打开、核对该单元格后重新保存为 .xlsx 上传。",
+        )
     last = cells["row"].max() if cells.height else 0
     if last is not None and int(last) > MAX_ROW:  # type: ignore[arg-type]
         raise Refused(
