@@ -124,6 +124,13 @@ def errors_by_cell(result: dict) -> dict[str, dict]:
     return {f"{e['sheet']}!{e['cell']}": e for e in result["rejected_rows"]}
 
 
+def ingest_rows(run_cli, good: Path, tmp_path: Path, sheet: str, rows: list[list[object]]) -> dict[str, dict]:
+    """``good`` with one sheet written by hand from ``rows``, ingested (accepted in part): its row errors by cell."""
+    code, result = ingest(run_cli, with_sheet(good, tmp_path / "a.xlsx", sheet, sheet_xml(rows)))
+    assert code == 0, result
+    return errors_by_cell(result)
+
+
 def stored(sheet_id: str) -> pl.DataFrame:
     return records.scan(CAMPAIGN, FORM, sheet_id).collect()
 
@@ -191,9 +198,7 @@ def test_a_header_one_row_lower_names_the_files_own_cell(window_open, run_cli, g
 def test_an_id_column_moved_to_v_is_reported_at_v(window_open, run_cli, good, tmp_path):
     rows = moved(rows_of(good, "家庭成员"), headers("members").index("A4 居民身份证(残疾人证)号码"))
     rows[2][-1] = str(rows[2][-1])[:17]  # 17 characters
-    code, result = ingest(run_cli, with_sheet(good, tmp_path / "a.xlsx", "家庭成员", sheet_xml(rows)))
-    assert code == 0, result
-    error = errors_by_cell(result)["家庭成员!V3"]
+    error = ingest_rows(run_cli, good, tmp_path, "家庭成员", rows)["家庭成员!V3"]
     assert error["field"] == "A4 居民身份证(残疾人证)号码" and "18位" in error["message"]
     assert "现为17位" in error["message"]
 
@@ -227,9 +232,7 @@ def test_a_control_character_in_excels_escape_form_is_refused_with_the_cell_name
     rows = rows_of(good, "家庭成员")
     name_index = headers("members").index("A1 姓名")
     rows[3][name_index] = "沈_x0007_然_x001B_"  # what Excel writes for U+0007 and U+001B
-    code, result = ingest(run_cli, with_sheet(good, tmp_path / "a.xlsx", "家庭成员", sheet_xml(rows)))
-    assert code == 0, result
-    error = errors_by_cell(result)[f"家庭成员!{get_column_letter(name_index + 1)}4"]
+    error = ingest_rows(run_cli, good, tmp_path, "家庭成员", rows)[f"家庭成员!{get_column_letter(name_index + 1)}4"]
     assert "第2个字符是不可见的控制字符（U+0007）" in error["message"]
     assert not stored("members")["A1"].str.contains(r"[\x00-\x1f]").any()
 
@@ -418,9 +421,7 @@ def test_an_excel_error_value_is_named_and_a_phone_shown_enough_to_find(window_o
     phone = headers("households").index("联系电话")
     rows[2][a23] = Err("#N/A")
     rows[3][phone] = "无"
-    code, result = ingest(run_cli, with_sheet(good, tmp_path / "a.xlsx", "户", sheet_xml(rows)))
-    assert code == 0, result
-    errors = errors_by_cell(result)
+    errors = ingest_rows(run_cli, good, tmp_path, "户", rows)
     assert "Excel 的错误值（#N/A）" in errors[f"户!{get_column_letter(a23 + 1)}3"]["message"]
     phone_error = errors[f"户!{get_column_letter(phone + 1)}4"]
     assert phone_error["value"] == "无", "text in a phone cell is shown, not ***"
@@ -493,9 +494,7 @@ def test_numbers_past_what_a_float_holds_and_spaces_inside_names_are_caught(wind
     income = headers("households").index("A28 工资性收入（元）")
     rows[1][income] = Num("1e400")
     rows[2][income] = "12345678901234567"
-    code, result = ingest(run_cli, with_sheet(good, tmp_path / "a.xlsx", "户", sheet_xml(rows)))
-    assert code == 0, result
-    errors = errors_by_cell(result)
+    errors = ingest_rows(run_cli, good, tmp_path, "户", rows)
     letter = get_column_letter(income + 1)
     assert "数值过大" in errors[f"户!{letter}2"]["message"] and "数值过大" in errors[f"户!{letter}3"]["message"]
     wb = openpyxl.load_workbook(good)

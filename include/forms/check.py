@@ -191,19 +191,16 @@ def _option_map(field: FieldSpec) -> dict[str, str]:
     return mapping
 
 
-def _number_problem(field: FieldSpec, text: pl.Expr, kind: pl.Expr) -> pl.Expr:
+def _number_problem(field: FieldSpec, text: pl.Expr) -> pl.Expr:
     """Why a numeric cell is not a number this form takes, before its pattern: what the clerk typed that a
-    guess would have misread (a decimal comma, a unit, a minus below zero; "-0" is zero)."""
+    guess would have misread (a decimal comma, a unit after the number)."""
     _, message = PATTERNS[field.type]
     unit = text.str.extract(r"([^0-9.+-]+)$", 1)
-    negative = (text.cast(pl.Float64, strict=False) < 0) & ~pl.lit(field.signed)
     return (
         pl.when(text.str.contains(r"[,，]"))
         .then(pl.lit(f"{message}；请只填数字，不要用逗号（小数点用“.”，不加千位分隔符）"))
         .when(text.str.contains(r"^[+-]?[0-9.]+") & text.str.contains(UNITS))
         .then(pl.format(f"{message}；请只填数字，不要带单位“{{}}”", unit))
-        .when(negative)
-        .then(pl.lit(f"{message}；不能为负数"))
     )
 
 
@@ -215,11 +212,11 @@ def _typed(field: FieldSpec, text: pl.Expr, kind: pl.Expr, epoch: pl.Expr) -> tu
         ok = text.str.contains(pattern)
         if kind_of in NUMERIC_TYPES:
             ok = ok | ((kind == "n") & text.str.contains(NUMBER_CELL))
-            problem = _number_problem(field, text, kind)
+            problem = _number_problem(field, text)
             number = text.cast(pl.Float64, strict=False)
             too_large = number.is_nan() | (number.abs() > MAX_NUMBER)
             problem = problem.when(ok & (number.is_null() | too_large)).then(pl.lit(f"{message}；数值过大或无法识别"))
-            if not field.signed:
+            if not field.signed:  # below zero ("-0" is zero)
                 problem = problem.when(number < 0).then(pl.lit(f"{message}；不能为负数"))
             if kind_of == "integer":
                 problem = problem.when(number.is_not_null() & (number != number.floor())).then(pl.lit(message))
