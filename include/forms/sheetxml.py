@@ -38,8 +38,8 @@ FAST_OPENINGS = ("<v>", "<is><t>", '<is><t xml:space="preserve">')
 T_CODES = {'s"': "s", "in": "inlineStr", "st": "str", 'b"': "b", 'e"': "e", 'd"': "d", 'n"': "n"}
 # <c> or <c/> without attributes, a tab or line break in a tag, an attribute in single quotes or spaced around
 # "=": all legal XML, none what Excel writes; found in the pieces (a glued cell) or before their tag's end
-_ODD_IN_TAG = pl.col("tok").str.find(r"='|\s=|=\s|[\t\r\n]") < pl.col("gt")
-_ODD_FORMS = pl.col("tok").str.contains("<c", literal=True) & pl.col("tok").str.contains(r"<c[>/\s]") | _ODD_IN_TAG
+_ODD_IN_TAG = ["='", " =", "= ", "\t", "\r", "\n"]
+_ODD_AT = r"='|\s=|=\s|[\t\r\n]"
 _SPACES = re.compile(rb"\s+")
 _ODD_CELL = re.compile(rb"<c([>/]|\s(?<! ))")  # <c>, <c/>, a tab or a line break after the tag name
 
@@ -48,22 +48,38 @@ class NotSpreadsheetML(ValueError):
     """The part is not a transitional SpreadsheetML worksheet or string table."""
 
 
-def prefix_of(data: bytes) -> str:
-    """The namespace prefix the part's root element uses ("" or "x:"); ``NotSpreadsheetML`` for markup no
-    spreadsheet program writes in a sheet or string table, which a reader cutting at tags could misread:
-    comments, processing instructions after the declaration, CDATA, and tags of a second prefix."""
+def _root_prefix(data: bytes) -> str:
+    """The namespace prefix the part's root element uses ("" or "x:")."""
     found = _ROOT.search(data, 0, 4096)
     if found is None:
         raise NotSpreadsheetML("no worksheet root")
-    declaration = data.find(b"?>") + 2 if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml") else 0
-    if b"<!--" in data or b"<![CDATA[" in data or data.find(b"<?", declaration) >= 0:
+    return f"{found.group(1).decode()}:" if found.group(1) else ""
+
+
+def _unprefixed(data: bytes, prefix: str) -> bytes:
+    if not prefix:
+        return data
+    return data.replace(f"<{prefix}".encode(), b"<").replace(f"</{prefix}".encode(), b"</")
+
+
+_MARKUP = ["<!--", "<![CDATA[", "<?"]
+_PREFIXED = [":c", ":row", ":v", ":is", ":t", ":f", ":si", ":r"]
+_FOREIGN_TAG = r"</?\w+:(?:c|row|v|is|t|f|si|r)\b"  # after the part's own prefix is taken off
+
+
+def _refuse_markup(head: bytes, items: pl.Series) -> None:
+    """``NotSpreadsheetML`` for markup no spreadsheet program writes in a sheet's cells or a string table,
+    which a reader cutting at tags could misread: comments, processing instructions after the declaration,
+    CDATA, tags of a second namespace prefix. ``head`` is the part up to its first item (cell or string),
+    ``items`` the pieces it was cut into (looked at in Polars, all at once)."""
+    declaration = head.find(b"?>") + 2 if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml") else 0
+    if b"<!--" in head or b"<![CDATA[" in head or head.find(b"<?", declaration) >= 0:
         raise NotSpreadsheetML("a comment, CDATA or a processing instruction")
-    prefix = f"{found.group(1).decode()}:" if found.group(1) else ""
-    if any(mark in data for mark in (b":c ", b":row", b":v>", b":is>", b":t>", b":f", b":si")):
-        own = re.escape(prefix.encode())
-        if re.search(rb"</?(?!" + own + rb"(?:c|row|v|is|t|f|si|r|rPh|rPr)\b)\w+:(?:c|row|v|is|t|f|si|r)\b", data):
-            raise NotSpreadsheetML("tags of a second namespace prefix")
-    return prefix
+    if items.str.contains_any(_MARKUP).any():
+        raise NotSpreadsheetML("a comment, CDATA or a processing instruction")
+    suspects = items.filter(items.str.contains_any(_PREFIXED))
+    if re.search(_FOREIGN_TAG.encode(), head) or (suspects.len() and suspects.str.contains(_FOREIGN_TAG).any()):
+        raise NotSpreadsheetML("tags of a second namespace prefix")
 
 
 def _decode(frame: pl.DataFrame, column: str) -> pl.DataFrame:
@@ -110,10 +126,11 @@ def shared_strings(data: bytes | None) -> pl.Series:
     with ``bytes.split``; a plain one's ``<t>`` read by one expression, rich text's runs joined."""
     if not data:
         return pl.Series("text", [], pl.String)
-    prefix = prefix_of(data)
-    if prefix:
-        data = data.replace(f"<{prefix}".encode(), b"<").replace(f"</{prefix}".encode(), b"</")
-    items = pl.Series("si", data.split(b"<si")[1:], pl.Binary)
+    data = _unprefixed(data, _root_prefix(data))
+    head, *cut = data.split(b"<si")
+    items = pl.Series("si", cut, pl.Binary)
+    del cut
+    _refuse_markup(head, items.cast(pl.String))
     end = items.cast(pl.String).str.find("</si>", literal=True)  # a byte offset: the last item ends before </sst>
     items = items.bin.slice(0, end).cast(pl.String)
     frame = pl.DataFrame({"si": items}).with_columns(
@@ -153,22 +170,22 @@ class _OddForms(Exception):
 CHUNK_BYTES = 8 << 20  # the sheet is cut into pieces a chunk at a time: a list of 2 million bytes objects never exists
 
 
-def _cell_pieces(data: bytes) -> tuple[str, pl.Series]:
-    """The sheet data cut at each ``<c ``: the text before the first cell, and one piece per cell, up to
-    ``</sheetData>`` (so that nothing after the cells is read as a cell's), as a binary Series."""
+def _cell_pieces(data: bytes) -> tuple[bytes, pl.Series]:
+    """The sheet cut at each ``<c ``: the part before the first cell (all of it when none is), and one piece
+    per cell up to ``</sheetData>`` (so that nothing after the cells is read as a cell's), as a binary Series."""
     start = data.find(b"<sheetData")
     first_cell = data.find(b"<c ", start) if start >= 0 else -1
     end = data.rfind(b"</sheetData>")
     end = len(data) if end < 0 else end
     if first_cell < 0 or first_cell > end:
-        return "", pl.Series("bin", [], pl.Binary)
+        return data[:end], pl.Series("bin", [], pl.Binary)
     chunks, at = [], first_cell + 3
     while at <= end:
         cut = data.find(b"<c ", min(at + CHUNK_BYTES, end), end)
         cut = end if cut < 0 else cut
         chunks.append(pl.Series("bin", data[at:cut].split(b"<c "), pl.Binary))
         at = cut + 3
-    return data[start:first_cell].decode("utf-8"), pl.concat(chunks, rechunk=False)
+    return data[:first_cell], pl.concat(chunks, rechunk=False)
 
 
 def _after(binary: pl.Expr, text: pl.Expr, needle: str) -> tuple[pl.Expr, pl.Expr]:
@@ -210,13 +227,22 @@ def _row_numbers(pieces: pl.Series) -> pl.DataFrame:
 
 def read_cells(data: bytes, strings: pl.Series) -> pl.DataFrame:
     """One row per cell present in the worksheet's ``<sheetData>``, in document order (``CELLS_SCHEMA``)."""
-    prefix = prefix_of(data)
-    if prefix:
-        data = data.replace(f"<{prefix}".encode(), b"<").replace(f"</{prefix}".encode(), b"</")
+    data = _unprefixed(data, _root_prefix(data))
     try:
         return _read_cells(data, strings)
     except _OddForms:
         return _read_cells(_normalised(data), strings, normalised=True)
+
+
+def _odd_forms(first: str, frame: pl.DataFrame) -> bool:
+    """Whether a cell or an attribute is written in a form the fast read does not take (``_ODD_IN_TAG``, a
+    cell glued to the one before): looked for with literal finds, the few suspects read closer."""
+    if re.search(r"<c[>/\s]|='|\s=|=\s|<c [^>]*[\t\r\n]", first):
+        return True
+    tok = pl.col("tok")
+    suspects = frame.filter(tok.str.contains_any(_ODD_IN_TAG) | tok.str.contains("<c", literal=True))
+    odd = (tok.str.find(_ODD_AT) < pl.col("gt")) | tok.str.contains(r"<c[>/\s]")
+    return bool(suspects.height) and bool(suspects.select(odd.any()).item())
 
 
 def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) -> pl.DataFrame:
@@ -224,77 +250,94 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     piece is read by Polars expressions made of literal finds and byte slices (run in parallel); regular
     expressions only on the few pieces that open rows or write a value another way. ``_OddForms`` when the
     sheet needs normalising first (``normalised``: it has been)."""
-    first, pieces = _cell_pieces(data)
-    frame = pl.DataFrame({"bin": pieces})
+    head, pieces = _cell_pieces(data)
+    frame = pl.DataFrame({"bin": pieces}).with_columns(pl.col("bin").cast(pl.String).alias("tok"))  # UTF-8 checked
     del pieces
+    _refuse_markup(head, frame["tok"])
     if not frame.height:
         if not normalised and _ODD_CELL.search(data):  # every cell written <c> or <c/>: none cut yet
             raise _OddForms
         return pl.DataFrame(schema=CELLS_SCHEMA)
-    frame = frame.with_columns(pl.col("bin").cast(pl.String).alias("tok"))  # validates UTF-8 once (no copy)
+    first = head[head.find(b"<sheetData") :].decode("utf-8")
     tok, binary = pl.col("tok"), pl.col("bin")
+
+    def found(needle: str) -> pl.Expr:
+        return tok.str.find(needle, literal=True)
+
+    # Each step's columns are computed once (in parallel) and kept: what a later step reuses is never
+    # worked out twice. Everything is read in place, by positions in the piece: slices of up to 12 bytes are
+    # held inline by Polars' string views, so no column of the sheet's size is copied.
     frame = frame.with_columns(
-        tok.str.find(">", literal=True).alias("gt"),
+        found(">").alias("gt"),
+        found("</").alias("end"),  # a value ends at the first "</" (a tag holds none, a text holds no "<")
         # a piece holding "<row" ends its row: the next piece is the next row's first cell
         tok.str.contains("<row", literal=True).alias("opens_row"),
-    ).with_columns((pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"))
-    if not normalised and (
-        re.search(r"<c[>/\s]|='|\s=|=\s|<c [^>]*[\t\r\n]", first) or frame.select(_ODD_FORMS.any()).item()
-    ):
+        tok.str.contains("<f", literal=True).alias("formula"),
+        found(FAST_OPENINGS[2]).alias("preserve_at"),
+    )
+    if not normalised and _odd_forms(first, frame):
         raise _OddForms
     rows = _row_numbers(pl.concat([pl.Series([first]), frame.filter(pl.col("opens_row"))["tok"]]))
-    # Everything is read in place, by positions in the piece: slices of up to 12 bytes are held inline by
-    # Polars' string views, so no column of the sheet's size is copied. An attribute is the tag's where it
-    # is found before the tag's end ("gt").
     gt = pl.col("gt")
-
-    def in_tag(needle: str) -> pl.Expr:
-        found = pl.when(tok.str.starts_with(needle)).then(0).otherwise(tok.str.find(" " + needle, literal=True) + 1)
-        return pl.when(found < gt).then(found)
 
     def piece(start: pl.Expr, length: pl.Expr | int) -> pl.Expr:
         return binary.bin.slice(start, length).cast(pl.String)
 
-    ref = piece(in_tag('r="') + 3, 11)
-    ref = ref.str.slice(0, ref.str.find('"', literal=True)).str.to_uppercase()  # ASCII: bytes are characters
-    t_code = piece(in_tag('t="') + 3, 2)
-    # a tag ends after an attribute's closing quote or with "/>": a ">" inside a value would cut it short
-    tag_end = pl.when(gt > 0).then(piece(gt - 1, 1)).otherwise(pl.lit('"'))  # "<c >": no attributes
-    # The value as Excel, openpyxl and POI write it, right after the tag: <v>…</v> or <is><t>…</t></is>; it
-    # ends at the first "</" (a tag holds none, a text holds no "<"). Other forms: the general reading below.
-    after = piece(gt + 1, 7)
-    preserve = tok.str.contains(FAST_OPENINGS[2], literal=True)
-    inline_code = t_code == "in"
-    start = (
-        pl.when(after.str.starts_with("<v>") & ~inline_code.fill_null(False))
-        .then(gt + 4)
-        .when((after == "<is><t>") & inline_code)
-        .then(gt + 8)
-        .when((after == "<is><t ") & preserve & inline_code)
-        .then(gt + 1 + len(FAST_OPENINGS[2]))
+    def attribute(name: str) -> pl.Expr:
+        """Where the value of the tag's attribute ``name`` begins (null when the tag has none: an attribute is
+        the tag's where it is found before the tag's end)."""
+        at = pl.when(tok.str.starts_with(f'{name}="')).then(0).otherwise(found(f' {name}="') + 1)
+        return pl.when(at < gt).then(at + len(name) + 2)
+
+    frame = frame.with_columns(
+        attribute("r").alias("r_at"),
+        attribute("t").alias("t_at"),
+        (pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"),
+        # a tag ends after an attribute's closing quote or with "/>": a ">" inside a value would cut it short
+        pl.when(gt > 0).then(piece(gt - 1, 1)).otherwise(pl.lit('"')).alias("tag_end"),  # "<c >": none
+        piece(gt + 1, 7).alias("after"),
     )
-    frame = frame.with_columns(ref.alias("ref"))
+    short_ref = piece(pl.col("r_at"), 11)
+    frame = frame.with_columns(
+        short_ref.str.slice(0, short_ref.str.find('"', literal=True)).alias("ref"),
+        # t="s" shared, "inlineStr", "str" a formula's text, b, e, d; none or "n": a number; "?": no type Excel has
+        piece(pl.col("t_at"), 2).fill_null('n"').replace_strict(T_CODES, default="?").alias("t"),
+    )
+    if frame.select(pl.col("ref").str.contains("[a-z]").any()).item():  # r="a1": not what Excel writes, but clear
+        frame = frame.with_columns(pl.col("ref").str.to_uppercase())
+    # The value as Excel, openpyxl and POI write it, right after the tag: <v>…</v> or <is><t>…</t></is>.
+    # Other forms (rich text, a formula before its value …): the general reading below.
+    inline, after = pl.col("t") == "inlineStr", pl.col("after")
+    offset = (
+        (after.str.starts_with(FAST_OPENINGS[0]) & ~inline).cast(pl.Int64) * len(FAST_OPENINGS[0])
+        + ((after == FAST_OPENINGS[1]) & inline).cast(pl.Int64) * len(FAST_OPENINGS[1])
+        + ((pl.col("preserve_at") == gt + 1).fill_null(False) & inline).cast(pl.Int64) * len(FAST_OPENINGS[2])
+    )
+    frame = frame.with_columns((gt + 1 + offset).alias("start"), (offset == 0).alias("odd"))
+    start = pl.col("start")
     letters = pl.col("ref").str.strip_chars_end("0123456789")
     cells = frame.select(
         "row_seq",
+        "t",
+        "formula",
+        "odd",
         letters.replace_strict(_column_numbers(), default=None, return_dtype=pl.Int64).alias("given_col"),
         pl.col("ref")
         .str.strip_chars_start("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
         .cast(pl.Int64, strict=False)
         .alias("given_row"),
-        pl.when(t_code.is_null()).then(pl.lit("n")).otherwise(t_code.replace_strict(T_CODES, default="?")).alias("t"),
-        in_tag('r="').is_not_null().alias("has_ref"),
-        tag_end.alias("tag_end"),
-        ((gt > 0) & (piece(gt - 1, 1) == "/")).alias("empty"),
-        tok.str.contains("<f", literal=True).alias("formula"),
-        piece(start, tok.str.find("</", literal=True) - start).alias("fast"),
-        start.is_null().alias("odd"),
+        pl.col("r_at").is_not_null().alias("has_ref"),
+        pl.col("tag_end"),
+        (pl.col("tag_end") == "/").alias("empty"),
+        pl.when(~pl.col("odd")).then(piece(start, pl.col("end") - start)).alias("fast"),
+        (~pl.col("odd") & ~(pl.col("end") >= start).fill_null(False)).alias("unended"),
     )
     frame = frame.select("tok", "gt")  # kept for the cells written another way, if any
     broken = (
         (pl.col("t") == "?")  # a type Excel does not have (t="S", t=" s")
         | (pl.col("has_ref") & (pl.col("given_col").is_null() | pl.col("given_row").is_null()))  # r="XFE2", r=""
         | ~pl.col("tag_end").is_in(['"', "/"]).fill_null(False)
+        | pl.col("unended")  # a value that never closes
     )
     if cells.select(broken.any()).item():
         raise NotSpreadsheetML("a cell reference, type or tag no spreadsheet writes")
