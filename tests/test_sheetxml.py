@@ -130,6 +130,19 @@ def test_markup_a_cut_at_tags_could_misread_is_refused(body):
         read_cells(sheet(body).encode(), pl.Series(["a", "b"], dtype=pl.String))
 
 
+def test_excel_s_extension_list_after_the_cells_is_not_a_second_prefix():
+    # Excel 2010+ keeps a drop-down that lists another sheet's cells in x14:dataValidation, its range in <xm:f>
+    ext = (
+        '<extLst><ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}" '
+        'xmlns:x14="http://schemas.microsoft.com/office/spreadsheetml/2009/9/main"><x14:dataValidations count="1" '
+        'xmlns:xm="http://schemas.microsoft.com/office/excel/2006/main"><x14:dataValidation type="list">'
+        "<x14:formula1><xm:f>选项!$A$1:$A$5</xm:f></x14:formula1><xm:sqref>C2:C500</xm:sqref>"
+        "</x14:dataValidation></x14:dataValidations></ext></extLst></worksheet>"
+    )
+    xml = sheet('<row r="2"><c r="C2" t="inlineStr"><is><t>是</t></is></c></row>', end=ext)
+    assert cells(xml) == [(2, 3, "s", "是")]
+
+
 def test_a_comment_in_the_shared_strings_is_refused_not_shifted():
     xml = b'<sst xmlns="m"><si><t>a</t></si><!-- <si><t>13800000000</t></si> --><si><t>b</t></si></sst>'
     with pytest.raises(NotSpreadsheetML):
