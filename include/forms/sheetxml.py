@@ -26,6 +26,7 @@ import polars as pl
 from openpyxl.utils import get_column_letter
 
 CELLS_SCHEMA = {"row": pl.Int64, "col": pl.Int64, "kind": pl.String, "text": pl.String, "formula": pl.Boolean}
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ROOT = re.compile(rb"<(?:(\w+):)?(worksheet|sst)\b")
 _ENTITIES = (["&lt;", "&gt;", "&quot;", "&apos;", "&amp;"], ["<", ">", '"', "'", "&"])
 _XML_ENTITY = re.compile(r"&(lt|gt|quot|apos|amp|#[xX][0-9A-Fa-f]{1,8}|#[0-9]{1,10});")
@@ -85,7 +86,9 @@ def _refuse_markup(head: bytes, items: pl.Series) -> None:
 def _decode(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     """XML's five entities in one pass; a value with a character reference or an Excel _xHHHH_ escape (rare)
     is decoded whole in Python, so that "&amp;#49;" stays the text "&#49;"."""
-    rare = pl.col(column).str.contains("&#", literal=True) | pl.col(column).str.contains("_x", literal=True)
+    if not frame.select(pl.col(column).str.contains_any(["&", "_x"]).any()).item():  # most sheets: nothing to do
+        return frame
+    rare = pl.col(column).str.contains_any(["&#", "_x"])
     if not frame.select(rare.any()).item():
         return frame.with_columns(pl.col(column).str.replace_many(*_ENTITIES))
     frame = frame.with_row_index("_i")
@@ -167,25 +170,28 @@ class _OddForms(Exception):
     """The sheet writes a cell or an attribute in a form the fast read does not take."""
 
 
-CHUNK_BYTES = 8 << 20  # the sheet is cut into pieces a chunk at a time: a list of 2 million bytes objects never exists
+CHUNK_BYTES = 8 << 20  # the sheet is cut a chunk at a time, the chunks in parallel
 
 
 def _cell_pieces(data: bytes) -> tuple[bytes, pl.Series]:
     """The sheet cut at each ``<c ``: the part before the first cell (all of it when none is), and one piece
-    per cell up to ``</sheetData>`` (so that nothing after the cells is read as a cell's), as a binary Series."""
+    per cell up to ``</sheetData>`` (so that nothing after the cells is read as a cell's), as text."""
     start = data.find(b"<sheetData")
     first_cell = data.find(b"<c ", start) if start >= 0 else -1
     end = data.rfind(b"</sheetData>")
     end = len(data) if end < 0 else end
     if first_cell < 0 or first_cell > end:
-        return data[:end], pl.Series("bin", [], pl.Binary)
+        return data[:end], pl.Series("tok", [], pl.String)
     chunks, at = [], first_cell + 3
     while at <= end:
         cut = data.find(b"<c ", min(at + CHUNK_BYTES, end), end)
         cut = end if cut < 0 else cut
-        chunks.append(pl.Series("bin", data[at:cut].split(b"<c "), pl.Binary))
+        chunks.append(data[at:cut])
         at = cut + 3
-    return data[:first_cell], pl.concat(chunks, rechunk=False)
+    text = pl.DataFrame({"tok": pl.Series(chunks, dtype=pl.Binary).cast(pl.String)})  # UTF-8 checked once
+    del chunks
+    pieces = text.lazy().select(pl.col("tok").str.split("<c ").explode()).collect(engine="streaming")
+    return data[:first_cell], pieces.to_series()
 
 
 def _after(binary: pl.Expr, text: pl.Expr, needle: str) -> tuple[pl.Expr, pl.Expr]:
@@ -200,9 +206,9 @@ def _until(binary: pl.Expr, text: pl.Expr, needle: str) -> pl.Expr:
 
 
 @cache
-def _column_numbers() -> dict[str, int]:
-    """Every column name Excel has (A … XFD) → its number."""
-    return {get_column_letter(n): n for n in range(1, 16385)}
+def _column_numbers() -> tuple[pl.Series, pl.Series]:
+    """Every column name Excel has (A … XFD), and its number."""
+    return pl.Series([get_column_letter(n) for n in range(1, 16385)]), pl.int_range(1, 16385, eager=True)
 
 
 def _row_numbers(pieces: pl.Series) -> pl.DataFrame:
@@ -234,53 +240,29 @@ def read_cells(data: bytes, strings: pl.Series) -> pl.DataFrame:
         return _read_cells(_normalised(data), strings, normalised=True)
 
 
-def _odd_forms(first: str, frame: pl.DataFrame) -> bool:
+def _odd_forms(first: str, frame: pl.DataFrame, suspect: pl.Series) -> bool:
     """Whether a cell or an attribute is written in a form the fast read does not take (``_ODD_IN_TAG``, a
-    cell glued to the one before): looked for with literal finds, the few suspects read closer."""
+    cell glued to the one before): ``suspect`` pieces (found by literal finds) are read closer."""
     if re.search(r"<c[>/\s]|='|\s=|=\s|<c [^>]*[\t\r\n]", first):
         return True
+    if not suspect.any():
+        return False
     tok = pl.col("tok")
-    suspects = frame.filter(tok.str.contains_any(_ODD_IN_TAG) | tok.str.contains("<c", literal=True))
-    odd = (tok.str.find(_ODD_AT) < pl.col("gt")) | tok.str.contains(r"<c[>/\s]")
-    return bool(suspects.height) and bool(suspects.select(odd.any()).item())
+    odd = (tok.str.find(_ODD_AT) < tok.str.find(">", literal=True)) | tok.str.contains(r"<c[>/\s]")
+    return bool(frame.filter(suspect).select(odd.any()).item())
 
 
-def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) -> pl.DataFrame:
-    """The cells, read fast: the section is cut at each ``<c `` (``bytes.split``, at memchr speed) and every
-    piece is read by Polars expressions made of literal finds and byte slices (run in parallel); regular
-    expressions only on the few pieces that open rows or write a value another way. ``_OddForms`` when the
-    sheet needs normalising first (``normalised``: it has been)."""
-    head, pieces = _cell_pieces(data)
-    frame = pl.DataFrame({"bin": pieces}).with_columns(pl.col("bin").cast(pl.String).alias("tok"))  # UTF-8 checked
-    del pieces
-    _refuse_markup(head, frame["tok"])
-    if not frame.height:
-        if not normalised and _ODD_CELL.search(data):  # every cell written <c> or <c/>: none cut yet
-            raise _OddForms
-        return pl.DataFrame(schema=CELLS_SCHEMA)
-    first = head[head.find(b"<sheetData") :].decode("utf-8")
-    tok, binary = pl.col("tok"), pl.col("bin")
+def _fast_read(pieces: pl.LazyFrame, *, upper: bool = False) -> pl.LazyFrame:
+    """Each piece's cell as Excel, openpyxl and POI write it, by literal finds and byte slices only (one
+    streaming query: every column is worked out once, a morsel at a time, on every core). Everything is read
+    in place, by positions in the piece: slices of up to 12 bytes are held inline by Polars' string views.
+    ``upper``: references read as upper case (r="a1", which Excel does not write but reads)."""
+    tok, binary, gt = pl.col("tok"), pl.col("bin"), pl.col("gt")
 
     def found(needle: str) -> pl.Expr:
         return tok.str.find(needle, literal=True)
 
-    # Each step's columns are computed once (in parallel) and kept: what a later step reuses is never
-    # worked out twice. Everything is read in place, by positions in the piece: slices of up to 12 bytes are
-    # held inline by Polars' string views, so no column of the sheet's size is copied.
-    frame = frame.with_columns(
-        found(">").alias("gt"),
-        found("</").alias("end"),  # a value ends at the first "</" (a tag holds none, a text holds no "<")
-        # a piece holding "<row" ends its row: the next piece is the next row's first cell
-        tok.str.contains("<row", literal=True).alias("opens_row"),
-        tok.str.contains("<f", literal=True).alias("formula"),
-        found(FAST_OPENINGS[2]).alias("preserve_at"),
-    )
-    if not normalised and _odd_forms(first, frame):
-        raise _OddForms
-    rows = _row_numbers(pl.concat([pl.Series([first]), frame.filter(pl.col("opens_row"))["tok"]]))
-    gt = pl.col("gt")
-
-    def piece(start: pl.Expr, length: pl.Expr | int) -> pl.Expr:
+    def piece(start: pl.Expr | int, length: pl.Expr | int) -> pl.Expr:
         return binary.bin.slice(start, length).cast(pl.String)
 
     def attribute(name: str) -> pl.Expr:
@@ -289,50 +271,69 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
         at = pl.when(tok.str.starts_with(f'{name}="')).then(0).otherwise(found(f' {name}="') + 1)
         return pl.when(at < gt).then(at + len(name) + 2)
 
-    frame = frame.with_columns(
-        attribute("r").alias("r_at"),
-        attribute("t").alias("t_at"),
-        (pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"),
+    pieces = pieces.with_columns(
+        found(">").alias("gt"),
+        found("</").alias("end"),  # a value ends at the first "</" (a tag holds none, a text holds no "<")
+        found(FAST_OPENINGS[2]).alias("preserve_at"),
+    ).with_columns(attribute("r").alias("r_at"), attribute("t").alias("t_at"))
+    short_ref = piece(pl.col("r_at"), 11)
+    pieces = pieces.with_columns(
+        short_ref.str.slice(0, short_ref.str.find('"', literal=True)).alias("ref"),
+        # t="s" shared, "inlineStr", "str" a formula's text, b, e, d; none or "n": a number; "?": no type Excel has
+        piece(pl.col("t_at"), 2).fill_null('n"').replace_strict(T_CODES, default="?").alias("t"),
         # a tag ends after an attribute's closing quote or with "/>": a ">" inside a value would cut it short
         pl.when(gt > 0).then(piece(gt - 1, 1)).otherwise(pl.lit('"')).alias("tag_end"),  # "<c >": none
         piece(gt + 1, 7).alias("after"),
     )
-    short_ref = piece(pl.col("r_at"), 11)
-    frame = frame.with_columns(
-        short_ref.str.slice(0, short_ref.str.find('"', literal=True)).alias("ref"),
-        # t="s" shared, "inlineStr", "str" a formula's text, b, e, d; none or "n": a number; "?": no type Excel has
-        piece(pl.col("t_at"), 2).fill_null('n"').replace_strict(T_CODES, default="?").alias("t"),
-    )
-    if frame.select(pl.col("ref").str.contains("[a-z]").any()).item():  # r="a1": not what Excel writes, but clear
-        frame = frame.with_columns(pl.col("ref").str.to_uppercase())
-    # The value as Excel, openpyxl and POI write it, right after the tag: <v>…</v> or <is><t>…</t></is>.
-    # Other forms (rich text, a formula before its value …): the general reading below.
+    # The value right after the tag: <v>…</v> or <is><t>…</t></is> (with xml:space="preserve" or not); other
+    # forms (rich text, a formula before its value …) are "odd", for the general reading.
     inline, after = pl.col("t") == "inlineStr", pl.col("after")
     offset = (
         (after.str.starts_with(FAST_OPENINGS[0]) & ~inline).cast(pl.Int64) * len(FAST_OPENINGS[0])
         + ((after == FAST_OPENINGS[1]) & inline).cast(pl.Int64) * len(FAST_OPENINGS[1])
         + ((pl.col("preserve_at") == gt + 1).fill_null(False) & inline).cast(pl.Int64) * len(FAST_OPENINGS[2])
     )
-    frame = frame.with_columns((gt + 1 + offset).alias("start"), (offset == 0).alias("odd"))
-    start = pl.col("start")
-    letters = pl.col("ref").str.strip_chars_end("0123456789")
-    cells = frame.select(
-        "row_seq",
+    pieces = pieces.with_columns((gt + 1 + offset).alias("start"), (offset == 0).alias("odd"))
+    if upper:
+        pieces = pieces.with_columns(pl.col("ref").str.to_uppercase())
+    start, letters = pl.col("start"), pl.col("ref").str.strip_chars_end("0123456789")
+    return pieces.select(
+        # a piece holding "<row" ends its row: the next piece is the next row's first cell
+        tok.str.contains("<row", literal=True).alias("opens_row"),
+        tok.str.contains("<f", literal=True).alias("formula"),
+        # what _odd_forms reads closer
+        tok.str.contains_any([*_ODD_IN_TAG, "<c"]).alias("suspect"),
         "t",
-        "formula",
         "odd",
-        letters.replace_strict(_column_numbers(), default=None, return_dtype=pl.Int64).alias("given_col"),
-        pl.col("ref")
-        .str.strip_chars_start("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-        .cast(pl.Int64, strict=False)
-        .alias("given_row"),
+        letters.replace_strict(*_column_numbers(), default=None, return_dtype=pl.Int64).alias("given_col"),
+        pl.col("ref").str.strip_chars_start(_LETTERS).cast(pl.Int64, strict=False).alias("given_row"),
         pl.col("r_at").is_not_null().alias("has_ref"),
         pl.col("tag_end"),
         (pl.col("tag_end") == "/").alias("empty"),
         pl.when(~pl.col("odd")).then(piece(start, pl.col("end") - start)).alias("fast"),
         (~pl.col("odd") & ~(pl.col("end") >= start).fill_null(False)).alias("unended"),
     )
-    frame = frame.select("tok", "gt")  # kept for the cells written another way, if any
+
+
+def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) -> pl.DataFrame:
+    """The cells, read fast: the section is cut at each ``<c `` (by Polars, at memchr speed) and every piece
+    read by ``_fast_read``; regular expressions only on the few pieces that open rows or write a value
+    another way. ``_OddForms`` when the sheet needs normalising first (``normalised``: it has been)."""
+    head, pieces = _cell_pieces(data)
+    frame = pl.DataFrame({"tok": pieces, "bin": pieces.cast(pl.Binary)})  # the same bytes, as text and binary
+    del pieces
+    _refuse_markup(head, frame["tok"])
+    if not frame.height:
+        if not normalised and _ODD_CELL.search(data):  # every cell written <c> or <c/>: none cut yet
+            raise _OddForms
+        return pl.DataFrame(schema=CELLS_SCHEMA)
+    first = head[head.find(b"<sheetData") :].decode("utf-8")
+    cells = _fast_read(frame.lazy()).collect(engine="streaming")
+    if not normalised and _odd_forms(first, frame, cells["suspect"]):
+        raise _OddForms
+    if cells.select(pl.col("has_ref") & pl.col("given_col").is_null()).to_series().any():
+        cells = _fast_read(frame.lazy(), upper=True).collect(engine="streaming")
+    rows = _row_numbers(pl.concat([pl.Series([first]), frame.filter(cells["opens_row"])["tok"]]))
     broken = (
         (pl.col("t") == "?")  # a type Excel does not have (t="S", t=" s")
         | (pl.col("has_ref") & (pl.col("given_col").is_null() | pl.col("given_row").is_null()))  # r="XFE2", r=""
@@ -341,6 +342,7 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     )
     if cells.select(broken.any()).item():
         raise NotSpreadsheetML("a cell reference, type or tag no spreadsheet writes")
+    cells = cells.with_columns((pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"))
     index = pl.int_range(pl.len(), dtype=pl.Int64)
     starts = pl.col("row_seq") != pl.col("row_seq").shift(1, fill_value=-1)
     cells = cells.with_columns((index - pl.when(starts).then(index).forward_fill()).alias("j"))
@@ -377,7 +379,8 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
             cells.filter(pl.col("odd"))
             .select("_i", "t")
             .join(frame.with_row_index("_i"), on="_i", how="left")
-            .with_columns(pl.col("tok").cast(pl.Binary).bin.slice(pl.col("gt") + 1, None).cast(pl.String).alias("body"))
+            .with_columns(pl.col("tok").str.find(">", literal=True).alias("gt"))
+            .with_columns(pl.col("bin").bin.slice(pl.col("gt") + 1, None).cast(pl.String).alias("body"))
         )
         value = _until(*_after(pl.col("body").cast(pl.Binary), pl.col("body"), "<v"), "</v>")
         value = value.cast(pl.Binary).bin.slice(value.str.find(">", literal=True) + 1, None).cast(pl.String)

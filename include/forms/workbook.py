@@ -400,7 +400,9 @@ def _sci(raw: str) -> str:
 
 def _check_cells(cells: pl.DataFrame, sheet_name: str) -> None:
     """Whole-sheet refusals that need no header: too many rows, one cell written twice, a formula."""
-    twice = cells.filter(pl.struct("row", "col").is_duplicated()).head(1)
+    place = pl.col("row") * (1 << 24) + pl.col("col")  # one number per cell (Excel has 16,384 columns)
+    in_order = cells.select((place.diff().fill_null(1) > 0).all()).item()  # as every spreadsheet writes them
+    twice = cells.head(0) if in_order else cells.filter(place.is_duplicated()).head(1)
     if twice.height:  # which of the two a program shows is its own choice: neither is taken
         cell = f"{get_column_letter(int(twice['col'][0]))}{twice['row'][0]}"
         raise Refused(
