@@ -493,30 +493,32 @@ def read_sheet(data: bytes, strings: pl.Series, form: FormSpec, sheet: SheetSpec
     _check_merges(data, sheet.name, header_row)
     columns = _map_columns(cells, header_row, sheet.name, fields)
     letters = {key: get_column_letter(col) for key, col in columns.items()}
-    mapping = pl.DataFrame(
-        {"col": list(columns.values()), "key": list(columns)}, schema={"col": pl.Int64, "key": pl.String}
-    )
-    body = cells.filter(pl.col("row") > header_row).join(mapping, on="col", how="inner")
-    frame = (
-        body.pivot(on="key", index="row", values=["text", "kind"], aggregate_function="first")
-        if body.height
-        else pl.DataFrame({"row": []}, schema={"row": pl.Int64})
-    )
-    renamed = {}
-    for f in fields:
-        renamed[f"text_{f.key}"] = f.key
-        renamed[f"kind_{f.key}"] = f"{f.key}__kind"
-    frame = frame.rename({old: new for old, new in renamed.items() if old in frame.columns})
-    missing = [
-        pl.lit(None, pl.String).alias(name)
-        for f in fields
-        for name in (f.key, f"{f.key}__kind")
-        if name not in frame.columns
-    ]
-    frame = frame.with_columns(missing).rename({"row": "_row"}).sort("_row")
-    frame = frame.select("_row", *[c for f in fields for c in (f.key, f"{f.key}__kind")])
+    frame = _by_field(cells, header_row, columns, fields)
     _check_numbers_in_text(frame, sheet.name, fields, letters)
     return SheetData(sheet=sheet, frame=frame, letters=letters, header_row=header_row, date1904=date1904)
+
+
+def _by_field(
+    cells: pl.DataFrame, header_row: int, columns: dict[str, int], fields: tuple[FieldSpec, ...]
+) -> pl.DataFrame:
+    """One row per file row below the header that has a cell in a field's column, in row order: ``_row``, then
+    each field's text and storage kind (``<key>``, ``<key>__kind``). A column written in every such row is
+    taken as it is; one with gaps is joined onto the rows (a cell is in its row once: ``_check_cells``)."""
+    body = cells.filter(pl.col("row") > header_row, pl.col("col").is_in(list(columns.values())))
+    rows = body.select(pl.col("row").unique(maintain_order=True))
+    parts = body.partition_by("col", as_dict=True, maintain_order=True) if body.height else {}
+    out = [rows["row"].alias("_row")]
+    for f in fields:
+        part = parts.get((columns[f.key],)) if f.key in columns else None
+        if part is None:
+            empty = pl.repeat(None, rows.height, dtype=pl.String, eager=True)
+            out += [empty.alias(f.key), empty.alias(f"{f.key}__kind")]
+            continue
+        if part.height != rows.height or not part["row"].equals(rows["row"]):
+            part = rows.join(part, on="row", how="left", maintain_order="left")
+        out += [part["text"].alias(f.key), part["kind"].alias(f"{f.key}__kind")]
+    frame = pl.DataFrame(out)
+    return frame if frame["_row"].is_sorted() else frame.sort("_row")
 
 
 SheetHook = Callable[[FormSpec, SheetData], object]
