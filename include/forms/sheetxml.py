@@ -35,11 +35,12 @@ _EXCEL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _TAG = re.compile(rb"<[^<>]*>")  # linear: one try per "<", up to the next "<"
 _SINGLE_QUOTED = re.compile(rb"""(\s[\w:]+)\s*=\s*(?:'([^'<>]*)'|"([^"<>]*)")""")
 FAST_OPENINGS = ("<v>", "<is><t>", '<is><t xml:space="preserve">')
-# the first two characters of a t="…" value → the type: shared string, inline, a formula's string, …
-T_CODES = {'s"': "s", "in": "inlineStr", "st": "str", 'b"': "b", 'e"': "e", 'd"': "d", 'n"': "n"}
+# a t="…" value's first two characters, which tell Excel's types apart: shared string, inline string, a
+# formula's string, boolean, error, ISO date, number (also what a cell without t is)
+T_CODES = {"s": 's"', "inlineStr": "in", "str": "st", "b": 'b"', "e": 'e"', "d": 'd"', "n": 'n"'}
 # <c> or <c/> without attributes, a tab or line break in a tag, an attribute in single quotes or spaced around
 # "=": all legal XML, none what Excel writes; found in the pieces (a glued cell) or before their tag's end
-_ODD_IN_TAG = ["='", " =", "= ", "\t", "\r", "\n"]
+_ODD_BYTES = b"'\t\r\n"  # looked for in the whole section first: one memchr each
 _ODD_AT = r"='|\s=|=\s|[\t\r\n]"
 _SPACES = re.compile(rb"\s+")
 _ODD_CELL = re.compile(rb"<c([>/]|\s(?<! ))")  # <c>, <c/>, a tab or a line break after the tag name
@@ -68,17 +69,22 @@ _PREFIXED = [":c", ":row", ":v", ":is", ":t", ":f", ":si", ":r"]
 _FOREIGN_TAG = r"</?\w+:(?:c|row|v|is|t|f|si|r)\b"  # after the part's own prefix is taken off
 
 
-def _refuse_markup(head: bytes, items: pl.Series) -> None:
+def _refuse_markup(head: bytes, items: pl.Series, rest: tuple[bytes, int, int] | None = None) -> None:
     """``NotSpreadsheetML`` for markup no spreadsheet program writes in a sheet's cells or a string table,
     which a reader cutting at tags could misread: comments, processing instructions after the declaration,
     CDATA, tags of a second namespace prefix. ``head`` is the part up to its first item (cell or string),
-    ``items`` the pieces it was cut into (looked at in Polars, all at once)."""
+    ``items`` the pieces it was cut into (looked at in Polars, all at once). ``rest``: the part and where the
+    items are in it, where a byte no such markup can go without ("!", "?", ":") is looked for first."""
     declaration = head.find(b"?>") + 2 if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml") else 0
     if b"<!--" in head or b"<![CDATA[" in head or head.find(b"<?", declaration) >= 0:
         raise NotSpreadsheetML("a comment, CDATA or a processing instruction")
-    if items.str.contains_any(_MARKUP).any():
+
+    def has(byte: bytes) -> bool:
+        return rest is None or rest[0].find(byte, rest[1], rest[2]) >= 0
+
+    if (has(b"!") or has(b"?")) and items.str.contains_any(_MARKUP).any():
         raise NotSpreadsheetML("a comment, CDATA or a processing instruction")
-    suspects = items.filter(items.str.contains_any(_PREFIXED))
+    suspects = items.filter(items.str.contains_any(_PREFIXED)) if has(b":") else items.head(0)
     if re.search(_FOREIGN_TAG.encode(), head) or (suspects.len() and suspects.str.contains(_FOREIGN_TAG).any()):
         raise NotSpreadsheetML("tags of a second namespace prefix")
 
@@ -240,23 +246,31 @@ def read_cells(data: bytes, strings: pl.Series) -> pl.DataFrame:
         return _read_cells(_normalised(data), strings, normalised=True)
 
 
-def _odd_forms(first: str, frame: pl.DataFrame, suspect: pl.Series) -> bool:
-    """Whether a cell or an attribute is written in a form the fast read does not take (``_ODD_IN_TAG``, a
-    cell glued to the one before): ``suspect`` pieces (found by literal finds) are read closer."""
+def _odd_forms(first: str, frame: pl.DataFrame, section: tuple[bytes, int, int]) -> bool:
+    """Whether a cell or an attribute is written in a form the fast read does not take (an attribute in single
+    quotes or spaced around "=", a tab or a line break in a tag, a cell glued to the one before). Looked for
+    in the pieces by literal finds (quotes, tabs and line breaks only where the section has one); the few
+    suspects, which may only hold such a text, are read closer."""
     if re.search(r"<c[>/\s]|='|\s=|=\s|<c [^>]*[\t\r\n]", first):
         return True
-    if not suspect.any():
-        return False
+    data, start, end = section
     tok = pl.col("tok")
+    suspect = tok.str.contains(" =", literal=True) | tok.str.contains("= ", literal=True)
+    suspect = suspect | tok.str.contains("<c", literal=True)
+    odd_bytes = [chr(b) for b in _ODD_BYTES if data.find(bytes([b]), start, end) >= 0]
+    if odd_bytes:
+        suspect = suspect | tok.str.contains_any(odd_bytes)
+    suspects = frame.filter(suspect)
     odd = (tok.str.find(_ODD_AT) < tok.str.find(">", literal=True)) | tok.str.contains(r"<c[>/\s]")
-    return bool(frame.filter(suspect).select(odd.any()).item())
+    return bool(suspects.height) and bool(suspects.select(odd.any()).item())
 
 
-def _fast_read(pieces: pl.LazyFrame, *, upper: bool = False) -> pl.LazyFrame:
+def _fast_read(pieces: pl.LazyFrame, *, r_first: bool, upper: bool = False) -> pl.LazyFrame:
     """Each piece's cell as Excel, openpyxl and POI write it, by literal finds and byte slices only (one
     streaming query: every column is worked out once, a morsel at a time, on every core). Everything is read
     in place, by positions in the piece: slices of up to 12 bytes are held inline by Polars' string views.
-    ``upper``: references read as upper case (r="a1", which Excel does not write but reads)."""
+    ``r_first``: every piece starts with its reference (as those programs write it), so that ``r`` need not be
+    looked for; ``upper``: references read as upper case (r="a1", which Excel does not write but reads)."""
     tok, binary, gt = pl.col("tok"), pl.col("bin"), pl.col("gt")
 
     def found(needle: str) -> pl.Expr:
@@ -265,29 +279,33 @@ def _fast_read(pieces: pl.LazyFrame, *, upper: bool = False) -> pl.LazyFrame:
     def piece(start: pl.Expr | int, length: pl.Expr | int) -> pl.Expr:
         return binary.bin.slice(start, length).cast(pl.String)
 
-    def attribute(name: str) -> pl.Expr:
+    def attribute(name: str, *, first: bool) -> pl.Expr:
         """Where the value of the tag's attribute ``name`` begins (null when the tag has none: an attribute is
-        the tag's where it is found before the tag's end)."""
-        at = pl.when(tok.str.starts_with(f'{name}="')).then(0).otherwise(found(f' {name}="') + 1)
+        the tag's where it is found before the tag's end); ``first``: it may be the tag's first."""
+        at = found(f' {name}="') + 1
+        if first:
+            at = pl.when(tok.str.starts_with(f'{name}="')).then(0).otherwise(at)
         return pl.when(at < gt).then(at + len(name) + 2)
 
     pieces = pieces.with_columns(
         found(">").alias("gt"),
         found("</").alias("end"),  # a value ends at the first "</" (a tag holds none, a text holds no "<")
         found(FAST_OPENINGS[2]).alias("preserve_at"),
-    ).with_columns(attribute("r").alias("r_at"), attribute("t").alias("t_at"))
+    ).with_columns(
+        (pl.lit(3, pl.UInt32) if r_first else attribute("r", first=True)).alias("r_at"),
+        attribute("t", first=not r_first).alias("t_at"),
+    )
     short_ref = piece(pl.col("r_at"), 11)
     pieces = pieces.with_columns(
         short_ref.str.slice(0, short_ref.str.find('"', literal=True)).alias("ref"),
-        # t="s" shared, "inlineStr", "str" a formula's text, b, e, d; none or "n": a number; "?": no type Excel has
-        piece(pl.col("t_at"), 2).fill_null('n"').replace_strict(T_CODES, default="?").alias("t"),
+        piece(pl.col("t_at"), 2).fill_null(T_CODES["n"]).alias("t"),  # T_CODES
         # a tag ends after an attribute's closing quote or with "/>": a ">" inside a value would cut it short
-        pl.when(gt > 0).then(piece(gt - 1, 1)).otherwise(pl.lit('"')).alias("tag_end"),  # "<c >": none
+        piece(gt - 1, 1).alias("tag_end"),  # "<c >", a tag without attributes (gt 0), is looked at on its own
         piece(gt + 1, 7).alias("after"),
     )
     # The value right after the tag: <v>…</v> or <is><t>…</t></is> (with xml:space="preserve" or not); other
     # forms (rich text, a formula before its value …) are "odd", for the general reading.
-    inline, after = pl.col("t") == "inlineStr", pl.col("after")
+    inline, after = pl.col("t") == T_CODES["inlineStr"], pl.col("after")
     offset = (
         (after.str.starts_with(FAST_OPENINGS[0]) & ~inline).cast(pl.Int64) * len(FAST_OPENINGS[0])
         + ((after == FAST_OPENINGS[1]) & inline).cast(pl.Int64) * len(FAST_OPENINGS[1])
@@ -301,15 +319,13 @@ def _fast_read(pieces: pl.LazyFrame, *, upper: bool = False) -> pl.LazyFrame:
         # a piece holding "<row" ends its row: the next piece is the next row's first cell
         tok.str.contains("<row", literal=True).alias("opens_row"),
         tok.str.contains("<f", literal=True).alias("formula"),
-        # what _odd_forms reads closer
-        tok.str.contains_any([*_ODD_IN_TAG, "<c"]).alias("suspect"),
         "t",
         "odd",
         letters.replace_strict(*_column_numbers(), default=None, return_dtype=pl.Int64).alias("given_col"),
         pl.col("ref").str.strip_chars_start(_LETTERS).cast(pl.Int64, strict=False).alias("given_row"),
         pl.col("r_at").is_not_null().alias("has_ref"),
-        pl.col("tag_end"),
-        (pl.col("tag_end") == "/").alias("empty"),
+        ((pl.col("tag_end") == '"') | (gt == 0) | (pl.col("tag_end") == "/")).alias("tag_ok"),
+        ((pl.col("tag_end") == "/") & (gt > 0)).alias("empty"),
         pl.when(~pl.col("odd")).then(piece(start, pl.col("end") - start)).alias("fast"),
         (~pl.col("odd") & ~(pl.col("end") >= start).fill_null(False)).alias("unended"),
     )
@@ -322,22 +338,24 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     head, pieces = _cell_pieces(data)
     frame = pl.DataFrame({"tok": pieces, "bin": pieces.cast(pl.Binary)})  # the same bytes, as text and binary
     del pieces
-    _refuse_markup(head, frame["tok"])
+    section = (data, len(head), data.rfind(b"</sheetData>") % (len(data) + 1))  # where the pieces are
+    _refuse_markup(head, frame["tok"], section)
     if not frame.height:
         if not normalised and _ODD_CELL.search(data):  # every cell written <c> or <c/>: none cut yet
             raise _OddForms
         return pl.DataFrame(schema=CELLS_SCHEMA)
     first = head[head.find(b"<sheetData") :].decode("utf-8")
-    cells = _fast_read(frame.lazy()).collect(engine="streaming")
-    if not normalised and _odd_forms(first, frame, cells["suspect"]):
+    if not normalised and _odd_forms(first, frame, section):
         raise _OddForms
+    r_first = bool(frame.select(pl.col("tok").str.starts_with('r="').all()).item())
+    cells = _fast_read(frame.lazy(), r_first=r_first).collect(engine="streaming")
     if cells.select(pl.col("has_ref") & pl.col("given_col").is_null()).to_series().any():
-        cells = _fast_read(frame.lazy(), upper=True).collect(engine="streaming")
+        cells = _fast_read(frame.lazy(), r_first=r_first, upper=True).collect(engine="streaming")
     rows = _row_numbers(pl.concat([pl.Series([first]), frame.filter(cells["opens_row"])["tok"]]))
     broken = (
-        (pl.col("t") == "?")  # a type Excel does not have (t="S", t=" s")
+        ~pl.col("t").is_in(list(T_CODES.values()))  # a type Excel does not have (t="S", t=" s")
         | (pl.col("has_ref") & (pl.col("given_col").is_null() | pl.col("given_row").is_null()))  # r="XFE2", r=""
-        | ~pl.col("tag_end").is_in(['"', "/"]).fill_null(False)
+        | ~pl.col("tag_ok").fill_null(False)
         | pl.col("unended")  # a value that never closes
     )
     if cells.select(broken.any()).item():
@@ -351,17 +369,13 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     base = pl.when(given.is_not_null()).then(given).when(starts).then(pl.lit(1, pl.Int64)).forward_fill()
     cells = cells.join(rows, on="row_seq", how="left", maintain_order="left")
     t = pl.col("t")
-    shared, inline = t == "s", t == "inlineStr"
+    shared, inline = t == T_CODES["s"], t == T_CODES["inlineStr"]
+    kind = {T_CODES[k]: k for k in ("b", "e", "d")} | {T_CODES[k]: "s" for k in ("s", "inlineStr", "str")}
     cells = cells.with_columns(
         (pl.col("j") + base).alias("col"),
         pl.coalesce("given_row", "row_number").alias("row"),
-        # t="s" shared, "str" a formula's text, "inlineStr": text; b, e, d as they are; none or n: a number
-        pl.when(shared | inline | (t == "str") | pl.col("empty"))
-        .then(pl.lit("s"))
-        .when(t.is_in(["b", "e", "d"]))
-        .then(t)
-        .otherwise(pl.lit("n"))
-        .alias("kind"),
+        # shared, inline and a formula's strings: text; b, e, d as they are; none or n: a number
+        pl.when(pl.col("empty")).then(pl.lit("s")).otherwise(t.replace_strict(kind, default="n")).alias("kind"),
         pl.when(~pl.col("empty") & ~shared).then(pl.col("fast")).alias("text"),
         pl.when(shared).then(pl.col("fast").str.strip_chars().cast(pl.Int64, strict=False)).alias("sst"),
         (pl.col("odd") & ~pl.col("empty")).alias("odd"),
@@ -386,17 +400,17 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
         value = value.cast(pl.Binary).bin.slice(value.str.find(">", literal=True) + 1, None).cast(pl.String)
         odd = odd.select(
             "_i",
-            pl.when(pl.col("t") == "inlineStr").then(_runs("", pl.col("body"))).otherwise(value).alias("_odd"),
+            pl.when(inline).then(_runs("", pl.col("body"))).otherwise(value).alias("_odd"),
         )
         cells = cells.join(odd, on="_i", how="left", maintain_order="left")
         shared_index = pl.col("_odd").str.strip_chars().cast(pl.Int64, strict=False)
         cells = cells.with_columns(
-            pl.when(pl.col("odd") & (pl.col("t") != "s")).then(pl.col("_odd")).otherwise("text").alias("text"),
-            pl.when(pl.col("odd") & (pl.col("t") == "s")).then(shared_index).otherwise("sst").alias("sst"),
+            pl.when(pl.col("odd") & ~shared).then(pl.col("_odd")).otherwise("text").alias("text"),
+            pl.when(pl.col("odd") & shared).then(shared_index).otherwise("sst").alias("sst"),
         ).drop("_i", "_odd")
     del frame
     cells = _decode(cells, "text")
-    if cells.select((pl.col("t") == "s") & ~pl.col("empty") & pl.col("sst").is_null()).to_series().any():
+    if cells.select(shared & ~pl.col("empty") & pl.col("sst").is_null()).to_series().any():
         raise NotSpreadsheetML("a shared-string cell without an index")
     if cells.select(pl.col("sst").is_not_null().any()).item():
         lookup = pl.DataFrame({"sst": pl.int_range(strings.len(), dtype=pl.Int64, eager=True), "_shared": strings})
