@@ -49,6 +49,8 @@ COMPACT_TYPES = ("id_number", "phone", "account", "name", *NUMERIC_TYPES)  # inn
 INVISIBLE = "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\ufff9-\ufffc"
 ODD_CHARS = rf"[\p{{Cf}}\p{{Co}}\p{{Cn}}\p{{Zl}}\p{{Zp}}\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{INVISIBLE}]"
 ODD_STRICT = rf"[\p{{Cc}}\p{{Cf}}\p{{Co}}\p{{Cn}}\p{{Zl}}\p{{Zp}}{INVISIBLE}]"
+DIGIT_TYPES = ("id_number", "phone", "account", *NUMERIC_TYPES, "date", "month")
+OTHER_DIGITS = r"[\d&&[^0-9]]"  # a digit of another script (Arabic-Indic ٣, Devanagari ३ …): Unicode \d, not 0-9
 ODD_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
 
 
@@ -131,12 +133,44 @@ class Checked:
         return sum(t.height for t in self.tables.values())
 
 
-def _clean(expr: pl.Expr, field: FieldSpec) -> pl.Expr:
+WIDE = "[" + "".join(FULLWIDTH) + "".join(NUMERIC_PUNCT[0]) + "]"
+
+
+@dataclass(frozen=True)
+class Present:
+    """What a sheet's values hold at all (one pass over them all), so that a mapping or a check none of them
+    needs is not run on every cell: full-width forms, spaces, odd characters, Excel error values."""
+
+    wide: bool = True
+    space: bool = True
+    odd: bool = True
+    error: bool = True
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame, keys: list[str]) -> Present:
+        if not keys or not frame.height:
+            return cls(False, False, False, False)
+        texts = pl.concat([frame[key] for key in keys], rechunk=False).alias("t").drop_nulls().to_frame()
+        kinds = pl.concat([frame[f"{key}{KIND}"] for key in keys], rechunk=False)
+        t = pl.col("t")
+        found = texts.select(
+            t.str.contains(WIDE).any().alias("wide"),
+            t.str.contains(r"\s").any().alias("space"),  # any Unicode space
+            t.str.contains(f"{ODD_STRICT}|{OTHER_DIGITS}").any().alias("odd"),
+            t.str.contains("#", literal=True).any().alias("error"),  # every Excel error value has a "#"
+        ).row(0, named=True)
+        return cls(**(found | {"error": found["error"] or bool((kinds == "e").any())}))
+
+
+def _clean(expr: pl.Expr, field: FieldSpec, present: Present = Present()) -> pl.Expr:
     """The table above, applied: an empty cell is null."""
-    expr = expr.str.replace_many(FULLWIDTH, HALFWIDTH).str.strip_chars()  # any Unicode space
-    if field.type in COMPACT_TYPES:  # thin and narrow no-break spaces too: 李平\u2009飞 is 李平飞
-        expr = expr.str.replace_all(r"\s+", "")
-    if field.type in NUMERIC_TYPES:
+    if present.wide:
+        expr = expr.str.replace_many(FULLWIDTH, HALFWIDTH)
+    if present.space or present.wide:  # the ideographic space is mapped to a space
+        expr = expr.str.strip_chars()  # any Unicode space
+        if field.type in COMPACT_TYPES:  # thin and narrow no-break spaces too: 李平\u2009飞 is 李平飞
+            expr = expr.str.replace_all(r"\s+", "")
+    if field.type in NUMERIC_TYPES and present.wide:
         expr = expr.str.replace_many(*NUMERIC_PUNCT)
     if field.type == "id_number":
         expr = expr.str.to_uppercase()
@@ -267,17 +301,13 @@ def _typed(field: FieldSpec, text: pl.Expr, kind: pl.Expr, epoch: pl.Expr) -> tu
     return text, pl.when(too_long).then(pl.lit(f"内容过长（超过{limit}个字）")).otherwise(None)
 
 
-DIGIT_TYPES = ("id_number", "phone", "account", *NUMERIC_TYPES, "date", "month")
-OTHER_DIGITS = r"[\d&&[^0-9]]"  # a digit of another script (Arabic-Indic ٣, Devanagari ३ …): Unicode \d, not 0-9
-
-
-def _cell_problem(field: FieldSpec, text: pl.Expr, kind: pl.Expr) -> pl.Expr:
+def _cell_problem(field: FieldSpec, text: pl.Expr, kind: pl.Expr, present: Present = Present()) -> pl.Expr:
     """What is wrong with a cell whatever its field's type: an Excel error value, an odd character (a control
     or invisible one anywhere, a digit of another script where a number goes)."""
     odd = ODD_CHARS if field.type == "text" else ODD_STRICT  # a line break is free text's own
-    error_value = (kind == "e") | text.is_in(list(EXCEL_ERRORS))
-    odd_chars = text.str.contains(odd)
-    if field.type in DIGIT_TYPES:
+    error_value = ((kind == "e") | text.is_in(list(EXCEL_ERRORS))) if present.error else pl.lit(False)
+    odd_chars = text.str.contains(odd) if present.odd else pl.lit(False)
+    if field.type in DIGIT_TYPES and present.odd:
         odd_chars = odd_chars | text.str.contains(OTHER_DIGITS)
     return (
         pl.when(error_value)
@@ -294,8 +324,9 @@ def _check_sheet(
     fields = form.fields_of(read.sheet.id)
     frame = read.frame
     epoch = EXCEL_EPOCH_1904 if read.date1904 else EXCEL_EPOCH
-    cleaned = frame.with_columns([_clean(pl.col(f.key), f).alias(f.key) for f in fields])
     keys = [f.key for f in fields]
+    present = Present.of(frame, keys)
+    cleaned = frame.with_columns([_clean(pl.col(f.key), f, present).alias(f.key) for f in fields])
     nonblank = pl.any_horizontal([pl.col(key).is_not_null() for key in keys])
     values, errors = [], []
     for f in fields:
@@ -303,7 +334,7 @@ def _check_sheet(
         typed, message = _typed(f, text, kind, epoch)
         values.append(typed.alias(f.key))
         missing = pl.lit("必填项未填写") if f.required else None
-        problem = _cell_problem(f, text, kind)
+        problem = _cell_problem(f, text, kind, present)
         errors.append(
             pl.when(text.is_null()).then(missing).otherwise(problem.otherwise(message)).cast(pl.String).alias(f.key)
         )
