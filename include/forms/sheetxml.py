@@ -315,20 +315,53 @@ def _fast_read(pieces: pl.LazyFrame, *, r_first: bool, upper: bool = False) -> p
     if upper:
         pieces = pieces.with_columns(pl.col("ref").str.to_uppercase())
     start, letters = pl.col("start"), pl.col("ref").str.strip_chars_end("0123456789")
+    pieces = pieces.with_columns(
+        letters.replace_strict(*_column_numbers(), default=None, return_dtype=pl.Int64).alias("given_col"),
+        pl.col("ref").str.strip_chars_start(_LETTERS).cast(pl.Int64, strict=False).alias("given_row"),
+        pl.col("r_at").is_not_null().alias("has_ref"),
+        ((pl.col("tag_end") == "/") & (gt > 0)).alias("empty"),
+        pl.when(~pl.col("odd")).then(piece(start, pl.col("end") - start)).alias("fast"),
+    )
+    t, empty = pl.col("t"), pl.col("empty")
+    shared = t == T_CODES["s"]
+    kind = {T_CODES[k]: k for k in ("b", "e", "d")} | {T_CODES[k]: "s" for k in ("s", "inlineStr", "str")}
+    broken = (
+        ~t.is_in(list(T_CODES.values()))  # a type Excel does not have (t="S", t=" s")
+        | (pl.col("has_ref") & (pl.col("given_col").is_null() | pl.col("given_row").is_null()))  # r="XFE2", r=""
+        | ~((pl.col("tag_end") == '"') | (gt == 0) | (pl.col("tag_end") == "/")).fill_null(False)
+        | (~pl.col("odd") & ~(pl.col("end") >= start).fill_null(False))  # a value that never closes
+    )
     return pieces.select(
         # a piece holding "<row" ends its row: the next piece is the next row's first cell
         tok.str.contains("<row", literal=True).alias("opens_row"),
         tok.str.contains("<f", literal=True).alias("formula"),
         "t",
-        "odd",
-        letters.replace_strict(*_column_numbers(), default=None, return_dtype=pl.Int64).alias("given_col"),
-        pl.col("ref").str.strip_chars_start(_LETTERS).cast(pl.Int64, strict=False).alias("given_row"),
-        pl.col("r_at").is_not_null().alias("has_ref"),
-        ((pl.col("tag_end") == '"') | (gt == 0) | (pl.col("tag_end") == "/")).alias("tag_ok"),
-        ((pl.col("tag_end") == "/") & (gt > 0)).alias("empty"),
-        pl.when(~pl.col("odd")).then(piece(start, pl.col("end") - start)).alias("fast"),
-        (~pl.col("odd") & ~(pl.col("end") >= start).fill_null(False)).alias("unended"),
+        (pl.col("odd") & ~empty).alias("odd"),
+        "given_col",
+        "given_row",
+        "has_ref",
+        "empty",
+        broken.alias("broken"),
+        # shared, inline and a formula's strings: text; b, e, d as they are; none or n: a number
+        pl.when(empty).then(pl.lit("s")).otherwise(t.replace_strict(kind, default="n")).alias("kind"),
+        pl.when(~empty & ~shared).then(pl.col("fast")).alias("text"),
+        pl.when(shared).then(pl.col("fast").str.strip_chars().cast(pl.Int64, strict=False)).alias("sst"),
     )
+
+
+def _counted(cells: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """``row`` and ``col`` for cells some of which have no ``r``: a cell without r is the one after the cell
+    before; the first of a row without r is in column A; a row is its ``<row>``'s (``_row_numbers``)."""
+    cells = cells.with_columns((pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"))
+    index = pl.int_range(pl.len(), dtype=pl.Int64)
+    starts = pl.col("row_seq") != pl.col("row_seq").shift(1, fill_value=-1)
+    cells = cells.with_columns((index - pl.when(starts).then(index).forward_fill()).alias("j"))
+    given = pl.when(pl.col("given_col") > 0).then(pl.col("given_col") - pl.col("j"))
+    base = pl.when(given.is_not_null()).then(given).when(starts).then(pl.lit(1, pl.Int64)).forward_fill()
+    cells = cells.join(rows, on="row_seq", how="left", maintain_order="left")  # none: a cell outside any row
+    return cells.with_columns(
+        (pl.col("j") + base).alias("col"), pl.coalesce("given_row", "row_number").alias("row")
+    ).drop("row_seq", "j", "row_number")
 
 
 def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) -> pl.DataFrame:
@@ -351,35 +384,14 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     cells = _fast_read(frame.lazy(), r_first=r_first).collect(engine="streaming")
     if cells.select(pl.col("has_ref") & pl.col("given_col").is_null()).to_series().any():
         cells = _fast_read(frame.lazy(), r_first=r_first, upper=True).collect(engine="streaming")
-    rows = _row_numbers(pl.concat([pl.Series([first]), frame.filter(cells["opens_row"])["tok"]]))
-    broken = (
-        ~pl.col("t").is_in(list(T_CODES.values()))  # a type Excel does not have (t="S", t=" s")
-        | (pl.col("has_ref") & (pl.col("given_col").is_null() | pl.col("given_row").is_null()))  # r="XFE2", r=""
-        | ~pl.col("tag_ok").fill_null(False)
-        | pl.col("unended")  # a value that never closes
-    )
-    if cells.select(broken.any()).item():
+    if cells["broken"].any():
         raise NotSpreadsheetML("a cell reference, type or tag no spreadsheet writes")
-    cells = cells.with_columns((pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"))
-    index = pl.int_range(pl.len(), dtype=pl.Int64)
-    starts = pl.col("row_seq") != pl.col("row_seq").shift(1, fill_value=-1)
-    cells = cells.with_columns((index - pl.when(starts).then(index).forward_fill()).alias("j"))
-    # a cell without r is the one after the cell before; the first of a row without r is in column A
-    given = pl.when(pl.col("given_col") > 0).then(pl.col("given_col") - pl.col("j"))
-    base = pl.when(given.is_not_null()).then(given).when(starts).then(pl.lit(1, pl.Int64)).forward_fill()
-    cells = cells.join(rows, on="row_seq", how="left", maintain_order="left")
+    if cells["has_ref"].all():  # as every spreadsheet program writes them
+        cells = cells.with_columns(pl.col("given_col").alias("col"), pl.col("given_row").alias("row"))
+    else:
+        cells = _counted(cells, _row_numbers(pl.concat([pl.Series([first]), frame.filter(cells["opens_row"])["tok"]])))
     t = pl.col("t")
     shared, inline = t == T_CODES["s"], t == T_CODES["inlineStr"]
-    kind = {T_CODES[k]: k for k in ("b", "e", "d")} | {T_CODES[k]: "s" for k in ("s", "inlineStr", "str")}
-    cells = cells.with_columns(
-        (pl.col("j") + base).alias("col"),
-        pl.coalesce("given_row", "row_number").alias("row"),
-        # shared, inline and a formula's strings: text; b, e, d as they are; none or n: a number
-        pl.when(pl.col("empty")).then(pl.lit("s")).otherwise(t.replace_strict(kind, default="n")).alias("kind"),
-        pl.when(~pl.col("empty") & ~shared).then(pl.col("fast")).alias("text"),
-        pl.when(shared).then(pl.col("fast").str.strip_chars().cast(pl.Int64, strict=False)).alias("sst"),
-        (pl.col("odd") & ~pl.col("empty")).alias("odd"),
-    )
     if cells.select(pl.col("odd").any()).item():  # no value where the fast read looks: one written otherwise?
         cells = cells.with_columns(
             (
