@@ -265,12 +265,13 @@ def _odd_forms(first: str, frame: pl.DataFrame, section: tuple[bytes, int, int])
     return bool(suspects.height) and bool(suspects.select(odd.any()).item())
 
 
-def _fast_read(pieces: pl.LazyFrame, *, r_first: bool, upper: bool = False) -> pl.LazyFrame:
+def _fast_read(pieces: pl.LazyFrame, *, r_first: bool, formulas: bool, upper: bool = False) -> pl.LazyFrame:
     """Each piece's cell as Excel, openpyxl and POI write it, by literal finds and byte slices only (one
     streaming query: every column is worked out once, a morsel at a time, on every core). Everything is read
     in place, by positions in the piece: slices of up to 12 bytes are held inline by Polars' string views.
     ``r_first``: every piece starts with its reference (as those programs write it), so that ``r`` need not be
-    looked for; ``upper``: references read as upper case (r="a1", which Excel does not write but reads)."""
+    looked for; ``formulas``: the section may hold one; ``upper``: references read as upper case (r="a1",
+    which Excel does not write but reads)."""
     tok, binary, gt = pl.col("tok"), pl.col("bin"), pl.col("gt")
 
     def found(needle: str) -> pl.Expr:
@@ -332,9 +333,7 @@ def _fast_read(pieces: pl.LazyFrame, *, r_first: bool, upper: bool = False) -> p
         | (~pl.col("odd") & ~(pl.col("end") >= start).fill_null(False))  # a value that never closes
     )
     return pieces.select(
-        # a piece holding "<row" ends its row: the next piece is the next row's first cell
-        tok.str.contains("<row", literal=True).alias("opens_row"),
-        tok.str.contains("<f", literal=True).alias("formula"),
+        (tok.str.contains("<f", literal=True) if formulas else pl.lit(False)).alias("formula"),
         "t",
         (pl.col("odd") & ~empty).alias("odd"),
         "given_col",
@@ -349,10 +348,12 @@ def _fast_read(pieces: pl.LazyFrame, *, r_first: bool, upper: bool = False) -> p
     )
 
 
-def _counted(cells: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+def _counted(cells: pl.DataFrame, frame: pl.DataFrame, first: str) -> pl.DataFrame:
     """``row`` and ``col`` for cells some of which have no ``r``: a cell without r is the one after the cell
     before; the first of a row without r is in column A; a row is its ``<row>``'s (``_row_numbers``)."""
-    cells = cells.with_columns((pl.col("opens_row").shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"))
+    opens_row = frame["tok"].str.contains("<row", literal=True)  # the next piece is the next row's first cell
+    rows = _row_numbers(pl.concat([pl.Series([first]), frame.filter(opens_row)["tok"]]))
+    cells = cells.with_columns((opens_row.shift(1, fill_value=True).cum_sum() - 1).alias("row_seq"))
     index = pl.int_range(pl.len(), dtype=pl.Int64)
     starts = pl.col("row_seq") != pl.col("row_seq").shift(1, fill_value=-1)
     cells = cells.with_columns((index - pl.when(starts).then(index).forward_fill()).alias("j"))
@@ -381,15 +382,16 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     if not normalised and _odd_forms(first, frame, section):
         raise _OddForms
     r_first = bool(frame.select(pl.col("tok").str.starts_with('r="').all()).item())
-    cells = _fast_read(frame.lazy(), r_first=r_first).collect(engine="streaming")
+    formulas = data.find(b"f", *section[1:]) >= 0  # no "f", no "<f>" (one memchr)
+    cells = _fast_read(frame.lazy(), r_first=r_first, formulas=formulas).collect(engine="streaming")
     if cells.select(pl.col("has_ref") & pl.col("given_col").is_null()).to_series().any():
-        cells = _fast_read(frame.lazy(), r_first=r_first, upper=True).collect(engine="streaming")
+        cells = _fast_read(frame.lazy(), r_first=r_first, formulas=formulas, upper=True).collect(engine="streaming")
     if cells["broken"].any():
         raise NotSpreadsheetML("a cell reference, type or tag no spreadsheet writes")
     if cells["has_ref"].all():  # as every spreadsheet program writes them
         cells = cells.with_columns(pl.col("given_col").alias("col"), pl.col("given_row").alias("row"))
     else:
-        cells = _counted(cells, _row_numbers(pl.concat([pl.Series([first]), frame.filter(cells["opens_row"])["tok"]])))
+        cells = _counted(cells, frame, first)
     t = pl.col("t")
     shared, inline = t == T_CODES["s"], t == T_CODES["inlineStr"]
     if cells.select(pl.col("odd").any()).item():  # no value where the fast read looks: one written otherwise?
