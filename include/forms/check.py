@@ -148,18 +148,21 @@ class Present:
 
     @classmethod
     def of(cls, frame: pl.DataFrame, keys: list[str]) -> Present:
+        """Looked for in all values at once: joined into one text (with "," between, which none of these
+        is), so that each pattern is one search, not one per cell."""
         if not keys or not frame.height:
             return cls(False, False, False, False)
-        texts = pl.concat([frame[key] for key in keys], rechunk=False).alias("t").drop_nulls().to_frame()
+        blob = pl.concat([frame[key] for key in keys], rechunk=False).drop_nulls().str.join(",")
         kinds = pl.concat([frame[f"{key}{KIND}"] for key in keys], rechunk=False)
-        t = pl.col("t")
-        found = texts.select(
-            t.str.contains(WIDE).any().alias("wide"),
-            t.str.contains(r"\s").any().alias("space"),  # any Unicode space
-            t.str.contains(f"{ODD_STRICT}|{OTHER_DIGITS}").any().alias("odd"),
-            t.str.contains("#", literal=True).any().alias("error"),  # every Excel error value has a "#"
-        ).row(0, named=True)
-        return cls(**(found | {"error": found["error"] or bool((kinds == "e").any())}))
+
+        def has(pattern: str, *, literal: bool = False) -> bool:
+            return bool(blob.str.contains(pattern, literal=literal).item())
+
+        odd, space = f"{ODD_STRICT}|{OTHER_DIGITS}", r"\s"  # any Unicode space
+        error = has("#", literal=True) or bool((kinds == "e").any())  # every Excel error value has a "#"
+        if not has(f"{WIDE}|{space}|{odd}"):  # a clean sheet: one search
+            return cls(wide=False, space=False, odd=False, error=error)
+        return cls(wide=has(WIDE), space=has(space), odd=has(odd), error=error)
 
 
 def _clean(expr: pl.Expr, field: FieldSpec, present: Present = Present()) -> pl.Expr:
