@@ -2,14 +2,17 @@
 
 All on the same file in one run (2020-shandong 附件1, written by ``campaign synth`` in the project's
 template: households, members and helpers sheets):
-- project:      ``include.ingest.ingest`` end to end: the whole-file checks, reading (fastexcel,
-                sheets in parallel threads), every row checked for type, option, required and format
-                (Polars), stored as Parquet atomically, audited;
+- project:      ``include.ingest.ingest`` end to end: the whole-file checks, reading (the sparse cell reader of
+                include/forms/sheetxml.py, sheets in parallel threads), every row checked for type, option,
+                required and format (Polars), stored as Parquet atomically, audited; then the same ingest
+                by the code of an earlier commit (``--against``, default: the last one before the sparse
+                reader, which read with fastexcel), and with Polars' allocator defaults (include/__init__.py);
 - pandas:       ``pandas.read_excel(engine="openpyxl")`` of the three data sheets (reading only);
 - frictionless: ``frictionless validate`` of the three data sheets (reading and type inference);
 - and, to choose the reader, the bare readers: python-calamine ``to_python()`` and fastexcel, each
   reading the three sheets one after another.
-Goal (issue 4): at least 50,000 member rows per second end to end and at least 5× the pandas figure.
+Goal (issue 4): at least 50,000 member rows per second end to end and at least 5× the pandas figure; issue 13:
+no slower than before the sparse reader.
 
 Then peak memory (the resident maximum of a fresh process that does only that), beside the time:
 - the 100,000-member workbook: the project's ingest against fastexcel reading its three sheets;
@@ -36,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 CAMPAIGN = "2020-shandong"
 UNIT = "370100"
 SHEETS = ("户", "家庭成员", "帮扶责任人")
+BEFORE_ISSUE_13 = "3ea656d"  # fastexcel's dense read, before the sparse cell reader
 
 
 def workbook(members: int) -> tuple[Path, int]:
@@ -106,6 +110,43 @@ def project(path: Path) -> float:
     engine.dispose()
     assert result.status == "stored" and not result.rejected_rows, result.rejected_rows[:3]
     return elapsed
+
+
+RUNS_BODY = (
+    "import statistics, sys\n"
+    "sys.path[:0] = [{root!r}, {root!r} + '/bench']\n"
+    "import ingest\n"
+    "from pathlib import Path\n"
+    "print(statistics.median(ingest.project(Path({path!r})) for _ in range({runs})))\n"
+)
+
+
+def project_elsewhere(path: Path, runs: int, root: Path = ROOT, env: dict[str, str] | None = None) -> float:
+    """The median of ``runs`` ingests in a fresh interpreter: the code under ``root`` (another checkout), or
+    this one with ``env`` added (Polars' allocator setting is read once, when Polars is loaded)."""
+    import subprocess
+
+    code = RUNS_BODY.format(root=str(root), path=str(path), runs=runs)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=1800, env={**os.environ, **(env or {})}
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def project_at(revision: str, path: Path, runs: int) -> float:
+    """The same ingest by the code of an earlier commit (a temporary git worktree of this repository)."""
+    import subprocess
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-ingest-rev-")) / "tree"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), revision], check=True, capture_output=True
+    )
+    try:
+        return project_elsewhere(path, runs, root=folder)
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], capture_output=True)
 
 
 def pandas_read(path: Path) -> None:
@@ -230,12 +271,20 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-slow", action="store_true", help="pandas and frictionless once, not --runs times")
+    parser.add_argument(
+        "--against",
+        default=BEFORE_ISSUE_13,
+        help="also time the ingest of this commit (default: the last one before the sparse reader); '' for none",
+    )
     args = parser.parse_args()
     path, members = workbook(args.members)
     print(f"文件：{path}（{path.stat().st_size / 1024 / 1024:.1f} MB，家庭成员 {members} 行）", flush=True)
     figures: dict[str, float] = {}
     figures["project ingest (end to end)"] = statistics.median(project(path) for _ in range(args.runs))
     print(f"  project ingest: {figures['project ingest (end to end)']:.2f} s", flush=True)
+    if args.against:
+        figures[f"project ingest at {args.against[:7]}"] = project_at(args.against, path, args.runs)
+    figures["project ingest, allocator defaults"] = project_elsewhere(path, args.runs, env={"_RJEM_MALLOC_CONF": ""})
     figures["fastexcel (read only)"] = timed(lambda: fastexcel_read(path), args.runs)
     figures["python-calamine to_python (read only)"] = timed(lambda: calamine_read(path), args.runs)
     slow_runs = 1 if args.skip_slow else args.runs
