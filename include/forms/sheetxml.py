@@ -176,7 +176,7 @@ class _OddForms(Exception):
     """The sheet writes a cell or an attribute in a form the fast read does not take."""
 
 
-CHUNK_BYTES = 8 << 20  # the sheet is cut a chunk at a time, the chunks in parallel
+CHUNK_BYTES = 4 << 20  # the sheet is cut a chunk at a time
 
 
 def _cell_pieces(data: bytes) -> tuple[bytes, pl.Series]:
@@ -188,16 +188,14 @@ def _cell_pieces(data: bytes) -> tuple[bytes, pl.Series]:
     end = len(data) if end < 0 else end
     if first_cell < 0 or first_cell > end:
         return data[:end], pl.Series("tok", [], pl.String)
-    chunks, at = [], first_cell + 3
-    while at <= end:
+    pieces, at = [], first_cell + 3
+    while at <= end:  # a chunk at a time, so that no copy of the whole section is ever made
         cut = data.find(b"<c ", min(at + CHUNK_BYTES, end), end)
         cut = end if cut < 0 else cut
-        chunks.append(data[at:cut])
+        chunk = pl.Series("tok", [data[at:cut]], pl.Binary).cast(pl.String)  # UTF-8 checked
+        pieces.append(chunk.str.split("<c ").explode())
         at = cut + 3
-    text = pl.DataFrame({"tok": pl.Series(chunks, dtype=pl.Binary).cast(pl.String)})  # UTF-8 checked once
-    del chunks
-    pieces = text.lazy().select(pl.col("tok").str.split("<c ").explode()).collect(engine="streaming")
-    return data[:first_cell], pieces.to_series()
+    return data[:first_cell], pl.concat(pieces, rechunk=False)
 
 
 def _after(binary: pl.Expr, text: pl.Expr, needle: str) -> tuple[pl.Expr, pl.Expr]:
@@ -317,8 +315,8 @@ def _fast_read(pieces: pl.LazyFrame, *, r_first: bool, formulas: bool, upper: bo
         pieces = pieces.with_columns(pl.col("ref").str.to_uppercase())
     start, letters = pl.col("start"), pl.col("ref").str.strip_chars_end("0123456789")
     pieces = pieces.with_columns(
-        letters.replace_strict(*_column_numbers(), default=None, return_dtype=pl.Int64).alias("given_col"),
-        pl.col("ref").str.strip_chars_start(_LETTERS).cast(pl.Int64, strict=False).alias("given_row"),
+        letters.replace_strict(*_column_numbers(), default=None, return_dtype=pl.Int32).alias("given_col"),
+        pl.col("ref").str.strip_chars_start(_LETTERS).cast(pl.Int32, strict=False).alias("given_row"),
         pl.col("r_at").is_not_null().alias("has_ref"),
         ((pl.col("tag_end") == "/") & (gt > 0)).alias("empty"),
         pl.when(~pl.col("odd")).then(piece(start, pl.col("end") - start)).alias("fast"),
@@ -334,7 +332,8 @@ def _fast_read(pieces: pl.LazyFrame, *, r_first: bool, formulas: bool, upper: bo
     )
     return pieces.select(
         (tok.str.contains("<f", literal=True) if formulas else pl.lit(False)).alias("formula"),
-        "t",
+        shared.alias("shared"),
+        (t == T_CODES["inlineStr"]).alias("inline"),
         (pl.col("odd") & ~empty).alias("odd"),
         "given_col",
         "given_row",
@@ -344,7 +343,7 @@ def _fast_read(pieces: pl.LazyFrame, *, r_first: bool, formulas: bool, upper: bo
         # shared, inline and a formula's strings: text; b, e, d as they are; none or n: a number
         pl.when(empty).then(pl.lit("s")).otherwise(t.replace_strict(kind, default="n")).alias("kind"),
         pl.when(~empty & ~shared).then(pl.col("fast")).alias("text"),
-        pl.when(shared).then(pl.col("fast").str.strip_chars().cast(pl.Int64, strict=False)).alias("sst"),
+        pl.when(shared).then(pl.col("fast").str.strip_chars().cast(pl.Int32, strict=False)).alias("sst"),
     )
 
 
@@ -392,8 +391,7 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
         cells = cells.with_columns(pl.col("given_col").alias("col"), pl.col("given_row").alias("row"))
     else:
         cells = _counted(cells, frame, first)
-    t = pl.col("t")
-    shared, inline = t == T_CODES["s"], t == T_CODES["inlineStr"]
+    shared, inline = pl.col("shared"), pl.col("inline")
     if cells.select(pl.col("odd").any()).item():  # no value where the fast read looks: one written otherwise?
         cells = cells.with_columns(
             (
@@ -405,7 +403,7 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
         cells = cells.with_row_index("_i")
         odd = (
             cells.filter(pl.col("odd"))
-            .select("_i", "t")
+            .select("_i", "inline")
             .join(frame.with_row_index("_i"), on="_i", how="left")
             .with_columns(pl.col("tok").str.find(">", literal=True).alias("gt"))
             .with_columns(pl.col("bin").bin.slice(pl.col("gt") + 1, None).cast(pl.String).alias("body"))
@@ -417,7 +415,7 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
             pl.when(inline).then(_runs("", pl.col("body"))).otherwise(value).alias("_odd"),
         )
         cells = cells.join(odd, on="_i", how="left", maintain_order="left")
-        shared_index = pl.col("_odd").str.strip_chars().cast(pl.Int64, strict=False)
+        shared_index = pl.col("_odd").str.strip_chars().cast(pl.Int32, strict=False)
         cells = cells.with_columns(
             pl.when(pl.col("odd") & ~shared).then(pl.col("_odd")).otherwise("text").alias("text"),
             pl.when(pl.col("odd") & shared).then(shared_index).otherwise("sst").alias("sst"),
@@ -427,7 +425,7 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     if cells.select(shared & ~pl.col("empty") & pl.col("sst").is_null()).to_series().any():
         raise NotSpreadsheetML("a shared-string cell without an index")
     if cells.select(pl.col("sst").is_not_null().any()).item():
-        lookup = pl.DataFrame({"sst": pl.int_range(strings.len(), dtype=pl.Int64, eager=True), "_shared": strings})
+        lookup = pl.DataFrame({"sst": pl.int_range(strings.len(), dtype=pl.Int32, eager=True), "_shared": strings})
         cells = cells.join(lookup, on="sst", how="left", maintain_order="left")
         if cells.select(pl.col("sst").is_not_null() & pl.col("_shared").is_null()).to_series().any():
             raise NotSpreadsheetML("a shared-string index out of range")
