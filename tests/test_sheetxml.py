@@ -174,3 +174,38 @@ def test_the_linear_tag_rewrite_does_not_stall_on_a_long_run():
     start = time.perf_counter()
     assert cells(sheet(body))[0][:2] == (1, 1)
     assert time.perf_counter() - start < 10
+
+
+def test_a_sheet_cut_in_many_chunks_reads_as_one(monkeypatch):
+    # A big sheet is cut a chunk at a time (4 MB): a cut falls between any two cells, whatever they hold.
+    import include.forms.sheetxml as sheetxml
+
+    rows = []
+    for r in range(2, 202):
+        rows.append(
+            f'<row r="{r}"><c r="A{r}" t="inlineStr"><is><t>张{r}</t></is></c><c r="B{r}"><v>{r * 1.5}</v></c>'
+            f'<c r="C{r}" t="s"><v>{r % 2}</v></c><c r="D{r}" t="inlineStr"><is><r><t>富</t></r><r><t>文本</t></r></is></c>'
+            f'<c r="E{r}" s="3"/><c r="F{r}" t="inlineStr"><is><t xml:space="preserve"> {r} </t></is></c></row>'
+        )
+    xml = sheet("".join(rows)).encode()
+    strings = pl.Series(["是", "否"], dtype=pl.String)
+    whole = read_cells(xml, strings)
+    monkeypatch.setattr(sheetxml, "CHUNK_BYTES", 37)
+    cut = read_cells(xml, strings)
+    assert cut.equals(whole)
+    assert whole.height == 200 * 6
+    assert whole.filter(pl.col("row") == 201).select("col", "text").rows() == [
+        (1, "张201"),
+        (2, "301.5"),
+        (3, "否"),
+        (4, "富文本"),
+        (5, None),
+        (6, " 201 "),
+    ]
+
+
+def test_lower_case_references_are_read_as_excel_reads_them():
+    assert cells(sheet('<row r="2"><c r="b2"><v>1</v></c><c r="aA2"><v>2</v></c></row>')) == [
+        (2, 2, "n", "1"),
+        (2, 27, "n", "2"),
+    ]
