@@ -25,7 +25,8 @@ import pytest  # noqa: E402
 
 from include.cli import main  # noqa: E402
 
-SEEDS = ROOT.parent / "shared" / "seeds"
+SEEDS = ROOT / "docs" / "seeds"  # the five source documents, the specification (a copy of ../shared/seeds)
+SHARED_SEEDS = ROOT.parent / "shared" / "seeds"
 SEED_FILES = {
     "000": "000_a43a35703e24dac8.txt",
     "001": "001_75f64364fef16825.txt",
@@ -52,10 +53,21 @@ def squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
+def require_seeds() -> None:
+    """The seed documents are the specification: the tests that quote them skip where they are missing (a
+    partial checkout), but under CI (``CI=true``) their absence fails, so that a quote check can never pass
+    by not running."""
+    if SEEDS.is_dir() and any(SEEDS.glob("*.txt")):
+        return
+    message = f"seed documents not found at {SEEDS}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def seed_text():
-    if not SEEDS.is_dir():
-        pytest.skip(f"seed documents not found at {SEEDS}")
+    require_seeds()
 
     def read(name: str) -> str:
         return squash((SEEDS / name).read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ from functools import cache
 import pytest
 
 from include.forms.spec import FieldSpec, FormSpec, all_forms
-from tests.conftest import SEEDS, squash
+from tests.conftest import SEEDS, require_seeds, squash
 
 FORMS = {form_id: form for form_id, form in all_forms().items() if form.printed}
 FORM_IDS = {"2017-1", "2017-2", "2017-3", "2020-1", "2020-2", "2020-3", "2020-4", "2020-5", "2023-1"}
@@ -35,8 +35,7 @@ def norm(text: str) -> str:
 
 @cache
 def seed(name: str) -> str:
-    if not SEEDS.is_dir():
-        pytest.skip(f"seed documents not found at {SEEDS}")
+    require_seeds()
     return norm((SEEDS / name).read_text(encoding="utf-8"))
 
 

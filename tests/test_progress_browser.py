@@ -2,7 +2,8 @@
 
 The page is served by the campaign app on a local port, as the plugin serves it under Airflow; the test
 checks the matrix a province officer reads (seed 000's cities: 济南市 reported on time, 青岛市 late, the
-others not at all by 12-02) and saves a screenshot under test-output/.
+others not at all by 12-02) and saves screenshots in the test's temporary folder (pytest's ``tmp_path``,
+never the repository); their paths are printed.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from include.store.db import make_engine, upgrade
 from include.submissions import Actor, submit_report
 from include.timeutil import parse_instant
 from include.tokens import issue_token
-from tests.conftest import ROOT
 
 CHROMIUM = "/usr/bin/chromium"  # scripts/ensure-browser installs it
-OUT = ROOT / "test-output"
 
 
 @pytest.fixture
@@ -50,10 +49,11 @@ def served(tmp_path):
     engine.dispose()
 
 
-def test_the_progress_page_in_headless_chromium(served):
+def test_the_progress_page_in_headless_chromium(served, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    OUT.mkdir(exist_ok=True)
+    OUT = tmp_path / "screenshots"
+    OUT.mkdir()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1100, "height": 900}, locale="zh-CN")
@@ -72,4 +72,5 @@ def test_the_progress_page_in_headless_chromium(served):
         assert "济南市（370100）" in page.locator("h1").inner_text()
         page.screenshot(path=str(OUT / "progress-unit.png"), full_page=True)
         browser.close()
+    print("screenshots:", *sorted(OUT.iterdir()))
     assert (OUT / "progress-page.png").stat().st_size > 10_000
