@@ -55,7 +55,7 @@ class ReportTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            "include.gates.ReportTrigger",
+            f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "database_url": self.database_url,
                 "campaign": self.campaign,
