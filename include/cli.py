@@ -245,7 +245,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
         )
     finally:
         engine.dispose()
-    name = next(u.name for u in calendar.unit_list if u.code == args.unit)
+    name = calendar.unit_names[args.unit]
     verdict = "批准" if args.approve else "驳回"
     print(f"已记录：{verdict}{name}开通“{windows[0].name}”（{args.by}）{'，录入窗口已开放' if opened else ''}")
     return 0
@@ -423,7 +423,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from include.ingest import WindowClosed, ingest
 
     calendar = _load(args.campaign)
-    units = {unit.code: unit.name for unit in calendar.unit_list}
+    units = calendar.unit_names
     if args.unit not in units:
         raise UsageError(f"--unit：{calendar.name}没有单位“{args.unit}”")
     path = Path(args.file)
@@ -598,7 +598,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     calendar = _load(args.campaign)
     at = _now(args.at)
-    names = {unit.code: unit.name for unit in calendar.unit_list}
+    names = calendar.unit_names
     if args.unit and args.unit not in names:
         raise UsageError(f"--unit：{calendar.name}没有单位“{args.unit}”")
     stage = args.stage

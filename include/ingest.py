@@ -168,7 +168,7 @@ def ingest(
     """Read, check and store ``path`` as ``unit``'s data; raise ``WindowClosed`` or ``Refused``.
 
     ``replace_confirm``: the clerk confirmed that far fewer households replace the data in force."""
-    names = {u.code: u.name for u in calendar.unit_list}
+    names = calendar.unit_names
     if open_window(engine, calendar, unit, at) is None:
         message = _closed_message(calendar, names.get(unit, unit), at)
         _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{message}")
@@ -266,7 +266,7 @@ def restore_version(
     """Put a stored version of the unit's data for the form back in force, while its entry window is open
     (a restore changes the data like an upload does), audited; (the version restored, the one it replaced).
     ``WindowClosed`` outside the window, ``records.NoSuchVersion`` if it is not stored."""
-    names = {u.code: u.name for u in calendar.unit_list}
+    names = calendar.unit_names
     if open_window(engine, calendar, unit, at) is None:
         message = _closed_message(calendar, names.get(unit, unit), at)
         _audit(engine, calendar, unit, at, actor, "records_restore_refused", f"{form_id} {version[:12]}：{message}")

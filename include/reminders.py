@@ -70,7 +70,7 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
     policy = calendar.reminders
     day = local_day(at)
     working = is_working_day(day)
-    names = {unit.code: unit.name for unit in calendar.unit_list}
+    names = calendar.unit_names
     status = campaign_status(engine, calendar, at)
     states = {(unit["unit"], item["id"]): item["state"] for unit in status["units"] for item in unit["milestones"]}
     url = policy.progress_url.format(campaign=calendar.id)

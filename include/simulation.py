@@ -150,7 +150,7 @@ def simulate(
     tokens = {unit.code: issue_token(engine, unit.code, now)[1] for unit in calendar.unit_list}
     tokens[PROVINCE] = issue_token(engine, PROVINCE, now)[1]
     play = make_play(calendar, seed)
-    names = {unit.code: unit.name for unit in calendar.unit_list}
+    names = calendar.unit_names
     out(
         f"模拟战役 {calendar.id}：{local_text(calendar.starts)} 至 {local_text(calendar.ends, end=True)}（北京时间），"
         f"{len(calendar.unit_list)} 个单位，{len(play.attempts)} 次报送；临时目录 {home}"

@@ -120,7 +120,7 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             from include.timeutil import parse_instant
 
             calendar = load_campaign(campaign)
-            names = {u.code: u.name for u in calendar.unit_list}
+            names = calendar.unit_names
             marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found))
             out = campaign_home() / "problem-lists" / campaign / stage / f"{campaign}-{stage}-{unit}-问题清单.xlsx"
             write_problem_list(marked, out, unit_name=names[unit], campaign_name=calendar.name, stage=stage)

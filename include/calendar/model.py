@@ -203,6 +203,11 @@ class Calendar(_Frozen):
         """The units that report to the office, resolved by the loader."""
         return self._unit_list
 
+    @property
+    def unit_names(self) -> dict[str, str]:
+        """Each reporting unit's code → its name."""
+        return {unit.code: unit.name for unit in self.unit_list}
+
     def phases_in_order(self) -> list[Phase]:
         return sorted(self.phases, key=lambda phase: (PHASE_ORDER.index(phase.id), phase.starts))
 

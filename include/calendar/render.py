@@ -36,7 +36,7 @@ def _reporters_text(calendar: Calendar, codes: list[str]) -> str:
         return "—"
     if len(codes) == len(calendar.unit_list):
         return f"全部 {len(codes)} 个单位"
-    names = {unit.code: unit.name for unit in calendar.unit_list}
+    names = calendar.unit_names
     return "、".join(names.get(code, code) for code in codes)
 
 
