@@ -252,7 +252,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from include.status import campaign_status
+    from include.status import STATE_WORDS, campaign_status
 
     calendar = _load(args.campaign)
     engine = _engine()
@@ -261,11 +261,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(status)
         return 0
-    words = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
     windows = {"not_open": "未开放", "open": "开放中", "closed": "已关闭"}
     print(f"{calendar.name}　截至 {status['at']}")
     for unit in status["units"]:
-        cells = "　".join(f"{item['id']}:{words[item['state']]}" for item in unit["milestones"])
+        cells = "　".join(f"{item['id']}:{STATE_WORDS[item['state']]}" for item in unit["milestones"])
         window = unit["entry_window"]
         print(f"{unit['name']}（{unit['unit']}）　{cells}　录入窗口:{windows[window['state']] if window else '—'}")
     return 0
@@ -320,7 +319,8 @@ def cmd_remind(args: argparse.Namespace) -> int:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    from include.progress import STATE_TEXT, progress_report, write_progress_xlsx
+    from include.progress import progress_report, write_progress_xlsx
+    from include.status import STATE_WORDS
 
     calendar = _load(args.campaign)
     engine = _engine()
@@ -337,7 +337,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
         return 0
     print(f"{calendar.name}　截至 {report['at']}（落后的在前）")
     for unit in report["units"]:
-        states = "　".join(f"{item['id']}:{STATE_TEXT[item['state']]}" for item in unit["milestones"])
+        states = "　".join(f"{item['id']}:{STATE_WORDS[item['state']]}" for item in unit["milestones"])
         share = f"{unit['share']:.0%}" if unit["share"] is not None else "无底数"
         problems = "—" if unit["open_problems"] is None else unit["open_problems"]
         entered = f"已录入 {unit['entered']} 户（{share}）"

@@ -19,6 +19,7 @@ from include import records
 from include.calendar import Calendar
 from include.calendar.model import EntryWindow
 from include.forms.spec import get_form
+from include.status import STATE_WORDS
 
 ROSTER_FORM = "registry"
 
@@ -65,9 +66,6 @@ def expected_share(window: EntryWindow, at: dt.datetime) -> float:
     if at >= window.closes:
         return 1.0
     return (at - window.opens) / (window.closes - window.opens)
-
-
-STATE_TEXT = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
 
 
 def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime) -> dict[str, Any]:
@@ -149,7 +147,7 @@ def write_progress_xlsx(report: dict[str, Any], out: Path) -> Path:
         text_cell(ws, row, 1, unit["name"])
         text_cell(ws, row, 2, unit["unit"])
         for n, item in enumerate(unit["milestones"], start=3):
-            text_cell(ws, row, n, STATE_TEXT.get(item["state"], item["state"]))
+            text_cell(ws, row, n, STATE_WORDS.get(item["state"], item["state"]))
         column = 3 + len(milestones)
         ws.cell(row=row, column=column, value=unit["entered"])
         ws.cell(row=row, column=column + 1, value=unit["roster"])

@@ -8,12 +8,10 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-STATE = {
-    "on_time": ("按时", "#2e7d32"),
-    "late": ("逾期", "#ef6c00"),
-    "missing": ("未报", "#c62828"),
-    "pending": ("未到期", "#9e9e9e"),
-}
+from include.status import STATE_WORDS
+
+COLOURS = {"on_time": "#2e7d32", "late": "#ef6c00", "missing": "#c62828", "pending": "#9e9e9e"}
+STATE = {state: (STATE_WORDS[state], colour) for state, colour in COLOURS.items()}
 STYLE = """
 body{font-family:"Noto Sans CJK SC","Noto Sans SC",sans-serif;margin:24px;color:#222}
 table{border-collapse:collapse;margin:12px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:center}

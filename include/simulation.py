@@ -33,7 +33,7 @@ from include.calendar import Calendar, read_calendar, registry
 from include.calendar.compress import compress, to_yaml
 from include.instant_sensor import CalendarInstantSensor
 from include.local_airflow import airflow_env, free_port, get_json, standalone, wait_for
-from include.status import campaign_status
+from include.status import STATE_WORDS, campaign_status
 from include.store.db import make_engine, upgrade
 from include.submissions import door_closes
 from include.timeutil import local_text
@@ -43,8 +43,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from include.cluster import Cluster
-
-STATE_WORDS = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,12 @@ def main_window(calendar: Calendar) -> EntryWindow | None:
     return next((item for item in windows if item.phase == "entry"), windows[0] if windows else None)
 
 
+# A milestone's state for a unit, and the word every page, workbook and command shows for it.
+STATE_WORDS = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
+
+
 def milestone_state(due: dt.datetime, received_at: dt.datetime | None, at: dt.datetime) -> str:
+    """One of ``STATE_WORDS``: received before the door's due instant, after it, not by a passed one, not yet due."""
     if received_at is not None:
         return "on_time" if received_at < due else "late"
     return "missing" if at >= due else "pending"
