@@ -594,7 +594,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from include.rules.problem_list import write_problem_list
     from include.rules.problems import validate
-    from include.rules.stages import STAGES
+    from include.rules.stages import STAGES, problem_list_name
 
     calendar = _load(args.campaign)
     at = _now(args.at)
@@ -610,7 +610,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     files = []
     for unit in run.units:
         mine = run.problems.filter(pl.col("unit") == unit)
-        path = out / f"{calendar.id}-{stage}-{unit}-问题清单.xlsx"
+        path = out / problem_list_name(calendar.id, stage, unit)
         write_problem_list(mine, path, unit_name=names[unit], campaign_name=calendar.name, stage=stage)
         files.append(str(path))
     if args.json:

@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from include.rules.stages import STAGES
+from include.rules.stages import STAGES, problem_list_name
 
 DAG_ID = "validation"
 ALL_UNITS = "all"  # the `unit` param's value for every unit of the campaign
@@ -122,7 +122,7 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             calendar = load_campaign(campaign)
             names = calendar.unit_names
             marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found))
-            out = campaign_home() / "problem-lists" / campaign / stage / f"{campaign}-{stage}-{unit}-问题清单.xlsx"
+            out = campaign_home() / "problem-lists" / campaign / stage / problem_list_name(campaign, stage, unit)
             write_problem_list(marked, out, unit_name=names[unit], campaign_name=calendar.name, stage=stage)
             active = marked.filter(pl.col("status") != "fixed").height
             get_current_context()["unit_label"] = f"{names[unit]} · {active} 个问题"
