@@ -39,7 +39,7 @@ from include.masking import redact, short_masked
 from include.paths import is_local_run
 from include.status import campaign_status
 from include.store.db import make_engine
-from include.submissions import Actor, Refused, max_report_bytes, submit_report
+from include.submissions import Actor, ReportRefused, max_report_bytes, submit_report
 from include.tokens import Credential, check_configuration, session_value, verify_session, verify_token
 from include.upload import UploadRefused, receive
 
@@ -218,7 +218,7 @@ async def submit(request: Request, who: Submitter) -> JSONResponse:
                     file=received.file_path,
                 )
             )
-        except Refused as refused:
+        except ReportRefused as refused:
             retry = {"Retry-After": "5"} if refused.http_status == 503 else None
             raise _error(refused.http_status, refused.reason, refused.message, retry) from None
     finally:
@@ -310,7 +310,7 @@ async def upload_workbook(request: Request, who: Submitter) -> JSONResponse:
 def _ingest(
     request: Request, who: Credential, campaign: str, unit: str, path: os.PathLike, confirm: bool = False
 ) -> JSONResponse:
-    from include.forms.workbook import Refused as WorkbookRefused
+    from include.forms.workbook import WorkbookRefused
     from include.ingest import WindowClosed, ingest
 
     calendar = calendar_for(campaign, who)

@@ -143,7 +143,7 @@ def _print_json(data: object) -> None:
 def cmd_report_submit(args: argparse.Namespace) -> int:
     import getpass
 
-    from include.submissions import Actor, Refused, submit_report
+    from include.submissions import Actor, ReportRefused, submit_report
 
     calendar = _load(args.campaign)
     at = _now(args.at)
@@ -165,7 +165,7 @@ def cmd_report_submit(args: argparse.Namespace) -> int:
             file_name=file_name,
             content=content,
         )
-    except Refused as refused:
+    except ReportRefused as refused:
         if args.json:
             _print_json({"refused": refused.reason, "message": refused.message})
         else:
@@ -419,7 +419,7 @@ def cmd_forms_template(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     import getpass
 
-    from include.forms.workbook import Refused
+    from include.forms.workbook import WorkbookRefused
     from include.ingest import WindowClosed, ingest
 
     calendar = _load(args.campaign)
@@ -441,8 +441,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             actor=f"cli:{getpass.getuser()}",
             replace_confirm=args.replace_confirm,
         )
-    except (Refused, WindowClosed) as refused:
-        reason = refused.reason if isinstance(refused, Refused) else "window_closed"
+    except (WorkbookRefused, WindowClosed) as refused:
+        reason = refused.reason if isinstance(refused, WorkbookRefused) else "window_closed"
         errors = getattr(refused, "errors", [])
         if args.json:
             _print_json(

@@ -2,7 +2,7 @@
 
 The steps, each of which can stop the upload with nothing stored:
 1. the unit's entry window must be open at ``at`` (``WindowClosed``);
-2. the file as a whole must pass (include/forms/workbook.py: ``Refused``);
+2. the file as a whole must pass (include/forms/workbook.py: ``WorkbookRefused``);
 3. rows are checked (include/forms/check.py); rejected rows are reported, the others stored;
    a file with no acceptable row at all is refused, so that it cannot wipe the data in force, and so is
    one that would replace the unit's data with far fewer households (``replace_floor``: fewer than half)
@@ -31,7 +31,7 @@ from include.audit import audit
 from include.calendar import Calendar
 from include.forms.check import Checked, RowError, read_and_check
 from include.forms.spec import FormSpec
-from include.forms.workbook import Refused
+from include.forms.workbook import WorkbookRefused
 from include.masking import redact
 from include.store.db import session_scope
 from include.timeutil import local_text
@@ -145,7 +145,7 @@ def _check_shrink(
     when = local_text(dt.datetime.fromisoformat(meta["at"])) if meta.get("at") else "上一次"
     rejected = f"（另有 {len(checked.errors)} 处问题未通过检查，见问题清单）" if checked.errors else ""
     sheets = f"其中{'、'.join(shrunk)}。" if shrunk else ""
-    raise Refused(
+    raise WorkbookRefused(
         "shrinks",
         f"本次文件通过检查的只有 {households} 户{rejected}，本单位在用的数据有 {previous} 户"
         f"（{when}上传的「{meta.get('file', '')}」）；{sheets}保存将用少得多的数据替换在用数据，"
@@ -165,7 +165,7 @@ def ingest(
     *,
     replace_confirm: bool = False,
 ) -> IngestResult:
-    """Read, check and store ``path`` as ``unit``'s data; raise ``WindowClosed`` or ``Refused``.
+    """Read, check and store ``path`` as ``unit``'s data; raise ``WindowClosed`` or ``WorkbookRefused``.
 
     ``replace_confirm``: the clerk confirmed that far fewer households replace the data in force."""
     names = calendar.unit_names
@@ -177,8 +177,8 @@ def ingest(
         checked = _read(path, calendar)
         if checked.accepted_rows == 0:
             if sum(checked.rows.values()) == 0:
-                raise Refused("empty", "文件中没有填写任何数据行。请在模板的数据表中逐行填写后上传。")
-            raise Refused(
+                raise WorkbookRefused("empty", "文件中没有填写任何数据行。请在模板的数据表中逐行填写后上传。")
+            raise WorkbookRefused(
                 "all_rejected",
                 f"文件中 {len(checked.errors)} 处问题，没有一行通过检查，未保存，原有数据保持不变。"
                 "请按问题清单改正后重新上传。",
@@ -188,7 +188,7 @@ def ingest(
         households = households_in(checked.form, rows_by_sheet)
         previous, previous_meta = _previous_households(calendar, checked.form, unit)
         _check_shrink(checked, previous, previous_meta, households, rows_by_sheet, replace_confirm)
-    except Refused as refused:
+    except WorkbookRefused as refused:
         _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{refused.message}")
         raise
     form = checked.form
@@ -244,11 +244,11 @@ def _read(path: Path, calendar: Calendar) -> Checked:
     not XML, a bad CRC, an unknown compression, an encrypted entry) is refused like any damaged file, not a 500."""
     try:
         return read_and_check(path, calendar.forms, calendar.id)
-    except Refused:
+    except WorkbookRefused:
         raise
     except Exception as exc:  # the file's fault: what the reader raised goes to the server's log only
         log.warning("工作簿无法读取（%s）：%s", path.name, redact(repr(exc))[:300])
-        raise Refused(
+        raise WorkbookRefused(
             "bad_zip", "文件已损坏或不是 Excel 保存的工作簿，无法读取。请在 Excel 中重新保存为 .xlsx 后上传。"
         ) from None
 

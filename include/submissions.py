@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from include.audit import audit
 from include.calendar.model import Calendar, Milestone
-from include.masking import redact, short_masked
+from include.errors import Refused
+from include.masking import short_masked
 from include.paths import campaign_home
 from include.store.db import session_scope
 from include.store.models import Report
@@ -42,7 +43,7 @@ def max_report_bytes() -> int:
     return int(os.environ.get("CAMPAIGN_MAX_REPORT_BYTES", str(50 * 1024 * 1024)))
 
 
-class Refused(Exception):
+class ReportRefused(Refused):
     """A submission the door does not take; ``message`` is Chinese and says what to do next."""
 
     STATUS: ClassVar[dict[str, int]] = {
@@ -54,12 +55,6 @@ class Refused(Exception):
         "busy": 503,
     }
     EXIT: ClassVar[dict[str, int]] = {"closed": 3}
-
-    def __init__(self, reason: str, message: str) -> None:
-        message = redact(message)
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
     @property
     def http_status(self) -> int:
@@ -124,7 +119,7 @@ def _refuse(
     at: dt.datetime,
     reason: str,
     message: str,
-) -> Refused:
+) -> ReportRefused:
     known_units = {item.code for item in calendar.unit_list}
     known_milestones = {item.id for item in calendar.milestones}
     with session_scope(engine) as session:
@@ -140,7 +135,7 @@ def _refuse(
             on_behalf=actor.unit is None,
             detail=f"[{reason}] {message}",
         )
-    return Refused(reason, message)
+    return ReportRefused(reason, message)
 
 
 def _file_digest(file: Path) -> str:
@@ -199,7 +194,7 @@ def submit_report(
     content: bytes | None = None,
     file: Path | None = None,
 ) -> Submission:
-    """Take a report at ``at`` or raise `Refused`; every outcome is in the audit log.
+    """Take a report at ``at`` or raise `ReportRefused`; every outcome is in the audit log.
 
     The report's file is ``content`` (bytes) or ``file`` (a path, read in chunks: an upload never sits in memory).
     """

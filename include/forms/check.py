@@ -380,7 +380,7 @@ def _duplicates(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
 
 
 def read_and_check(path: Path, allowed_forms: Iterable[str], campaign: str | None = None) -> Checked:
-    """Read the workbook (``Refused`` if it fails as a whole, or was written for another ``campaign``) and
+    """Read the workbook (``WorkbookRefused`` if it fails as a whole, or was written for another ``campaign``) and
     check its rows, each sheet checked in its own thread as soon as it is read."""
     return check_workbook(read_workbook(path, allowed_forms, hook=_check_sheet, campaign=campaign))
 

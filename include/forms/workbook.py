@@ -1,7 +1,7 @@
 """Open an uploaded workbook safely and read its sheets as text columns.
 
 Before any cell is read, the file is checked as a whole; a workbook that fails a check is refused with
-one Chinese message (``Refused``) and nothing is stored:
+one Chinese message (``WorkbookRefused``) and nothing is stored:
 
 - size over the limit, not a zip, an old .xls, a password-protected file, a zip that is not xlsx;
 - a zip bomb (declared or actual size over the limit, or an extreme compression ratio);
@@ -34,10 +34,11 @@ from defusedxml import ElementTree
 from openpyxl.utils import get_column_letter
 from zlib_ng import zlib_ng
 
+from include.errors import Refused
 from include.forms import sheetxml
 from include.forms.spec import FieldSpec, FormSpec, SheetSpec, all_forms
 from include.forms.template import MARKER_PREFIX, MAX_ROW
-from include.masking import redact, short_masked
+from include.masking import short_masked
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -74,14 +75,11 @@ def max_unpacked_bytes() -> int:
     return int(explicit) if explicit else upload_memory_budget() // MEMORY_PER_UNPACKED_BYTE
 
 
-class Refused(Exception):
-    """The file is refused as a whole; ``reason`` is a stable English id, the message Chinese."""
+class WorkbookRefused(Refused):
+    """The file is refused as a whole (a refusal may quote a cell or a header: never a number in clear)."""
 
     def __init__(self, reason: str, message: str, errors: list | None = None) -> None:
-        message = redact(message)  # a refusal may quote a cell or a header: never a number in clear
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+        super().__init__(reason, message)
         self.errors = errors or []  # row problems, when every row was rejected
 
 
@@ -115,22 +113,22 @@ def _sniff(path: Path) -> None:
     size = path.stat().st_size
     limit = max_upload_bytes()
     if size > limit:
-        raise Refused("too_large", f"文件 {_mb(size)}，超过上传上限 {_mb(limit)}。请按乡镇或村拆分后分别上传。")
+        raise WorkbookRefused("too_large", f"文件 {_mb(size)}，超过上传上限 {_mb(limit)}。请按乡镇或村拆分后分别上传。")
     with path.open("rb") as fh:
         head = fh.read(8)
         if head == OLE_MAGIC:
             body = fh.read(min(size, 64 * 1024 * 1024))
             if ENCRYPTED_STREAM in body:
-                raise Refused(
+                raise WorkbookRefused(
                     "encrypted",
                     "文件设置了打开密码，系统无法读取。请在 Excel 中取消密码（文件→信息→保护工作簿）后重新上传。",
                 )
-            raise Refused(
+            raise WorkbookRefused(
                 "xls",
                 "这是旧版 Excel（.xls）文件。请用本系统下载的 .xlsx 模板填写，或在 Excel 中“另存为 .xlsx”后重新上传。",
             )
     if head[:4] != ZIP_MAGIC:
-        raise Refused("not_zip", "文件不是 Excel 工作簿（.xlsx）。请上传用本系统模板填写的 .xlsx 文件。")
+        raise WorkbookRefused("not_zip", "文件不是 Excel 工作簿（.xlsx）。请上传用本系统模板填写的 .xlsx 文件。")
 
 
 MAX_ENTRIES = 1000  # a workbook has tens of parts; a million empty ones cost gigabytes before any size check
@@ -152,7 +150,7 @@ def _check_directory(path: Path) -> None:
         tail = fh.read()
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < 22 or tail.count(b"PK\x05\x06") != 1:
-        raise Refused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。")
+        raise WorkbookRefused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。")
     entries_here, entries, directory, offset, comment = struct.unpack("<HHLLH", tail[at + 8 : at + 22])
     plain = (
         b"PK\x06\x06" not in tail
@@ -162,7 +160,7 @@ def _check_directory(path: Path) -> None:
         and offset + directory == start + at
     )
     if not plain:
-        raise Refused(
+        raise WorkbookRefused(
             "bad_zip",
             "文件的压缩结构不是 Excel 保存的（多重目录或 zip64），已拒收。请在 Excel 中重新保存为 .xlsx 后上传。",
         )
@@ -170,8 +168,8 @@ def _check_directory(path: Path) -> None:
         raise _too_many_parts()
 
 
-def _too_many_parts() -> Refused:
-    return Refused(
+def _too_many_parts() -> WorkbookRefused:
+    return WorkbookRefused(
         "zip_bomb",
         f"文件内部的组成部分过多（上限 {MAX_ENTRIES} 个），不是正常的 Excel 工作簿，已拒收。"
         "请用本系统模板重新填写后上传。",
@@ -183,27 +181,29 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise Refused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。") from exc
+        raise WorkbookRefused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。") from exc
     listed = archive.namelist()
     if len(listed) > MAX_ENTRIES:
         raise _too_many_parts()
     names = set(listed)
     if len(names) != len(listed):  # two parts of one name: which one a reader takes is its own choice
-        raise Refused(
+        raise WorkbookRefused(
             "bad_zip", "文件中有重名的组成部分，不是 Excel 保存的工作簿，已拒收。请在 Excel 中重新保存后上传。"
         )
     if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
         kind = "Word 文档" if "word/document.xml" in names else "压缩包"
-        raise Refused("not_xlsx", f"文件是{kind}，不是 Excel 工作簿。请上传用本系统模板填写的 .xlsx 文件。")
+        raise WorkbookRefused("not_xlsx", f"文件是{kind}，不是 Excel 工作簿。请上传用本系统模板填写的 .xlsx 文件。")
     total = 0
     limit = max_unpacked_bytes()
     for info in archive.infolist():
         total += info.file_size
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > RATIO_FLOOR_BYTES and ratio > MAX_RATIO:
-            raise Refused("zip_bomb", f"文件中的 {info.filename} 压缩比异常（{ratio:.0f}:1），疑似恶意文件，已拒收。")
+            raise WorkbookRefused(
+                "zip_bomb", f"文件中的 {info.filename} 压缩比异常（{ratio:.0f}:1），疑似恶意文件，已拒收。"
+            )
     if total > limit:
-        raise Refused(
+        raise WorkbookRefused(
             "zip_bomb",
             f"文件解压后 {_mb(total)}，超过单个文件的上限 {_mb(limit)}（按服务器内存预算），已拒收。"
             "请按乡镇或村拆分后分别上传；如确为正常文件，请联系运维人员。",
@@ -221,23 +221,25 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         fh.seek(info.header_offset)
         header = fh.read(30)
         if header[:4] != b"PK\x03\x04":
-            raise Refused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。")
+            raise WorkbookRefused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。")
         name_length, extra_length = struct.unpack("<HH", header[26:30])
         fh.seek(info.header_offset + 30 + name_length + extra_length)
         raw = fh.read(info.compress_size)
     try:
         return zlib_ng.decompressobj(-15).decompress(raw, info.file_size + 1)
     except zlib_ng.error as exc:
-        raise Refused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。") from exc
+        raise WorkbookRefused("bad_zip", "文件已损坏，无法解压。请重新保存为 .xlsx 后上传。") from exc
 
 
 def _read_part(archive: zipfile.ZipFile, name: str) -> bytes:
     """A part's bytes, never more than its declared size (a lying header is a zip bomb)."""
     data = _inflate(archive, archive.getinfo(name))
     if len(data) > archive.getinfo(name).file_size:
-        raise Refused("zip_bomb", f"文件中的 {name} 实际大小超过声明，疑似恶意文件，已拒收。")
+        raise WorkbookRefused("zip_bomb", f"文件中的 {name} 实际大小超过声明，疑似恶意文件，已拒收。")
     if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data[:4096]:
-        raise Refused("xml_entities", "文件含有 XML 实体声明（DTD），疑似恶意文件，已拒收。请用本系统模板重新填写。")
+        raise WorkbookRefused(
+            "xml_entities", "文件含有 XML 实体声明（DTD），疑似恶意文件，已拒收。请用本系统模板重新填写。"
+        )
     return data
 
 
@@ -260,7 +262,7 @@ def _sheet_parts(archive: zipfile.ZipFile) -> _Parts:
             _read_part(archive, name)
     workbook = ElementTree.fromstring(_read_part(archive, "xl/workbook.xml"))
     if workbook.tag.startswith("{" + STRICT_NS):
-        raise Refused(
+        raise WorkbookRefused(
             "strict_xml",
             "文件是“Strict Open XML 电子表格”格式，本系统只读普通的 Excel 工作簿。"
             "请在 Excel 中“另存为”，保存类型选“Excel 工作簿(*.xlsx)”后重新上传。",
@@ -285,7 +287,7 @@ def _sheet_parts(archive: zipfile.ZipFile) -> _Parts:
 
 def _check_marker(marker: dict[str, str]) -> None:
     if "form" not in marker:
-        raise Refused(
+        raise WorkbookRefused(
             "no_marker",
             "这不是本系统下发的模板（缺少模板标识）。请用“campaign forms template”下载模板，把数据粘贴进去后上传。",
         )
@@ -295,23 +297,23 @@ def _form_of(marker: dict[str, str], allowed: Iterable[str], campaign: str | Non
     forms = all_forms()
     form = forms.get(marker.get("form", ""))
     if form is None:
-        raise Refused("no_marker", "模板标识无法识别。请用“campaign forms template”重新下载模板。")
+        raise WorkbookRefused("no_marker", "模板标识无法识别。请用“campaign forms template”重新下载模板。")
     allowed = list(allowed)
     if form.id not in allowed:
         names = "、".join(f"{forms[f].title}（{f}）" for f in allowed) or "无"
-        raise Refused(
+        raise WorkbookRefused(
             "wrong_form", f"这是「{form.title}」（{form.id}）的模板，本次工作使用的表是：{names}。请换用对应的模板。"
         )
     written_for = marker.get("campaign", "")
     if campaign is not None and written_for != campaign:
-        raise Refused(
+        raise WorkbookRefused(
             "wrong_campaign",
             f"这是「{written_for or '未注明的工作'}」的模板，本次上传的是「{campaign}」工作的数据。"
             f"请用本工作的模板（campaign forms template --campaign {campaign}）填写后上传。",
         )
     version = marker.get("version", "")
     if version != str(form.version):
-        raise Refused(
+        raise WorkbookRefused(
             "old_version",
             f"模板是第{version}版，现行是第{form.version}版（列有变动）。"
             f"请下载新模板，把数据按列标题粘贴过去后重新上传。",
@@ -347,7 +349,7 @@ def _find_header(cells: pl.DataFrame, sheet_name: str, fields: tuple[FieldSpec, 
             f"{get_column_letter(c)} 列「{short_masked(t)}」" for c, t in shown.select("col", "text").iter_rows()
         )
         seen = f"第{row}行是：{listed}。"
-    raise Refused(
+    raise WorkbookRefused(
         "columns",
         f"工作表「{sheet_name}」的前{HEADER_SEARCH_ROWS}行中找不到模板的表头（如「{sample}」）。{seen}"
         "表头应在第1行（其上可以有标题行）。请不要删除或改写模板的表头行，按原样恢复后重新上传。",
@@ -357,7 +359,7 @@ def _find_header(cells: pl.DataFrame, sheet_name: str, fields: tuple[FieldSpec, 
 def _map_columns(
     cells: pl.DataFrame, header_row: int, sheet_name: str, fields: tuple[FieldSpec, ...]
 ) -> dict[str, int]:
-    """Field key → the column (number) headed by it in this file; ``Refused`` if one is missing or twice."""
+    """Field key → the column (number) headed by it in this file; ``WorkbookRefused`` if one is missing or twice."""
     by_key = {header_key(f.header): f for f in fields}
     heads = cells.filter(pl.col("row") == header_row, pl.col("text").is_not_null())
     columns: dict[str, list[int]] = {}
@@ -384,7 +386,7 @@ def _map_columns(
             parts.append("重复的列：" + "、".join(twice))
         if missing and unknown:
             parts.append("无法识别的列：" + "、".join(unknown[:5]) + "（是否改了列标题？）")
-        raise Refused(
+        raise WorkbookRefused(
             "columns",
             f"工作表「{sheet_name}」（表头在第{header_row}行）的列与模板不符：{'；'.join(parts)}。"
             "请不要修改模板的列标题，按原样恢复后重新上传。",
@@ -406,14 +408,14 @@ def _check_cells(cells: pl.DataFrame, sheet_name: str) -> None:
     twice = cells.head(0) if in_order else cells.filter(place.is_duplicated()).head(1)
     if twice.height:  # which of the two a program shows is its own choice: neither is taken
         cell = f"{get_column_letter(int(twice['col'][0]))}{twice['row'][0]}"
-        raise Refused(
+        raise WorkbookRefused(
             "bad_zip",
             f"工作表「{sheet_name}」的 {cell} 单元格在文件中写了两次，不是 Excel 保存的工作簿，已拒收。"
             "请在 Excel 中打开、核对该单元格后重新保存为 .xlsx 上传。",
         )
     last = cells["row"].max() if cells.height else 0
     if last is not None and int(last) > MAX_ROW:  # type: ignore[arg-type]
-        raise Refused(
+        raise WorkbookRefused(
             "too_many_rows",
             f"工作表「{sheet_name}」超过 Excel 的 {MAX_ROW:,} 行上限，文件已损坏或不是 Excel 保存的。"
             "请拆分后重新上传。",
@@ -421,7 +423,7 @@ def _check_cells(cells: pl.DataFrame, sheet_name: str) -> None:
     formula = cells.filter(pl.col("formula")).head(1)
     if formula.height:
         cell = f"{get_column_letter(int(formula['col'][0]))}{formula['row'][0]}"
-        raise Refused(
+        raise WorkbookRefused(
             "formula",
             f"工作表「{sheet_name}」的 {cell} 单元格含有公式。"
             "请选中数据“复制”，再“选择性粘贴→数值”去掉公式后重新上传。",
@@ -434,7 +436,7 @@ def _check_merges(data: bytes, sheet_name: str, header_row: int) -> None:
         last_row = int(merge.group(4) or merge.group(2))
         if last_row > header_row:  # a merged title above the header is no data
             ref = re.split(rb"[\"']", merge.group(0))[1].decode()
-            raise Refused(
+            raise WorkbookRefused(
                 "merged", f"工作表「{sheet_name}」的 {ref} 是合并单元格。请取消合并，每行填写完整后重新上传。"
             )
 
@@ -455,7 +457,7 @@ def _check_numbers_in_text(
         lost = _digits_lost(raw)
         shown = _sci(raw) if lost else short_masked(raw)
         consequence = "号码的后几位已经丢失" if lost else "开头的0和号码格式会丢失"
-        raise Refused(
+        raise WorkbookRefused(
             "number_id",
             f"工作表「{sheet_name}」的 {cell} 单元格（{f.header}）被 Excel 存成了数字"
             f"（显示为 {shown}）{more}，{consequence}。请把该列设为“文本”格式，"
@@ -480,7 +482,7 @@ def _cells(data: bytes, strings: pl.Series, sheet_name: str) -> pl.DataFrame:
     try:
         return sheetxml.read_cells(data, strings)
     except (sheetxml.NotSpreadsheetML, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
-        raise Refused(
+        raise WorkbookRefused(
             "bad_zip", f"工作表「{sheet_name}」无法读取，文件可能已损坏。请在 Excel 中重新保存为 .xlsx 后上传。"
         ) from exc
 
@@ -539,7 +541,7 @@ def _sheet_job(
 def read_workbook(
     path: Path, allowed_forms: Iterable[str], hook: SheetHook | None = None, campaign: str | None = None
 ) -> Workbook:
-    """Check the file as a whole and read every data sheet of its form; raise ``Refused`` if it fails.
+    """Check the file as a whole and read every data sheet of its form; raise ``WorkbookRefused`` if it fails.
 
     ``campaign``, when given, must be the one the template was written for. ``hook`` runs on each sheet as
     soon as it is read, in that sheet's thread; its results are in ``Workbook.results``.
@@ -554,11 +556,11 @@ def read_workbook(
     form = _form_of(parts.marker, allowed_forms, campaign)
     for sheet in form.sheets:
         if sheet.name not in parts.sheets or sheet.name not in sizes:
-            raise Refused("columns", f"工作簿中缺少工作表「{sheet.name}」。请不要删除或重命名模板的工作表。")
+            raise WorkbookRefused("columns", f"工作簿中缺少工作表「{sheet.name}」。请不要删除或重命名模板的工作表。")
     try:
         strings = sheetxml.shared_strings(strings_xml)
     except (sheetxml.NotSpreadsheetML, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
-        raise Refused(
+        raise WorkbookRefused(
             "bad_zip", "文件的共享字符串表无法读取，文件可能已损坏。请在 Excel 中重新保存为 .xlsx 后上传。"
         ) from exc
     del strings_xml

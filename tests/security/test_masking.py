@@ -478,14 +478,14 @@ def test_a_refused_unit_or_milestone_is_kept_masked_in_the_audit_log(tmp_path):
     from include.calendar.registry import load_campaign
     from include.store.db import make_engine, session_scope, upgrade
     from include.store.models import AuditEntry
-    from include.submissions import Actor, Refused, submit_report
+    from include.submissions import Actor, ReportRefused, submit_report
     from include.timeutil import parse_instant
 
     engine = make_engine(upgrade(f"sqlite:///{tmp_path / 'store.db'}"))
     calendar = load_campaign("2020-shandong")
     at = parse_instant("2020-11-20T10:00+08:00")
     for unit, milestone in (("370102198001011234", "completion_report"), ("370100", "x13812345678")):
-        with pytest.raises(Refused):
+        with pytest.raises(ReportRefused):
             submit_report(engine, calendar, unit=unit, milestone_id=milestone, at=at, actor=Actor("province"))
     with session_scope(engine) as session:
         rows = session.scalars(select(AuditEntry)).all()
