@@ -19,14 +19,15 @@ class CalendarInstantSensor(DateTimeSensorAsync):
     ui_color = "#e8f1fb"
 
     def __init__(self, *, campaign_id: str, key: str, kind: str, due: dt.datetime, label: str, **kwargs: Any) -> None:
-        super().__init__(target_time=pendulum.instance(due).in_timezone("UTC").isoformat(), **kwargs)
+        self.due_at = pendulum.instance(due).in_timezone("UTC")  # ours: the sensor's own _moment is private
+        super().__init__(target_time=self.due_at.isoformat(), **kwargs)
         self.campaign_id = campaign_id
         self.instant_key = key
         self.kind = kind
         self.instant_label = label
 
     def execute(self, context: Any) -> None:
-        if pendulum.now("UTC") >= self._moment:
+        if pendulum.now("UTC") >= self.due_at:
             self.execute_complete(context)
             return
         super().execute(context)
@@ -39,7 +40,7 @@ class CalendarInstantSensor(DateTimeSensorAsync):
             return
         window_id = self.instant_key.split(".")[1]
         act = open_ready_windows if self.kind == "window_open" else close_windows
-        units = act(engine, calendar, window_id, self._moment, "campaign-dag")
+        units = act(engine, calendar, window_id, self.due_at, "campaign-dag")
         self.log.info("%s：%d 个单位（%s）", self.instant_label, len(units), "、".join(units) or "无")
 
     def execute_complete(self, context: Any, event: Any = None) -> None:
@@ -57,11 +58,11 @@ class CalendarInstantSensor(DateTimeSensorAsync):
                 calendar,
                 key=self.instant_key,
                 kind=self.kind,
-                due_at=self._moment,
+                due_at=self.due_at,
                 recorded_at=pendulum.now("UTC"),
                 run_id=context["run_id"] if context else None,
             )
         finally:
             engine.dispose()
         note = "已记录" if recorded else "此前已记录，未重复写入"
-        self.log.info("%s（%s）：%s", self.instant_label, local_text(self._moment), note)
+        self.log.info("%s（%s）：%s", self.instant_label, local_text(self.due_at), note)

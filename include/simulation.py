@@ -416,7 +416,7 @@ def _check(
     from include.dag_factory import build_dag
 
     instants = {
-        task.task_id: task._moment for task in build_dag(calendar).tasks if isinstance(task, CalendarInstantSensor)
+        task.task_id: task.due_at for task in build_dag(calendar).tasks if isinstance(task, CalendarInstantSensor)
     }
     for ti in instances:
         if ti["task_id"] in instants:

@@ -88,7 +88,7 @@ def assert_every_instant_passed_once(env: dict[str, str], calendar_file: Path, f
     triggers = [f"{stage}.trigger_validation" for stage in STAGES]
     assert sorted(finished) == sorted([*(task.task_id for task in instants), *triggers])
     for task in instants:
-        assert pendulum.parse(finished[task.task_id]) >= task._moment, task.task_id
+        assert pendulum.parse(finished[task.task_id]) >= task.due_at, task.task_id
 
     engine = make_engine(f"sqlite:///{Path(env['CAMPAIGN_HOME']) / 'campaign.db'}")
     rows = passed_instants(engine, calendar.id)

@@ -40,7 +40,7 @@ def test_every_calendar_instant_is_a_task_at_that_instant(dagbag, plan):
     sensors = {task.instant_key: task for task in dag.tasks if isinstance(task, CalendarInstantSensor)}
     assert sorted(sensors) == sorted(key for key, _ in calendar.instants())
     for key, instant in calendar.instants():
-        assert sensors[key]._moment == instant, key
+        assert sensors[key].due_at == instant, key
     assert isinstance(dag.timetable, CampaignTimetable)
     assert (dag.timetable.starts, dag.timetable.ends) == (calendar.starts, calendar.ends)
     assert "campaign" in dag.tags
