@@ -38,8 +38,6 @@ HALFWIDTH = [chr(ord(c) - 0xFEE0) for c in FULLWIDTH[:-1]] + [" "]
 NUMERIC_PUNCT = (["．", "－", "＋"], [".", "-", "+"])
 NUMERIC_TYPES = ("integer", "money", "area", "number")
 COMPACT_TYPES = ("id_number", "phone", "account", "name", *NUMERIC_TYPES)  # inner spaces dropped
-# C0 and C1 controls (a tab or a line break only in free text), and the characters that show as nothing:
-# zero-width spaces and joiners, direction marks, the soft hyphen, the byte-order mark.
 # Characters that show as nothing or change how text around them shows, by Unicode category: controls (Cc),
 # format characters (Cf: zero-width spaces and joiners, direction marks and isolates, the soft hyphen, the
 # byte-order mark, tag characters), private use (Co), unassigned (Cn), line and paragraph separators (Zl,
@@ -141,10 +139,10 @@ class Present:
     """What a sheet's values hold at all (one pass over them all), so that a mapping or a check none of them
     needs is not run on every cell: full-width forms, spaces, odd characters, Excel error values."""
 
-    wide: bool = True
-    space: bool = True
-    odd: bool = True
-    error: bool = True
+    wide: bool
+    space: bool
+    odd: bool
+    error: bool
 
     @classmethod
     def of(cls, frame: pl.DataFrame, keys: list[str]) -> Present:
@@ -165,7 +163,7 @@ class Present:
         return cls(wide=has(WIDE), space=has(space), odd=has(odd), error=error)
 
 
-def _clean(expr: pl.Expr, field: FieldSpec, present: Present = Present()) -> pl.Expr:
+def _clean(expr: pl.Expr, field: FieldSpec, present: Present) -> pl.Expr:
     """The table above, applied: an empty cell is null."""
     if present.wide:
         expr = expr.str.replace_many(FULLWIDTH, HALFWIDTH)
@@ -304,7 +302,7 @@ def _typed(field: FieldSpec, text: pl.Expr, kind: pl.Expr, epoch: pl.Expr) -> tu
     return text, pl.when(too_long).then(pl.lit(f"内容过长（超过{limit}个字）")).otherwise(None)
 
 
-def _cell_problem(field: FieldSpec, text: pl.Expr, kind: pl.Expr, present: Present = Present()) -> pl.Expr:
+def _cell_problem(field: FieldSpec, text: pl.Expr, kind: pl.Expr, present: Present) -> pl.Expr:
     """What is wrong with a cell whatever its field's type: an Excel error value, an odd character (a control
     or invisible one anywhere, a digit of another script where a number goes)."""
     odd = ODD_CHARS if field.type == "text" else ODD_STRICT  # a line break is free text's own

@@ -179,15 +179,16 @@ class _OddForms(Exception):
 CHUNK_BYTES = 4 << 20  # the sheet is cut a chunk at a time
 
 
-def _cell_pieces(data: bytes) -> tuple[bytes, pl.Series]:
-    """The sheet cut at each ``<c ``: the part before the first cell (all of it when none is), and one piece
-    per cell up to ``</sheetData>`` (so that nothing after the cells is read as a cell's), as text."""
+def _cell_pieces(data: bytes) -> tuple[bytes, pl.Series, int]:
+    """The sheet cut at each ``<c ``: the part before the first cell (all of it when none is), one piece per
+    cell up to ``</sheetData>`` (so that nothing after the cells is read as a cell's) as text, and where the
+    pieces end in ``data``."""
     start = data.find(b"<sheetData")
     first_cell = data.find(b"<c ", start) if start >= 0 else -1
     end = data.rfind(b"</sheetData>")
     end = len(data) if end < 0 else end
     if first_cell < 0 or first_cell > end:
-        return data[:end], pl.Series("tok", [], pl.String)
+        return data[:end], pl.Series("tok", [], pl.String), end
     pieces, at = [], first_cell + 3
     while at <= end:  # a chunk at a time, so that no copy of the whole section is ever made
         cut = data.find(b"<c ", min(at + CHUNK_BYTES, end), end)
@@ -195,7 +196,7 @@ def _cell_pieces(data: bytes) -> tuple[bytes, pl.Series]:
         chunk = pl.Series("tok", [data[at:cut]], pl.Binary).cast(pl.String)  # UTF-8 checked
         pieces.append(chunk.str.split("<c ").explode())
         at = cut + 3
-    return data[:first_cell], pl.concat(pieces, rechunk=False)
+    return data[:first_cell], pl.concat(pieces, rechunk=False), end
 
 
 def _after(binary: pl.Expr, text: pl.Expr, needle: str) -> tuple[pl.Expr, pl.Expr]:
@@ -368,10 +369,10 @@ def _read_cells(data: bytes, strings: pl.Series, *, normalised: bool = False) ->
     """The cells, read fast: the section is cut at each ``<c `` (by Polars, at memchr speed) and every piece
     read by ``_fast_read``; regular expressions only on the few pieces that open rows or write a value
     another way. ``_OddForms`` when the sheet needs normalising first (``normalised``: it has been)."""
-    head, pieces = _cell_pieces(data)
+    head, pieces, end = _cell_pieces(data)
     frame = pl.DataFrame({"tok": pieces, "bin": pieces.cast(pl.Binary)})  # the same bytes, as text and binary
     del pieces
-    section = (data, len(head), data.rfind(b"</sheetData>") % (len(data) + 1))  # where the pieces are
+    section = (data, len(head), end)  # where the pieces are
     _refuse_markup(head, frame["tok"], section)
     if not frame.height:
         if not normalised and _ODD_CELL.search(data):  # every cell written <c> or <c/>: none cut yet
