@@ -1,7 +1,7 @@
-.PHONY: help install start test lint cluster bench bench-ingest bench-rules bench-reminders bench-limits
+.PHONY: help install start test test-unit test-integration test-airflow lint cluster bench bench-ingest bench-rules bench-reminders bench-limits
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 install:  ## create .venv with the pinned versions of requirements.lock
 	scripts/bootstrap
@@ -9,14 +9,23 @@ install:  ## create .venv with the pinned versions of requirements.lock
 start:  ## install, initialise the stores, write the demo campaign, start Airflow on :8080
 	scripts/start $(ARGS)
 
-test:  ## run the whole test suite (pytest options in ARGS=...)
+test:  ## the whole suite, every tier (what CI runs; pytest options in ARGS=...)
 	scripts/test $(ARGS)
+
+test-unit:  ## unit tier: no Airflow, no process, no network (about a minute)
+	scripts/test -m "not integration and not airflow" $(ARGS)
+
+test-integration:  ## integration tier: the campaign command, PostgreSQL, SMTP, Slack's fake API, the browser
+	scripts/test -m integration $(ARGS)
+
+test-airflow:  ## airflow tier: dag.test(), timetables, a real standalone Airflow, the Celery cluster and its drills
+	scripts/test -m airflow $(ARGS)
 
 cluster:  ## a compressed 2020-shandong on CeleryExecutor: PostgreSQL, Redis, two workers (ARGS=--drill restart-scheduler …)
 	scripts/bootstrap && .venv/bin/campaign simulate 2020-shandong --span 4m --executor celery --workers 2 $(ARGS)
 
-lint:  ## ruff, with Airflow's AIR rules
-	scripts/bootstrap && .venv/bin/ruff check . && .venv/bin/ruff format --check .
+lint:  ## ruff (with Airflow's AIR rules) and import-linter (the layering in pyproject.toml)
+	scripts/bootstrap && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports
 
 bench:  ## DAG-file parse time against a bare interpreter
 	scripts/bootstrap && .venv/bin/python bench/dag_parse.py

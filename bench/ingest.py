@@ -2,7 +2,7 @@
 
 All on the same file in one run (2020-shandong 附件1, written by ``campaign synth`` in the project's
 template: households, members and helpers sheets):
-- project:      ``include.ingest.ingest`` end to end: the whole-file checks, reading (the sparse cell reader of
+- project:      ``include.door.ingest.ingest`` end to end: the whole-file checks, reading (the sparse cell reader of
                 include/forms/sheetxml.py, sheets in parallel threads), every row checked for type, option,
                 required and format (Polars), stored as Parquet atomically, audited; then the same ingest
                 by the code of an earlier commit (``--against``, default: the last one before the sparse
@@ -45,7 +45,7 @@ BEFORE_ISSUE_13 = "3ea656d"  # fastexcel's dense read, before the sparse cell re
 def workbook(members: int) -> tuple[Path, int]:
     """The cached synthetic workbook with at least ``members`` member rows, and its member count."""
     from include.calendar.registry import load_campaign
-    from include.synth import synthesize
+    from include.devtools.synth import synthesize
 
     folder = ROOT / ".campaign" / "bench" / f"ingest-{members}"
     path = folder / f"{CAMPAIGN}-2020-1-{UNIT}.xlsx"
@@ -89,9 +89,9 @@ def project(path: Path) -> float:
     import pendulum
 
     from include.calendar.registry import load_campaign
-    from include.ingest import ingest
+    from include.door.ingest import ingest
+    from include.door.submissions import Actor, submit_report
     from include.store.db import make_engine, upgrade
-    from include.submissions import Actor, submit_report
 
     calendar = load_campaign(CAMPAIGN)
     engine = make_engine(upgrade())
@@ -185,7 +185,7 @@ def fastexcel_read(path: Path) -> None:
 def sparse_workbook() -> Path:
     """The 40-household workbook with one space in AT1048576 of 家庭成员 (cached)."""
     from include.calendar.registry import load_campaign
-    from include.synth import synthesize
+    from include.devtools.synth import synthesize
 
     folder = ROOT / ".campaign" / "bench" / "sparse"
     path = folder / "sparse-AT1048576.xlsx"
@@ -230,9 +230,9 @@ INGEST_BODY = (
     "import os, tempfile, pendulum\n"
     "os.environ['CAMPAIGN_HOME'] = tempfile.mkdtemp(prefix='bench-peak-')\n"
     "from include.calendar.registry import load_campaign\n"
-    "from include.ingest import ingest\n"
+    "from include.door.ingest import ingest\n"
     "from include.store.db import make_engine, upgrade\n"
-    "from include.submissions import Actor, submit_report\n"
+    "from include.door.submissions import Actor, submit_report\n"
     "calendar = load_campaign({campaign!r})\n"
     "engine = make_engine(upgrade())\n"
     "submit_report(engine, calendar, unit={unit!r}, milestone_id='completion_report',"

@@ -33,7 +33,7 @@ PER_CITY = 10
 
 
 def reminders(counties: int) -> list:
-    from include.reminders import Reminder
+    from include.reminders.policy import Reminder
 
     made = []
     for city in range(counties // PER_CITY):  # round robin over the cities, as the policy lists them
@@ -59,8 +59,8 @@ def run(label: str, counties: int, pace: dict[str, float] | None, faults: bool =
     ``pace`` None: the plain way (no outbox)."""
     import httpx
 
-    from include import outbox
-    from include.local_airflow import free_port
+    from include.devtools.local_airflow import free_port
+    from include.reminders import outbox
     from include.store.db import make_engine, upgrade
     from tests.fake_slack import TOKEN
 
@@ -124,7 +124,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counties", type=int, default=3000)
     args = parser.parse_args()
-    from include.outbox import SlackSender
+    from include.reminders.outbox import SlackSender
 
     bound = (PER_CITY - 1) * 1.0
     print(f"{args.counties:,} 条提醒，{args.counties // PER_CITY} 个频道，每频道每秒 1 条：限速下限 {bound:.0f} s")

@@ -39,8 +39,8 @@ LINE = 4000.0  # seed 001's line, applied to this province for the per-capita ru
 
 def generate(calendar, households: int, seed: int) -> int:
     """Write every city's households and members into the records store; return the member count."""
-    from include import records
-    from include.synth import unit_prefixes
+    from include.devtools.synth import unit_prefixes
+    from include.forms import records
 
     rng = np.random.default_rng(seed)
     units = [unit.code for unit in calendar.unit_list]
@@ -157,12 +157,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     os.environ["CAMPAIGN_HOME"] = tempfile.mkdtemp(prefix="bench-rules-")
-    from include import records
+    from include.calendar.instants import parse_instant
     from include.calendar.model import Threshold
     from include.calendar.registry import load_campaign
+    from include.forms import records
     from include.rules.catalog import RULES
     from include.rules.engine import run_rules
-    from include.timeutil import parse_instant
 
     calendar = load_campaign(CAMPAIGN)
     # The per-capita rule needs a line; Shandong's plan names none, so seed 001's is lent to both sides.

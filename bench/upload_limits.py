@@ -65,8 +65,8 @@ def serve(kind: str, home: Path, port: int) -> subprocess.Popen:
     (home / "tmp").mkdir(parents=True, exist_ok=True)
     if kind == "project":
         code = (
-            "import uvicorn; from include.api import create_app; from include.store.db import upgrade;"
-            "from include.tokens import issue_token; import pendulum, pathlib;"
+            "import uvicorn; from include.web.api import create_app; from include.store.db import upgrade;"
+            "from include.door.tokens import issue_token; import pendulum, pathlib;"
             f"url = upgrade('sqlite:///{home}/campaign.db');"
             "from include.store.db import make_engine;"
             "token = issue_token(make_engine(url), '370100', pendulum.now('UTC'))[1];"
@@ -158,9 +158,9 @@ def ingest_memory() -> tuple[int, int]:
         import resource, pathlib
         from include.calendar.registry import load_campaign
         from include.store.db import make_engine, upgrade
-        from include.submissions import Actor, submit_report
-        from include.ingest import ingest
-        from include.timeutil import parse_instant
+        from include.door.submissions import Actor, submit_report
+        from include.door.ingest import ingest
+        from include.calendar.instants import parse_instant
         calendar = load_campaign("2020-shandong")
         engine = make_engine(upgrade())
         at = parse_instant("2020-11-20T10:00+08:00")

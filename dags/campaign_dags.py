@@ -5,7 +5,7 @@ An invalid calendar shows up as a DAG named 日历文件有误 listing its probl
 
 from __future__ import annotations
 
-from include.dag_factory import build_all
+from include.orchestration.dag_factory import build_all
 from include.paths import calendar_files
 
 globals().update(build_all(calendar_files()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
+from include.orchestration.validation_dag import build_validation_dag, campaign_ids
 from include.paths import calendar_files
-from include.validation_dag import build_validation_dag, campaign_ids
 
 dag = build_validation_dag(campaign_ids(calendar_files()))

@@ -14,7 +14,7 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAU
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS:-True}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:${AIRFLOW__API__PORT}/execution/"
-# Airflow's SQLite metadata DB: wait for locks instead of crashing (see include/airflow_sqlite.py).
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=include.airflow_sqlite.CONNECT_ARGS
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC=include.airflow_sqlite.CONNECT_ARGS_ASYNC
+# Airflow's SQLite metadata DB: wait for locks instead of crashing (see include/devtools/airflow_sqlite.py).
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=include.devtools.airflow_sqlite.CONNECT_ARGS
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC=include.devtools.airflow_sqlite.CONNECT_ARGS_ASYNC
 export PATH="$ROOT/.venv/bin:$PATH"

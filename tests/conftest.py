@@ -23,7 +23,89 @@ os.environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
 
 import pytest  # noqa: E402
 
-from include.cli import main  # noqa: E402
+from include.cli.main import main  # noqa: E402
+
+# The tiers (README "Tests"): a test is a unit test unless marked. A unit test starts no process, opens no network
+# connection and uses no Airflow: the guard below fails one that does, so a test cannot sit in the wrong tier.
+TIERS = ("integration", "airflow")
+OUT_OF_UNIT = ("airflow", "include.orchestration")
+
+
+def tier(item: pytest.Item) -> str:
+    return next((name for name in TIERS if item.get_closest_marker(name)), "unit")
+
+
+class _UnitGuard:
+    """An audit hook (PEP 578), armed while a unit test and its fixtures run."""
+
+    armed_for: str | None = None
+
+    @classmethod
+    def audit(cls, event: str, args: tuple) -> None:
+        if cls.armed_for is None:
+            return
+        if event in {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.fork"}:
+            cls.refuse(f"starts a process ({event} {str(args[:2])[:200]})")
+        elif event == "socket.connect" and getattr(args[0], "family", None) in {2, 10}:  # AF_INET, AF_INET6
+            cls.refuse(f"connects to {args[1]}")
+        elif event == "import" and args[0].startswith(OUT_OF_UNIT) and not cls.airflow_imports_itself():
+            cls.refuse(f"imports {args[0]}")
+
+    @staticmethod
+    def airflow_imports_itself() -> bool:
+        """Whether the import comes from Airflow's own code: once anything in the session has imported Airflow, its
+        ORM listener loads Airflow's models whenever any SQLAlchemy mapper is configured, ours included."""
+        frame = sys._getframe(2)
+        while frame is not None and (
+            frame.f_code.co_filename.startswith("<frozen") or "importlib" in frame.f_code.co_filename
+        ):
+            frame = frame.f_back
+        return frame is not None and str(frame.f_globals.get("__name__", "")).startswith("airflow")
+
+    @classmethod
+    def refuse(cls, what: str) -> None:
+        test, cls.armed_for = cls.armed_for, None
+        raise RuntimeError(f"{test} is a unit test but {what}: mark it integration or airflow (tests/conftest.py)")
+
+
+sys.addaudithook(_UnitGuard.audit)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    _UnitGuard.armed_for = item.nodeid if tier(item) == "unit" else None
+    try:
+        return (yield)
+    finally:
+        _UnitGuard.armed_for = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    _UnitGuard.armed_for = item.nodeid if tier(item) == "unit" else None
+    try:
+        return (yield)
+    finally:
+        _UnitGuard.armed_for = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A unit test's module may not hold Airflow (or the packages built on it) from its own imports."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if tier(item) != "unit" or module is None:
+            continue
+        callspec = getattr(item, "callspec", None)
+        if "postgres" in getattr(item, "fixturenames", ()) or (callspec and "postgresql" in callspec.id):
+            # libpq opens its socket in C, out of the audit hook's sight: a PostgreSQL test is named as one
+            raise pytest.UsageError(f"{item.nodeid} is a unit test but uses PostgreSQL: mark it integration")
+        for name, value in vars(module).items():
+            source = value.__name__ if isinstance(value, type(sys)) else getattr(value, "__module__", None) or ""
+            if source.startswith(OUT_OF_UNIT):
+                raise pytest.UsageError(
+                    f"{item.nodeid} is a unit test but its module imports {name} from {source}: mark it airflow"
+                )
+
 
 SEEDS = ROOT / "docs" / "seeds"  # the five source documents, the specification (a copy of ../shared/seeds)
 SHARED_SEEDS = ROOT.parent / "shared" / "seeds"
@@ -40,7 +122,7 @@ class Clock:
     """A settable clock for an app under test (the API takes its clock as a parameter)."""
 
     def __init__(self, at: str) -> None:
-        from include.timeutil import parse_instant
+        from include.calendar.instants import parse_instant
 
         self.now = parse_instant(at)
 

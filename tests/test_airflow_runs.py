@@ -18,13 +18,15 @@ import pendulum
 import pytest
 
 from include.calendar import read_calendar
-from include.instant_sensor import CalendarInstantSensor
-from include.local_airflow import airflow_env, free_port, standalone, wait_for
+from include.calendar.instants import local_iso
+from include.devtools.local_airflow import airflow_env, free_port, standalone, wait_for
+from include.orchestration.instant_sensor import CalendarInstantSensor
 from include.rules.stages import STAGES
 from include.store.db import make_engine
 from include.store.events import passed_instants
-from include.timeutil import local_iso
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.airflow
 
 BIN = Path(sys.executable).parent
 
@@ -58,7 +60,7 @@ def compressed_campaign(env: dict[str, str], campaign_id: str, delay: float, spa
 def play_reports(env: dict[str, str], calendar_file: Path, late: dict[str, str] | None = None) -> None:
     """Every unit reports every milestone just before its due instant; units in ``late`` (unit → milestone)
     report that one just after it. The received instants lie ahead: gates see each when its time comes."""
-    from include.submissions import Actor, submit_report
+    from include.door.submissions import Actor, submit_report
 
     late = late or {}
     calendar = read_calendar(calendar_file)
@@ -80,7 +82,7 @@ def play_reports(env: dict[str, str], calendar_file: Path, late: dict[str, str] 
 def assert_every_instant_passed_once(env: dict[str, str], calendar_file: Path, finished: dict[str, str]) -> None:
     """``finished`` maps task_id to the task's end_date (ISO) as Airflow recorded it, for every unmapped task:
     the calendar's instants and the validation triggers."""
-    from include.dag_factory import build_dag
+    from include.orchestration.dag_factory import build_dag
 
     calendar = read_calendar(calendar_file)
     dag = build_dag(calendar)
@@ -169,7 +171,6 @@ def test_compressed_campaign_through_dag_test(tmp_path):
     assert report["validation"] == {run_id: [conf, "operator_triggered"] for run_id, conf in expected.items()}
 
 
-@pytest.mark.airflow_e2e
 def test_two_minute_campaign_under_airflow_standalone(tmp_path):
     env = airflow_env(tmp_path, free_port())
     # Start 100 s from now: standalone migrates its DB and starts four components first.
@@ -243,7 +244,7 @@ def test_validation_dag_reruns_one_citys_verification(tmp_path):
     """The doc_md's own recipe: unit 370100, stage verification; only 济南市's list is written."""
     env = airflow_env(tmp_path, free_port())
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-    campaign = [sys.executable, "-m", "include.cli"]
+    campaign = [sys.executable, "-m", "include.cli.main"]
     synth = tmp_path / "synth"
     for args in (
         ["synth", "--campaign", "2020-shandong", "--households", "60", "--defect-rate", "0.4", "--seed", "8",
@@ -284,7 +285,7 @@ def test_reminders_dag_sends_the_days_reminders_once_through_the_outbox(tmp_path
     """12-02 09:00: 菏泽市 has not sent its completion report (seed 000: "11月11日至11月30日"); run twice."""
     env = airflow_env(tmp_path, free_port())
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-    campaign = [sys.executable, "-m", "include.cli"]
+    campaign = [sys.executable, "-m", "include.cli.main"]
     for city in ("370100", "370200", "370300", "370400", "370500", "370600", "370700", "370800", "370900", "371000",
                  "371100", "371300", "371400", "371500", "371600"):  # fmt: skip
         done = subprocess.run(

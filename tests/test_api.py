@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from include.api import create_app
+from include.calendar.instants import parse_instant
+from include.door.tokens import issue_token, revoke_tokens
 from include.store.db import make_engine, session_scope, upgrade
 from include.store.models import AuditEntry, Report
-from include.timeutil import parse_instant
-from include.tokens import issue_token, revoke_tokens
+from include.web.api import create_app
 from tests.conftest import Clock
 
 JINAN, QINGDAO = "370100", "370200"

@@ -11,12 +11,12 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 
-from include import records
-from include.api import create_app
+from include.calendar.instants import parse_instant
+from include.door.tokens import issue_token
+from include.forms import records
 from include.forms.template import MARKER_SHEET
 from include.store.db import make_engine, upgrade
-from include.timeutil import parse_instant
-from include.tokens import issue_token
+from include.web.api import create_app
 from tests.test_api import Clock
 
 JINAN, QINGDAO = "370100", "370200"

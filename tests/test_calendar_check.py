@@ -161,6 +161,7 @@ def test_valid_calendars_pass_and_a_bad_one_fails_the_whole_run(tmp_path, run_cl
     assert out.count("有效") == 4 and "未知单位“379900”" in out
 
 
+@pytest.mark.integration
 def test_console_script_exits_1_on_a_broken_file(tmp_path):
     """The installed `campaign` command, as a user runs it."""
     raw = load("2020-shandong")

@@ -1,5 +1,5 @@
 """A real multi-worker Airflow (issue 7): CeleryExecutor with two workers, PostgreSQL as Airflow's metadata database
-and as the campaign store, Redis as the broker (include/cluster.py), and the fault drills.
+and as the campaign store, Redis as the broker (include/devtools/cluster.py), and the fault drills.
 
 Seed 000's calendar: "11月11日至11月30日，各市将动态管理工作开展情况报省扶贫开发办" (completion reports),
 "12月31日24时关闭信息系统" (the closing); the validation stages are the province's problem lists.
@@ -21,15 +21,15 @@ from sqlalchemy import func, select
 
 from include.calendar import read_calendar
 from include.calendar.compress import compress, to_yaml
-from include.cluster import START_POSTGRES, _postgres_up, prepare, running
-from include.local_airflow import airflow_env, free_port, get_json, wait_for
+from include.devtools.cluster import START_POSTGRES, _postgres_up, prepare, running
+from include.devtools.local_airflow import airflow_env, free_port, get_json, wait_for
+from include.door.tokens import issue_token
 from include.paths import CONFIG_CAMPAIGNS
 from include.store.db import make_engine, session_scope, upgrade
 from include.store.models import AuditEntry, Report
-from include.tokens import issue_token
 from tests.conftest import simulate
 
-pytestmark = pytest.mark.airflow_e2e
+pytestmark = pytest.mark.airflow
 CITIES = [unit.code for unit in read_calendar(CONFIG_CAMPAIGNS / "2020-shandong.yaml").unit_list]
 
 
@@ -124,7 +124,7 @@ def test_a_worker_killed_mid_validation_has_its_tasks_retried_on_the_other_with_
     the other worker; every city's problem count is what a plain `campaign validate` of the same data gives."""
     env = airflow_env(tmp_path, free_port())
     cluster = prepare(tmp_path / "cluster", env, workers=2)
-    campaign = [sys.executable, "-m", "include.cli"]
+    campaign = [sys.executable, "-m", "include.cli.main"]
     synth = tmp_path / "synth"
     with_data = CITIES[:4]
     steps = [

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from include.calendar import read_calendar
+from include.calendar.instants import parse_duration, parse_instant
 from include.paths import CONFIG_CAMPAIGNS
-from include.timeutil import parse_duration, parse_instant
 
 
 @pytest.mark.parametrize("plan", ["2020-shandong", "2020-chongqing-longju", "2017-shanxi", "2023-zibo-jixia"])

@@ -12,12 +12,14 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from include.calendar import read_calendar
-from include.instant_sensor import CalendarInstantSensor
+from include.orchestration.instant_sensor import CalendarInstantSensor
+from include.orchestration.timetable import CampaignTimetable
+from include.orchestration.validation_trigger import TriggerDagRun
 from include.paths import CONFIG_CAMPAIGNS
 from include.rules.stages import STAGES
-from include.timetable import CampaignTimetable
-from include.validation_trigger import TriggerDagRun
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.airflow
 
 PLANS = ["2017-shanxi", "2020-chongqing-longju", "2020-shandong", "2023-zibo-jixia"]
 ALL_DAGS = sorted([*PLANS, *(f"{plan}-reminders" for plan in PLANS), "validation"])
@@ -184,7 +186,7 @@ def test_validation_dag_is_triggered_with_campaign_unit_and_stage(dagbag):
 @pytest.mark.parametrize("plan", PLANS)
 def test_validation_stages_trigger_the_validation_dag_at_their_start(dagbag, plan):
     """Issue: the campaign DAG triggers validation at the start of analysis, verification and completion."""
-    from include.timeutil import local_iso
+    from include.calendar.instants import local_iso
 
     calendar = read_calendar(CONFIG_CAMPAIGNS / f"{plan}.yaml")
     dag = dagbag.dags[plan]

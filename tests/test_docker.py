@@ -72,6 +72,7 @@ def test_the_image_installs_exactly_the_versions_the_project_pins():
     assert dev & set(image) == set(), "test tools stay out of the image"
 
 
+@pytest.mark.integration
 def test_no_secret_is_baked_into_the_image():
     dockerfile = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
     for line in dockerfile.splitlines():

@@ -10,12 +10,14 @@ import pytest
 from airflow.exceptions import TaskDeferred
 
 from include.calendar import read_calendar
-from include.gates import ProvinceApproval, ReportGate, ReportTrigger
+from include.calendar.instants import parse_instant
+from include.door.submissions import Actor, submit_report
+from include.door.windows import is_open
+from include.orchestration.gates import ProvinceApproval, ReportGate, ReportTrigger
 from include.paths import CONFIG_CAMPAIGNS
 from include.store.db import make_engine, upgrade
-from include.submissions import Actor, door_closes, submit_report
-from include.timeutil import parse_instant
-from include.windows import is_open
+
+pytestmark = pytest.mark.airflow
 
 SHANXI = read_calendar(CONFIG_CAMPAIGNS / "2017-shanxi.yaml")
 NAMES = {unit.code: unit.name for unit in SHANXI.unit_list}
@@ -62,7 +64,7 @@ def test_gate_finishes_on_time_or_late_by_the_first_report(engine):
         actor=Actor("test"),
     )
     context: dict = {}
-    closes = door_closes(SHANXI, SHANXI.milestones[1])
+    closes = SHANXI.door_closes(SHANXI.milestones[1])
     assert gate("completion_report", TAIYUAN, closes).execute(context) == "on_time"
     assert context["gate_label"] == "太原市 · 按时"
     assert gate("completion_report", "140200", closes).execute(context) == "late"

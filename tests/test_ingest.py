@@ -20,7 +20,7 @@ import pytest
 import xlwt
 from msoffcrypto.format.ooxml import OOXMLFile
 
-from include import records
+from include.forms import records
 from include.forms.spec import get_form
 from include.forms.template import MARKER_PREFIX, MARKER_SHEET, OPTIONS_SHEET
 

@@ -15,12 +15,14 @@ import sys
 
 import pytest
 
-from include import outbox
+from include.calendar.instants import parse_instant
 from include.calendar.registry import load_campaign
-from include.reminders import reminders_due
+from include.reminders import outbox
+from include.reminders.policy import reminders_due
 from include.store.db import make_engine, upgrade
-from include.timeutil import parse_instant
 from tests.fake_slack import TOKEN, FakeSlack
+
+pytestmark = pytest.mark.integration
 
 CITIES = [
     "370100", "370200", "370300", "370400", "370500", "370600", "370700", "370800", "370900", "371000", "371100",
@@ -118,7 +120,7 @@ def test_an_outage_leaves_the_reminders_waiting_and_they_go_once_it_ends(engine,
 
 def test_a_kill_mid_batch_then_a_restart_sends_each_reminder_once(engine, slack, tmp_path):
     env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.url}
-    command = [sys.executable, "-m", "include.cli", "remind", "--campaign", "2020-shandong", "--at", AT, "--json"]
+    command = [sys.executable, "-m", "include.cli.main", "remind", "--campaign", "2020-shandong", "--at", AT, "--json"]
     killed = subprocess.run(
         command, env={**env, "CAMPAIGN_OUTBOX_CRASH_AFTER": "2"}, capture_output=True, text=True, timeout=120
     )

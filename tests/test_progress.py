@@ -12,7 +12,7 @@ import json
 import openpyxl
 import polars as pl
 
-from include import records
+from include.forms import records
 
 CITIES = [
     "370100", "370200", "370300", "370400", "370500", "370600", "370700", "370800", "370900", "371000", "371100",

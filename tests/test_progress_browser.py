@@ -14,13 +14,15 @@ import time
 import pytest
 import uvicorn
 
-from include.api import create_app
+from include.calendar.instants import parse_instant
 from include.calendar.registry import load_campaign
-from include.local_airflow import free_port
+from include.devtools.local_airflow import free_port
+from include.door.submissions import Actor, submit_report
+from include.door.tokens import issue_token
 from include.store.db import make_engine, upgrade
-from include.submissions import Actor, submit_report
-from include.timeutil import parse_instant
-from include.tokens import issue_token
+from include.web.api import create_app
+
+pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"  # scripts/ensure-browser installs it
 

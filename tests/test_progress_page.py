@@ -12,12 +12,12 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from include.api import create_app
+from include.calendar.instants import parse_instant
 from include.calendar.registry import load_campaign
+from include.door.submissions import Actor, submit_report
+from include.door.tokens import issue_token
 from include.store.db import make_engine, upgrade
-from include.submissions import Actor, submit_report
-from include.timeutil import parse_instant
-from include.tokens import issue_token
+from include.web.api import create_app
 
 JINAN, QINGDAO = "370100", "370200"
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
+import pytest
 from airflow.timetables.base import TimeRestriction
 
 from include.calendar.registry import load_campaign
-from include.reminder_timetable import WorkingDayTimetable
-from include.reminders_dag import build_reminders_dag, special_days
+from include.orchestration.reminder_timetable import WorkingDayTimetable
+from include.orchestration.reminders_dag import build_reminders_dag, special_days
+
+pytestmark = pytest.mark.airflow
 
 SHANDONG = load_campaign("2020-shandong")
 

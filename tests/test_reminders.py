@@ -15,7 +15,7 @@ import re
 import polars as pl
 import pytest
 
-from include import records
+from include.forms import records
 
 JINAN, QINGDAO, BINZHOU, HEZE = "370100", "370200", "371600", "371700"
 CITIES = [

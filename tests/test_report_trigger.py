@@ -8,11 +8,14 @@ import importlib
 import threading
 
 import pendulum
+import pytest
 
 from include.calendar.registry import load_campaign
-from include.gates import ReportTrigger
+from include.door.submissions import Actor, submit_report
+from include.orchestration.gates import ReportTrigger
 from include.store.db import make_engine, upgrade
-from include.submissions import Actor, submit_report
+
+pytestmark = pytest.mark.airflow
 
 CAMPAIGN, JINAN, MILESTONE = "2020-shandong", "370100", "completion_report"
 ON_TIME = pendulum.parse("2020-11-12T10:00:00+08:00")  # seed 000: 济南市 sends its report before 11-15
@@ -50,7 +53,7 @@ def send_report(url: str) -> None:
 def test_a_serialized_trigger_is_rebuilt_as_it_was():
     original = trigger("sqlite:////tmp/store.db", 60)
     path, kwargs = original.serialize()
-    assert path == "include.gates.ReportTrigger"  # the path triggers in flight were stored under
+    assert path == "include.orchestration.gates.ReportTrigger"  # the path triggers in flight were stored under
     assert rebuilt(original).serialize() == (path, kwargs)
 
 

@@ -11,13 +11,13 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from include.audit import AuditLogIsAppendOnly
 from include.calendar import read_calendar
+from include.calendar.instants import parse_instant
+from include.door.windows import is_open, record_approval
 from include.paths import CONFIG_CAMPAIGNS
+from include.store.audit import AuditLogIsAppendOnly
 from include.store.db import make_engine, session_scope, upgrade
 from include.store.models import AuditEntry, Report
-from include.timeutil import parse_instant
-from include.windows import is_open, record_approval
 
 JINAN, QINGDAO, ZIBO = "370100", "370200", "370300"
 

@@ -13,11 +13,11 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from include import records
 from include.calendar.registry import load_campaign
+from include.devtools.synth import check_digit
+from include.forms import records
 from include.rules.catalog import RULES
 from include.rules.engine import run_rules
-from include.synth import check_digit
 
 LONGJU = load_campaign("2020-chongqing-longju")
 SHANXI = load_campaign("2017-shanxi")

@@ -14,12 +14,12 @@ from collections import defaultdict
 
 import pytest
 
+from include.calendar.instants import parse_instant
 from include.calendar.registry import load_campaign
+from include.door.windows import record_approval
 from include.rules.catalog import RULES
 from include.rules.engine import run_rules
 from include.store.db import database_url, make_engine, upgrade
-from include.timeutil import parse_instant
-from include.windows import record_approval
 
 CASES = {
     "2020-shandong": {"units": "370100,370200", "at": "2020-11-20T10:00+08:00", "reports": ["completion_report"]},

@@ -206,7 +206,7 @@ def test_the_24_hour_rule():
     """'11-30 23:59:59 is in time; 12-01 00:00:00 is late' (DOMAIN.md): the due instant is exclusive."""
     calendar = read_calendar(CONFIG_CAMPAIGNS / "2020-shandong.yaml")
     entry_done = next(item for item in calendar.milestones if item.id == "entry_done")
-    from include.timeutil import parse_instant
+    from include.calendar.instants import parse_instant
 
     assert parse_instant("2020-11-30T23:59:59.999+08:00") < entry_done.due
     assert not parse_instant("2020-12-01T00:00:00+08:00") < entry_done.due

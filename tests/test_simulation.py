@@ -12,9 +12,11 @@ import pytest
 
 from include.calendar import read_calendar
 from include.calendar.compress import compress
+from include.calendar.instants import parse_duration
+from include.devtools.simulation import make_play
 from include.paths import CONFIG_CAMPAIGNS
-from include.simulation import make_play
-from include.timeutil import parse_duration
+
+pytestmark = pytest.mark.airflow
 
 
 def test_the_play_has_every_role():
@@ -36,7 +38,6 @@ def test_the_play_has_every_role():
             assert (attempt.at < milestone.due) == (play.expected[key] == "on_time")
 
 
-@pytest.mark.airflow_e2e
 def test_simulated_shandong_campaign_passes(sqlite_simulation):
     result, outcome = sqlite_simulation
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]

@@ -17,7 +17,7 @@ from include.store.models import Base
 from tests.conftest import database_urls
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def store_url(request, tmp_path):
     urls = {url.split(":")[0].split("+")[0]: url for url in database_urls(tmp_path)}
     if request.param not in urls:
@@ -76,7 +76,7 @@ def test_recording_an_instant_twice_records_it_once(store_url):
 def test_a_demo_made_anew_records_its_new_instants(store_url):
     """Each `make start` compresses 2020-shandong to new dates under the same id: both runs are kept."""
     from include.calendar.compress import compress
-    from include.timeutil import parse_duration, parse_instant
+    from include.calendar.instants import parse_duration, parse_instant
 
     upgrade(store_url)
     engine = make_engine(store_url)

@@ -105,7 +105,7 @@ def test_every_injected_defect_is_in_the_ground_truth_and_nothing_else(run_cli, 
 def test_synthetic_ids_are_valid_for_python_stdnum():
     import random
 
-    from include.synth import make_id
+    from include.devtools.synth import make_id
 
     rng = random.Random(1)
     numbers = [make_id(rng, "370102", dt.date(1980, 1, 1) + dt.timedelta(days=n), n % 2 == 0) for n in range(200)]

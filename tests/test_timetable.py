@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from airflow.timetables.base import DataInterval, TimeRestriction
 
 from include.calendar import read_calendar
 from include.calendar.compress import compress
+from include.calendar.instants import parse_duration, parse_instant
+from include.orchestration.timetable import CampaignTimetable
 from include.paths import CONFIG_CAMPAIGNS
-from include.timetable import CampaignTimetable
-from include.timeutil import parse_duration, parse_instant
+
+pytestmark = pytest.mark.airflow
 
 
 def shandong() -> CampaignTimetable:

@@ -23,7 +23,7 @@ import polars as pl
 import pytest
 from openpyxl.utils import get_column_letter
 
-from include import records
+from include.forms import records
 from include.forms.spec import get_form
 from include.forms.template import MARKER_PREFIX
 from tests.test_ingest import AT, CAMPAIGN, FORM, UNIT, _sheet_part, _zip_rewrite, ingest, state
@@ -430,6 +430,7 @@ def test_an_excel_error_value_is_named_and_a_phone_shown_enough_to_find(window_o
 # -- 9. memory follows the data --------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_one_space_in_the_last_cell_does_not_cost_a_dense_sheet(window_open, good, tmp_path):
     """A space typed in AT1048576: a dense reader takes 46 × 1,048,576 cells (2.5 GB); this one the cells."""
     part = _sheet_part(good, "家庭成员")
@@ -441,7 +442,7 @@ def test_one_space_in_the_last_cell_does_not_cost_a_dense_sheet(window_open, goo
     )
     script = (
         "import json, sys\n"
-        "from include.cli import main\n"
+        "from include.cli.main import main\n"
         f"code = main(['ingest', {str(sparse)!r}, '--campaign', {CAMPAIGN!r}, '--unit', {UNIT!r}, '--at', {AT!r}, '--json'])\n"
         "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
         "print(json.dumps({'code': code, 'peak_mb': int(hwm.split()[1]) / 1024}))\n"

@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from include.calendar.instants import local_text
 from include.calendar.model import PHASE_ORDER, Calendar, Unit
-from include.regions import cities, region
-from include.timeutil import local_text
+from include.calendar.regions import cities, region
 
 
 @dataclass(frozen=True)

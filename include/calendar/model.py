@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, PrivateAttr
 
-from include.timeutil import TIMEZONE, local_iso, parse_instant
+from include.calendar.instants import TIMEZONE, local_iso, parse_instant
 
 
 def _to_instant(value: object) -> pendulum.DateTime:
@@ -213,6 +213,14 @@ class Calendar(_Frozen):
 
     def phase(self, phase_id: str) -> Phase | None:
         return next((phase for phase in self.phases if phase.id == phase_id), None)
+
+    def door_closes(self, milestone: Milestone) -> dt.datetime:
+        """When submissions for the milestone stop being taken: the system's closing for a milestone due by then,
+        else the end of its phase (or of the campaign)."""
+        if milestone.due <= self.system_close.at:
+            return self.system_close.at
+        phase = self.phase(milestone.phase)
+        return phase.ends if phase is not None else self.ends
 
     def window(self, window_id: str) -> EntryWindow:
         return next(window for window in self.entry_windows if window.id == window_id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from include.calendar.instants import local_iso, local_text
 from include.calendar.model import Calendar
-from include.timeutil import local_iso, local_text
 
 
 def calendar_json(calendar: Calendar) -> dict[str, Any]:

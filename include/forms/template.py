@@ -20,6 +20,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from include.forms.spec import TEXT_FORMAT_TYPES, FieldSpec, FormSpec
+from include.forms.xlsx import save_atomically
 
 MARKER_SHEET = "_模板信息"
 MARKER_PREFIX = "_campaign_"
@@ -65,12 +66,7 @@ def field_hint(field: FieldSpec) -> str:
 
 def write_template(form: FormSpec, out: Path, *, campaign_id: str, campaign_name: str) -> Path:
     """Write the form's bulk template to ``out`` (atomically) and return the path."""
-    wb = build_template(form, campaign_id=campaign_id, campaign_name=campaign_name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    wb.save(tmp)
-    tmp.replace(out)
-    return out
+    return save_atomically(build_template(form, campaign_id=campaign_id, campaign_name=campaign_name), out)
 
 
 def build_template(form: FormSpec, *, campaign_id: str, campaign_name: str) -> Workbook:

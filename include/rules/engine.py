@@ -1,6 +1,6 @@
 """The rule engine: every rule of the catalog as one set-based DuckDB query over the records store.
 
-DuckDB reads the Parquet files in force (include/records.py) directly; there is no Python loop over
+DuckDB reads the Parquet files in force (include/forms/records.py) directly; there is no Python loop over
 rows. DESIGN.md's measurement on 2 cores (2.5 M persons, 9 rules: DuckDB about 2 s, Polars about
 3 s, SQLite and PostgreSQL about 21 s) chose it.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from include import records, regions
-from include.calendar import Calendar
+from include.calendar import Calendar, regions
+from include.forms import records
 from include.forms.spec import FieldSpec, FormSpec, all_forms, get_form
 from include.rules.catalog import RULES, Rule, option_checks
 
@@ -95,7 +95,7 @@ SQL_TYPES = {
 }
 
 
-Pins = dict[str, dict[str, str]]  # form → unit → the version a run reads (include/records.py: ``pin``)
+Pins = dict[str, dict[str, str]]  # form → unit → the version a run reads (include/forms/records.py: ``pin``)
 
 
 def pin_forms(calendar: Calendar, units: list[str] | None = None) -> Pins:

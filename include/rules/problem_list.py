@@ -15,8 +15,8 @@ from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 
+from include.forms.xlsx import REPLACEMENT, print_setup, save_atomically, text_cell, writable
 from include.rules.catalog import RULES
-from include.xlsx import REPLACEMENT, print_setup, save_atomically, text_cell, writable
 
 STATUS_TEXT = {"new": "新发现", "open": "仍存在", "fixed": "已整改"}
 SEVERITY_TEXT = {"error": "错误", "warning": "提示"}

@@ -6,7 +6,7 @@ Stages follow the seed plans: analysis (数据分析和问题梳理, lists go to
 stage for a unit compares with the same earlier stage again, so the same data twice gives the same
 results; it replaces that unit's results atomically and leaves the other units alone.
 
-Stored under ``$CAMPAIGN_HOME/validation/<campaign>/<stage>/<unit>/`` (include/records.py's atomic
+Stored under ``$CAMPAIGN_HOME/validation/<campaign>/<stage>/<unit>/`` (include/forms/records.py's atomic
 folder: ``problems.parquet`` and ``ingest.json`` with the run's metadata).
 """
 
@@ -20,11 +20,12 @@ from pathlib import Path
 
 import polars as pl
 
-from include import paths, records
+from include import paths
 from include.calendar import Calendar
+from include.calendar.instants import local_iso
+from include.forms import records
 from include.rules.engine import household_context, pin_forms, run_rules
 from include.rules.stages import STAGES
-from include.timeutil import local_iso
 
 KEY = ["rule", "household", "person_key", "fields_key"]
 

@@ -101,7 +101,7 @@ class Report(Base):
 class Token(Base):
     """An access token of a unit (or of the province, ``unit = "province"``), stored as a keyed hash.
 
-    Its ``kind`` says what it may do (include/tokens.py): ``read`` progress and status only (the progress
+    Its ``kind`` says what it may do (include/door/tokens.py): ``read`` progress and status only (the progress
     link), ``submit`` a unit's reports and workbooks, ``office`` the province's: every unit, on behalf.
     """
 
@@ -151,7 +151,7 @@ class AuditEntry(Base):
     """An append-only record of what was accepted, refused, approved or changed, by whom and when.
 
     ``at`` is the instant the action took effect (the ``--at`` of a command); ``recorded_at`` the real
-    time of writing. Rows are never updated or deleted (see include/audit.py).
+    time of writing. Rows are never updated or deleted (see include/store/audit.py).
     """
 
     __tablename__ = "audit_log"
@@ -169,7 +169,7 @@ class AuditEntry(Base):
 
 
 class OutboxMessage(Base):
-    """A reminder written before it is sent (include/outbox.py): one row per dedupe key, sent at most once.
+    """A reminder written before it is sent (include/reminders/outbox.py): one row per dedupe key, sent at most once.
 
     ``state`` is ``pending`` (to send), ``sending`` (claimed: a crash here is resolved by looking for the key
     at the destination before sending again), ``sent`` or ``failed`` (attempts exhausted; ``last_error`` says why).

@@ -15,10 +15,10 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from include.api import create_app
+from include.calendar.instants import parse_instant
+from include.door.tokens import issue_token
 from include.store.db import make_engine, upgrade
-from include.timeutil import parse_instant
-from include.tokens import issue_token
+from include.web.api import create_app
 from tests.conftest import Clock
 
 JINAN, QINGDAO = "370100", "370200"

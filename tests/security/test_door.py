@@ -16,12 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from include.api import create_app
+from include.calendar.instants import parse_instant
+from include.door.tokens import issue_token, verify_token
 from include.paths import CONFIG_CAMPAIGNS, campaign_home
 from include.store.db import session_scope
 from include.store.models import AuditEntry, Report, Token
-from include.timeutil import parse_instant
-from include.tokens import issue_token, verify_token
+from include.web.api import create_app
 
 from .conftest import JINAN, QINGDAO, serving
 
@@ -125,6 +125,7 @@ def test_over_long_ids_are_422_not_500_and_not_echoed(door, length):
     assert status.status_code in (404, 422) and len(status.text) < 400
 
 
+@pytest.mark.integration
 def test_uploads_need_a_token_before_the_body_is_read(served):
     """300 MB announced without a token: the answer 401 comes before the client has sent 1 MB."""
     _door, port = served
@@ -143,6 +144,7 @@ def test_uploads_need_a_token_before_the_body_is_read(served):
     assert not any((campaign_home() / "uploads").glob("*/*")) if (campaign_home() / "uploads").exists() else True
 
 
+@pytest.mark.integration
 def test_an_announced_body_over_the_limit_is_413_before_it_is_read(served):
     door, port = served
     head = (
@@ -153,6 +155,7 @@ def test_an_announced_body_over_the_limit_is_413_before_it_is_read(served):
     assert status == 413 and sent <= 1024 * 1024
 
 
+@pytest.mark.integration
 def test_a_streamed_body_is_cut_off_at_the_limit_and_nothing_is_kept(served, monkeypatch):
     """Chunked, without a Content-Length: the bytes are counted as they come; past the limit, 413 and no file."""
     door, port = served
@@ -269,7 +272,7 @@ def test_the_campaign_list_needs_a_token_and_the_api_docs_are_off_outside_a_loca
 
 
 def test_a_missing_pepper_stops_start_up_outside_a_local_run(monkeypatch, run_cli):
-    from include.tokens import TokenConfigError
+    from include.door.tokens import TokenConfigError
 
     monkeypatch.delenv("CAMPAIGN_LOCAL_RUN")
     monkeypatch.delenv("CAMPAIGN_TOKEN_PEPPER", raising=False)
@@ -355,6 +358,7 @@ def test_the_cli_names_campaigns_by_id_not_by_path(run_cli, tmp_path):
     assert code == 2 and "找不到日历" in err
 
 
+@pytest.mark.integration
 def test_a_server_reads_at_most_its_number_of_workbooks_at_once(door, monkeypatch):
     """One workbook is being read (the only slot); the next is told to come back, with nothing kept. A slow body
     holds no slot: the slot is taken only once the file is on disk and the request checked."""
@@ -367,7 +371,7 @@ def test_a_server_reads_at_most_its_number_of_workbooks_at_once(door, monkeypatc
         release.wait(20)
         raise RuntimeError("held")
 
-    monkeypatch.setattr("include.ingest.ingest", slow_ingest)
+    monkeypatch.setattr("include.door.ingest.ingest", slow_ingest)
     for unit in (JINAN, QINGDAO):
         door.client.post(
             "/api/reports",
@@ -430,6 +434,7 @@ def test_a_token_that_can_submit_is_not_taken_from_an_address(door):
         assert page.status_code == 403 and "只读链接" in page.text and "set-cookie" not in page.headers
 
 
+@pytest.mark.integration
 def test_the_access_log_keeps_no_token(served, caplog):
     door, port = served
     with caplog.at_level("INFO", logger="uvicorn.access"):
@@ -474,9 +479,10 @@ def test_an_over_long_boundary_is_refused_not_500(door):
     assert 400 <= response.status_code < 500
 
 
+@pytest.mark.integration
 def test_a_slow_body_is_cut_off(served, monkeypatch):
     """Slowloris: the headers, then nothing. The server answers 408 instead of waiting for ever."""
-    monkeypatch.setattr("include.upload.IDLE_SECONDS", 1.0)
+    monkeypatch.setattr("include.web.upload.IDLE_SECONDS", 1.0)
     door, port = served
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(
@@ -490,6 +496,7 @@ def test_a_slow_body_is_cut_off(served, monkeypatch):
     assert answer.startswith(b"HTTP/1.1 408")
 
 
+@pytest.mark.integration
 def test_one_token_holds_at_most_four_uploads_at_once(served):
     door, port = served
     slow = []
@@ -614,6 +621,7 @@ def test_an_archive_two_readers_would_see_differently_is_refused(door, tmp_path)
     assert response.status_code == 422 and "重名" in response.json()["message"]
 
 
+@pytest.mark.integration
 def test_an_early_refusal_closes_the_connection_of_a_body_still_coming(served):
     """No token, a body trickling in: the 401 is sent and the connection closed, so the client holds nothing."""
     _door, port = served

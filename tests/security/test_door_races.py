@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from include.calendar.instants import parse_instant
 from include.calendar.registry import load_campaign
+from include.door.submissions import Actor, submit_report
+from include.door.windows import record_approval
 from include.store.db import make_engine, session_scope, upgrade
 from include.store.models import AuditEntry, Report, WindowState
-from include.submissions import Actor, submit_report
-from include.timeutil import parse_instant
-from include.windows import record_approval
 
 from .conftest import JINAN, Door
 
@@ -87,6 +87,7 @@ def postgres():
     engine.dispose()
 
 
+@pytest.mark.integration
 def test_an_application_and_its_approval_committing_together_open_the_window_on_postgresql(postgres):
     """Write skew: each transaction looks for the other's row before either has committed. The commits are held
     at a barrier so that they land together; a window left shut here stays shut for good."""

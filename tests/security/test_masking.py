@@ -26,14 +26,14 @@ from fastapi.testclient import TestClient
 from openpyxl.utils import get_column_letter
 from sqlalchemy import select
 
-from include.api import create_app
+from include.calendar.instants import parse_instant
+from include.door.tokens import issue_token
 from include.forms.spec import get_form
 from include.forms.template import MARKER_PREFIX
 from include.masking import mask_id, redact, short_masked
 from include.store.db import make_engine, session_scope, upgrade
 from include.store.models import AuditEntry, Base
-from include.timeutil import parse_instant
-from include.tokens import issue_token
+from include.web.api import create_app
 from tests.test_api import Clock
 
 CAMPAIGN = "2020-shandong"
@@ -221,7 +221,7 @@ VARIANTS = [
 
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory) -> Path:
-    from include.cli import main
+    from include.cli.main import main
 
     out = tmp_path_factory.mktemp("synth")
     assert main(["synth", "--campaign", CAMPAIGN, "--households", "20", "--seed", "7", "--out", str(out),
@@ -475,11 +475,11 @@ def test_a_refused_unit_or_milestone_is_kept_masked_in_the_audit_log(tmp_path):
     as the unit) is kept only masked, since the log can never be cleaned."""
     from sqlalchemy import select
 
+    from include.calendar.instants import parse_instant
     from include.calendar.registry import load_campaign
+    from include.door.submissions import Actor, ReportRefused, submit_report
     from include.store.db import make_engine, session_scope, upgrade
     from include.store.models import AuditEntry
-    from include.submissions import Actor, ReportRefused, submit_report
-    from include.timeutil import parse_instant
 
     engine = make_engine(upgrade(f"sqlite:///{tmp_path / 'store.db'}"))
     calendar = load_campaign("2020-shandong")

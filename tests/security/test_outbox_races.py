@@ -1,4 +1,4 @@
-"""Two reminder deliverers at once on one store: each reminder still arrives once (include/outbox.py).
+"""Two reminder deliverers at once on one store: each reminder still arrives once (include/reminders/outbox.py).
 
 The reminders DAG's task and an operator's ``campaign remind`` may deliver the same outbox at the same time.
 A row another live deliverer has claimed (its lease not run out) is that deliverer's: never looked up, sent or
@@ -24,15 +24,17 @@ import pendulum
 import pytest
 from sqlalchemy import select, text, update
 
-from include import outbox
 from include.calendar import read_calendar
+from include.calendar.instants import parse_instant
 from include.paths import CONFIG_CAMPAIGNS
-from include.reminders import reminders_due
+from include.reminders import outbox
+from include.reminders.policy import reminders_due
 from include.store.db import make_engine, session_scope, upgrade
 from include.store.models import OutboxMessage
-from include.timeutil import parse_instant
 from tests.conftest import database_urls
 from tests.fake_slack import TOKEN, FakeSlack
+
+pytestmark = pytest.mark.integration
 
 AT = "2020-12-02T09:00+08:00"
 JINAN, QINGDAO, HEZE = "370100", "370200", "371700"
@@ -40,7 +42,7 @@ CALENDAR = read_calendar(CONFIG_CAMPAIGNS / "2020-shandong.yaml")
 SCHEMA = "outbox_races"  # a schema of its own on PostgreSQL: other tests may reset ``public`` meanwhile
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def store_url(request, tmp_path):
     urls = {url.split(":")[0].split("+")[0]: url for url in database_urls(tmp_path)}
     if request.param not in urls:

@@ -20,13 +20,14 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from include import paths, records
+from include import paths
 from include.calendar import read_calendar
+from include.calendar.instants import parse_instant
+from include.door.ingest import ingest as ingest_file
+from include.forms import records
 from include.forms.spec import get_form
-from include.ingest import ingest as ingest_file
 from include.store.db import database_url, make_engine, session_scope, upgrade
 from include.store.models import AuditEntry
-from include.timeutil import parse_instant
 
 CAMPAIGN = "2020-shandong"
 UNIT = "370100"
@@ -38,7 +39,7 @@ AT = "2020-11-20T10:00+08:00"
 @pytest.fixture(scope="module")
 def workbooks(tmp_path_factory) -> dict[int, Path]:
     """Two different synthetic workbooks of 济南市 (other seeds, other households)."""
-    from include.cli import main
+    from include.cli.main import main
 
     made = {}
     for seed in (11, 12):
@@ -182,7 +183,7 @@ def test_a_database_failure_at_the_audit_row_leaves_the_previous_upload_in_force
         raise OperationalError("INSERT INTO audit_entries", {}, Exception("unable to open database file"))
 
     with monkeypatch.context() as patch, pytest.raises(OperationalError):
-        patch.setattr("include.ingest.audit", unreachable)
+        patch.setattr("include.door.ingest.audit", unreachable)
         upload(world, workbooks[12])
     assert records.current_version(CAMPAIGN, FORM, UNIT) == first.version, "nothing new is in force"
     assert records.pin(CAMPAIGN, FORM) == {UNIT: first.version}

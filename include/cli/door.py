@@ -1,0 +1,199 @@
+"""The door's commands: a unit's report, tokens, the province's approvals, the status of every unit."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from include.cli.common import (
+    Commands,
+    UsageError,
+    duration_option,
+    load_calendar,
+    now_at,
+    open_engine,
+    print_json,
+)
+from include.masking import short_masked
+
+
+def cmd_report_submit(args: argparse.Namespace) -> int:
+    import getpass
+
+    from include.door.submissions import Actor, ReportRefused, submit_report
+
+    calendar = load_calendar(args.campaign)
+    at = now_at(args.at)
+    content = file_name = None
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UsageError(f"--file：找不到文件“{args.file}”")
+        content, file_name = path.read_bytes(), path.name
+    engine = open_engine()
+    try:
+        result = submit_report(
+            engine,
+            calendar,
+            unit=args.unit,
+            milestone_id=args.milestone,
+            at=at,
+            actor=Actor(name=f"cli:{getpass.getuser()}"),
+            file_name=file_name,
+            content=content,
+        )
+    except ReportRefused as refused:
+        if args.json:
+            print_json({"refused": refused.reason, "message": refused.message})
+        else:
+            print(f"拒收：{refused.message}", file=sys.stderr)
+        return refused.exit_code
+    finally:
+        engine.dispose()
+    if args.json:
+        print_json(result.as_json())
+    else:
+        words = {"on_time": "按时收到", "late": "已收到（逾期）", "duplicate": "与已收到的版本相同，未新增版本"}
+        print(f"{result.unit} {result.milestone}：{words[result.outcome]}，第 {result.version} 版")
+        for window in result.windows_opened:
+            print(f"已为 {result.unit} 开放录入窗口 {window}")
+    return 0
+
+
+def cmd_tokens_issue(args: argparse.Namespace) -> int:
+    from include.door.tokens import PROVINCE, TokenConfigError, issue_token
+
+    at = now_at(args.at)
+    campaign = load_calendar(args.campaign) if args.campaign else None
+    if campaign is not None and args.unit != PROVINCE and args.unit not in {u.code for u in campaign.unit_list}:
+        raise UsageError(f"战役 {campaign.id} 没有单位“{short_masked(args.unit)}”")
+    if args.expires:
+        expires = at + duration_option(args.expires, "--expires")
+    else:
+        expires = campaign.ends + dt.timedelta(days=30) if campaign is not None else None
+    engine = open_engine()
+    try:
+        token_id, plain = issue_token(
+            engine,
+            args.unit,
+            at,
+            args.label or "",
+            kind=args.kind,
+            campaign_id=campaign.id if campaign else None,
+            expires_at=expires,
+        )
+    except (ValueError, TokenConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        engine.dispose()
+    print(f"已为 {args.unit} 签发令牌 #{token_id}（只显示这一次，请妥善保存）：")
+    print(plain)
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    from include.door.tokens import revoke_tokens
+
+    if args.unit is None and args.id is None:
+        raise UsageError("请给出 --unit 或 --id")
+    engine = open_engine()
+    count = revoke_tokens(engine, now_at(args.at), unit=args.unit, token_id=args.id)
+    engine.dispose()
+    print(f"已吊销 {count} 个令牌")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    """The province's decision on a unit's application, or a later one that replaces it (both audited)."""
+    from include.door.windows import record_approval
+
+    calendar = load_calendar(args.campaign)
+    if args.unit not in {u.code for u in calendar.unit_list}:
+        raise UsageError(f"战役 {calendar.id} 没有单位“{short_masked(args.unit)}”")
+    windows = [w for w in calendar.entry_windows if w.approval and (args.window in (None, w.id))]
+    if not windows:
+        raise UsageError(
+            f"{calendar.name}没有需要省级审批的录入窗口{f'“{short_masked(args.window)}”' if args.window else ''}"
+        )
+    engine = open_engine()
+    try:
+        opened = record_approval(
+            engine, calendar, windows[0].id, args.unit, approved=args.approve, by=f"cli:{args.by}", at=now_at(args.at)
+        )
+    finally:
+        engine.dispose()
+    name = calendar.unit_names[args.unit]
+    verdict = "批准" if args.approve else "驳回"
+    print(f"已记录：{verdict}{name}开通“{windows[0].name}”（{args.by}）{'，录入窗口已开放' if opened else ''}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from include.door.status import STATE_WORDS, campaign_status
+
+    calendar = load_calendar(args.campaign)
+    engine = open_engine()
+    status = campaign_status(engine, calendar, now_at(args.at))
+    engine.dispose()
+    if args.json:
+        print_json(status)
+        return 0
+    windows = {"not_open": "未开放", "open": "开放中", "closed": "已关闭"}
+    print(f"{calendar.name}　截至 {status['at']}")
+    for unit in status["units"]:
+        cells = "　".join(f"{item['id']}:{STATE_WORDS[item['state']]}" for item in unit["milestones"])
+        window = unit["entry_window"]
+        print(f"{unit['name']}（{unit['unit']}）　{cells}　录入窗口:{windows[window['state']] if window else '—'}")
+    return 0
+
+
+def register(commands: Commands) -> None:
+    report = commands.add_parser("report", help="单位报送材料")
+    report_commands = report.add_subparsers(dest="report_command", required=True, metavar="子命令")
+    submit = report_commands.add_parser("submit", help="报送一份材料（到期后逾期标注，系统关闭后拒收）")
+    submit.add_argument("--campaign", required=True, metavar="ID")
+    submit.add_argument("--unit", required=True, metavar="CODE")
+    submit.add_argument("--milestone", required=True, metavar="M")
+    submit.add_argument("--file", metavar="PATH")
+    submit.add_argument("--at", help="以此时刻报送（ISO-8601，带时区）")
+    submit.add_argument("--json", action="store_true")
+    submit.set_defaults(handler=cmd_report_submit)
+
+    tokens = commands.add_parser("tokens", help="单位访问令牌")
+    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="子命令")
+    issue = token_commands.add_parser("issue", help="签发令牌（--unit province 为省级令牌）")
+    issue.add_argument("--unit", required=True, metavar="CODE")
+    issue.add_argument(
+        "--kind",
+        choices=["read", "submit", "office"],
+        help="read 只读（进度链接）；submit 报送（单位默认）；office 省级办公室（province 默认）",
+    )
+    issue.add_argument("--campaign", metavar="ID", help="只适用于这项战役（默认：全部战役）")
+    issue.add_argument("--expires", metavar="DURATION", help="有效期，如 30d、12h（默认：战役结束后 30 天，或 365 天）")
+    issue.add_argument("--label")
+    issue.add_argument("--at")
+    issue.set_defaults(handler=cmd_tokens_issue)
+    revoke = token_commands.add_parser("revoke", help="吊销令牌")
+    revoke.add_argument("--unit", metavar="CODE")
+    revoke.add_argument("--id", type=int)
+    revoke.add_argument("--at")
+    revoke.set_defaults(handler=cmd_tokens_revoke)
+
+    approve = commands.add_parser("approve", help="省级审批单位的录入申请，或改正此前的决定（均记入审计日志）")
+    approve.add_argument("--campaign", required=True, metavar="ID")
+    approve.add_argument("--unit", required=True, metavar="CODE")
+    approve.add_argument("--window", metavar="ID", help="录入窗口（默认：唯一需要审批的窗口）")
+    decision = approve.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", dest="approve", action="store_true", help="批准")
+    decision.add_argument("--reject", dest="approve", action="store_false", help="驳回")
+    approve.add_argument("--by", required=True, metavar="NAME", help="作出决定的省级人员")
+    approve.add_argument("--at")
+    approve.set_defaults(handler=cmd_approve)
+
+    status = commands.add_parser("status", help="各单位报送与录入窗口状态")
+    status.add_argument("--campaign", required=True, metavar="ID")
+    status.add_argument("--at")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)

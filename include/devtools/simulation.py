@@ -1,0 +1,446 @@
+"""`campaign simulate`: a whole compressed campaign on a real Airflow, with every unit played through
+the HTTP API, and a verdict against what was played.
+
+The play (fixed by a seed): most units report on time, some late; one never reports; one tries
+after the door has closed (HTTP 409); one tries with another unit's token (HTTP 403) before
+reporting with its own. After the run ends, the store's status, the gates in the Airflow grid and
+the HTTP answers must all agree with the play, and the campaign must have triggered the validation DAG once
+per validation stage. The validation DAG is paused there: its runs wait queued, so that sixteen problem lists
+per stage do not compete with the play's timing on a small machine.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime as dt
+import json
+import random
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pendulum
+
+from include.calendar import Calendar, read_calendar, registry
+from include.calendar.compress import compress, to_yaml
+from include.calendar.instants import local_text
+from include.devtools.local_airflow import airflow_env, free_port, get_json, standalone, wait_for
+from include.door.status import STATE_WORDS, campaign_status
+from include.door.tokens import PROVINCE, issue_token
+from include.orchestration.instant_sensor import CalendarInstantSensor
+from include.store.db import make_engine, upgrade
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from include.devtools.cluster import Cluster
+
+
+@dataclass(frozen=True)
+class Attempt:
+    at: dt.datetime
+    unit: str  # the unit the report is for
+    milestone: str
+    token_of: str  # whose token is used
+    expect_http: int
+
+
+@dataclass(frozen=True)
+class Play:
+    attempts: list[Attempt]
+    expected: dict[tuple[str, str], str]  # (unit, milestone) -> on_time | late | missing
+    roles: dict[str, str]  # role -> unit code
+
+
+def make_play(calendar: Calendar, seed: int = 2020) -> Play:
+    """Who does what when, at realistic places between each phase's start and each door's closing."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible play, not a secret
+    units = [unit.code for unit in calendar.unit_list]
+    roles = {"never": units[-1], "after_closing": units[-2], "cross_token": units[1], "victim": units[2]}
+    milestones = [item for item in calendar.milestones if calendar.reporters_of(item)]
+    closing_target = max(
+        (item for item in milestones if calendar.door_closes(item) == calendar.system_close.at),
+        key=lambda item: item.due,
+        default=milestones[-1],
+    )
+    attempts: list[Attempt] = []
+    expected: dict[tuple[str, str], str] = {}
+    late_count = 0
+    for milestone in milestones:
+        phase = calendar.phase(milestone.phase)
+        door = calendar.door_closes(milestone)
+        for index, unit in enumerate(calendar.reporters_of(milestone)):
+            if unit == roles["never"]:
+                expected[(unit, milestone.id)] = "missing"
+                continue
+            if unit == roles["after_closing"] and milestone is closing_target:
+                attempts.append(Attempt(door + dt.timedelta(seconds=1.5), unit, milestone.id, unit, 409))
+                expected[(unit, milestone.id)] = "missing"
+                continue
+            can_be_late = (door - milestone.due).total_seconds() > 4
+            if can_be_late and (rng.random() < 0.2 or (late_count == 0 and index == 3)):
+                at = milestone.due + (door - milestone.due) * rng.uniform(0.15, 0.5)
+                expected[(unit, milestone.id)] = "late"
+                late_count += 1
+            else:
+                # Well before the due instant: a phase start also starts a gate task per unit, and on a small
+                # machine those task processes can hold an answer back by seconds.
+                at = phase.starts + (milestone.due - phase.starts) * rng.uniform(0.3, 0.65)
+                expected[(unit, milestone.id)] = "on_time"
+            attempts.append(Attempt(at, unit, milestone.id, unit, 201))
+    first = milestones[0]
+    victim_at = next(item.at for item in attempts if (item.unit, item.milestone) == (roles["victim"], first.id))
+    attempts.append(Attempt(victim_at - dt.timedelta(seconds=1), roles["victim"], first.id, roles["cross_token"], 403))
+    return Play(sorted(attempts, key=lambda item: item.at), expected, roles)
+
+
+def simulate(
+    calendar_id: str,
+    span: dt.timedelta,
+    *,
+    seed: int = 2020,
+    startup: float = 100.0,
+    executor: str = "local",
+    workers: int = 2,
+    drills: tuple[str, ...] = (),
+    outcome_file: Path | None = None,
+    out: Callable[[str], None] = print,
+) -> bool:
+    """Run the play on a real Airflow; print the final status table and the verdict; True if it passed.
+
+    ``executor`` "local": ``airflow standalone`` on SQLite. "celery": the cluster of ``include.devtools.cluster``
+    (PostgreSQL, Redis, ``workers`` Celery workers); after the campaign the validation runs it triggered are
+    let through and must succeed with their tasks spread over the workers. ``drills`` (celery only):
+    "restart-scheduler" kills the scheduler in the middle of the campaign and starts it again.
+    ``outcome_file``: the outcome (states, gates, the run's state, the stages validated) as JSON, to compare
+    two runs of the same play.
+    """
+    source_file = registry.calendar_path(calendar_id)
+    if source_file is None:
+        raise FileNotFoundError(f"找不到日历“{calendar_id}”")
+    home = Path(tempfile.mkdtemp(prefix="campaign-simulate-"))
+    env = airflow_env(home, free_port())
+    cluster = None
+    if executor == "celery":
+        from include.devtools.cluster import prepare
+
+        cluster = prepare(home / "cluster", env, workers)
+        atexit.register(cluster.drop_databases)  # also when the run fails half-way
+        env = cluster.env
+    start = pendulum.now("UTC").add(seconds=startup).replace(microsecond=0)
+    calendar = compress(read_calendar(source_file), start, span, f"sim-{calendar_id}")
+    calendar_path = Path(env["CAMPAIGN_HOME"]) / "campaigns" / f"{calendar.id}.yaml"
+    calendar_path.parent.mkdir(parents=True)
+    calendar_path.write_text(to_yaml(calendar), encoding="utf-8")
+    engine = make_engine(
+        upgrade(env.get("CAMPAIGN_DB_URL") or f"sqlite:///{Path(env['CAMPAIGN_HOME']) / 'campaign.db'}")
+    )
+    now = pendulum.now("UTC")
+    tokens = {unit.code: issue_token(engine, unit.code, now)[1] for unit in calendar.unit_list}
+    tokens[PROVINCE] = issue_token(engine, PROVINCE, now)[1]
+    play = make_play(calendar, seed)
+    names = calendar.unit_names
+    out(
+        f"模拟战役 {calendar.id}：{local_text(calendar.starts)} 至 {local_text(calendar.ends, end=True)}（北京时间），"
+        f"{len(calendar.unit_list)} 个单位，{len(play.attempts)} 次报送；临时目录 {home}"
+    )
+    out(
+        f"角色：从不报送 {names[play.roles['never']]}，关闭后报送 {names[play.roles['after_closing']]}，"
+        f"冒用令牌 {names[play.roles['cross_token']]}→{names[play.roles['victim']]}"
+    )
+
+    if cluster is not None:
+        out(f"执行器：CeleryExecutor，{workers} 个 worker；PostgreSQL（元数据库与战役库）、Redis；日志 {cluster.home}")
+    problems: list[str] = []
+    timings: dict[tuple[str, str], tuple[float, float]] = {}  # (unit, milestone) -> (sent after plan, answer) s
+    log = home / "standalone.log" if cluster is None else cluster.home / "scheduler.log"
+    launcher = standalone(env, log) if cluster is None else _cluster_base(cluster)
+    with launcher as base:
+        paused = False
+        if "restart-scheduler" in drills and cluster is not None:
+            drill = threading.Thread(target=_restart_scheduler, args=(cluster, calendar, out), daemon=True)
+            drill.start()
+
+        def play_one(attempt: Attempt) -> str | None:
+            """One unit's attempt at its instant; units act independently, so a slow answer delays no other."""
+            time.sleep(max(0.0, (attempt.at - pendulum.now("UTC")).total_seconds()))
+            sent = pendulum.now("UTC")
+            response = httpx.post(
+                f"{base}/campaign/api/reports",
+                headers={"Authorization": f"Bearer {tokens[attempt.token_of]}"},
+                data={"campaign": calendar.id, "unit": attempt.unit, "milestone": attempt.milestone},
+                files={
+                    "file": (
+                        f"{attempt.milestone}.pdf",
+                        f"{attempt.unit}/{attempt.milestone}".encode(),
+                        "application/pdf",
+                    )
+                },
+                timeout=30,
+            )
+            if attempt.token_of == attempt.unit:
+                answered = pendulum.now("UTC")
+                timings[(attempt.unit, attempt.milestone)] = (
+                    (sent - attempt.at).total_seconds(),
+                    (answered - sent).total_seconds(),
+                )
+            if response.status_code == attempt.expect_http:
+                return None
+            return (
+                f"{names[attempt.unit]} {attempt.milestone}：HTTP {response.status_code}，"
+                f"应为 {attempt.expect_http}（{response.text[:200]}）"
+            )
+
+        with ThreadPoolExecutor(max_workers=len(play.attempts)) as pool:
+            played = []
+            for attempt in play.attempts:
+                paused = paused or _pause_validation(base, until=attempt.at)
+                played.append(pool.submit(play_one, attempt))
+            problems += [problem for future in played if (problem := future.result())]
+        slowest = max((answer for _, answer in timings.values()), default=0.0)
+        out(f"报送已全部发出（应答最慢 {slowest:.1f} 秒），等待战役在 {local_text(calendar.ends, end=True)} 结束……")
+
+        def finished_run() -> dict | None:
+            runs = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns")["dag_runs"]
+            return next((run for run in runs if run["state"] in ("success", "failed")), None)
+
+        budget = (calendar.ends - pendulum.now("UTC")).total_seconds() + 300
+        run = wait_for(finished_run, budget, "战役运行结束", log)
+        instances = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)[
+            "task_instances"
+        ]
+        triggered = get_json(f"{base}/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
+        problems += _check_validation(calendar, run["dag_run_id"], triggered, paused, out)
+        if cluster is not None and not drills:
+            problems += _let_validation_run(base, calendar, cluster, out)
+        if cluster is not None and cluster.restarts:
+            out(f"看护进程重启了：{'、'.join(cluster.restarts)}")
+
+    status = campaign_status(engine, calendar, pendulum.now("UTC"))
+    problems += _check(calendar, play, status, instances, run["state"], names, timings)
+    if cluster is not None:
+        problems += _check_once(engine, calendar, names)
+    _print_table(calendar, play, status, out)
+    if outcome_file is not None:
+        outcome_file.write_text(
+            json.dumps(_outcome(status, instances, run["state"], triggered, calendar), ensure_ascii=False, indent=1),
+            encoding="utf-8",
+        )
+    verdict = (
+        f"通过（{len(play.expected)} 项报送状态、{len(instances)} 个任务与模拟一致）" if not problems else "未通过"
+    )
+    engine.dispose()
+    if cluster is not None:
+        cluster.drop_databases()
+    out(f"模拟结果：{verdict}")
+    for problem in problems:
+        out(f"  - {problem}")
+    return not problems
+
+
+@contextlib.contextmanager
+def _cluster_base(cluster: Cluster) -> Iterator[str]:
+    from include.devtools.cluster import running
+
+    with running(cluster, keep_databases=True) as started:  # the store is read after the run
+        yield started.base
+
+
+def _restart_scheduler(cluster: Cluster, calendar: Calendar, out: Callable[[str], None]) -> None:
+    """Fault drill: the scheduler dies (SIGKILL) 3 s before the analysis phase starts, where the entry window
+    closes, the completion reports fall due and the validation is triggered, and comes back 15 s later."""
+    import signal
+
+    analysis = next(phase for phase in calendar.phases_in_order() if phase.id.value == "analysis")
+    time.sleep(max(0.0, (analysis.starts - pendulum.now("UTC")).total_seconds() - 3))
+    cluster.stop("scheduler", signal.SIGKILL)
+    cluster.start_later("scheduler", 15)
+    out(f"演练：{local_text(pendulum.now('UTC'))} 杀掉 scheduler（分析阶段开始前 3 秒），15 秒后重启")
+
+
+def _let_validation_run(base: str, calendar: Calendar, cluster: Cluster, out: Callable[[str], None]) -> list[str]:
+    """Unpause the validation DAG: the runs the campaign triggered must each succeed, a problem list per unit,
+    with the units' tasks spread over the workers."""
+    httpx.patch(f"{base}/api/v2/dags/validation", json={"is_paused": False}, timeout=10).raise_for_status()
+
+    def finished() -> list[dict] | None:
+        runs = get_json(f"{base}/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
+        ours = [run for run in runs if run["dag_run_id"].startswith(f"{calendar.id}__")]
+        return ours if ours and all(run["state"] in ("success", "failed") for run in ours) else None
+
+    runs = wait_for(finished, 900, "数据校验运行结束", cluster.home / "scheduler.log")
+    problems = [f"数据校验 {run['dag_run_id']}：{run['state']}" for run in runs if run["state"] != "success"]
+    where: Counter = Counter()
+    lists = 0
+    for run in runs:
+        tasks = get_json(f"{base}/api/v2/dags/validation/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)
+        mapped = [ti for ti in tasks["task_instances"] if ti["map_index"] >= 0]
+        lists += len(mapped)
+        where.update(ti["hostname"] for ti in mapped)
+        if len(mapped) != len(calendar.unit_list):
+            problems.append(
+                f"数据校验 {run['conf'].get('stage')}：{len(mapped)} 个问题清单任务，应为 {len(calendar.unit_list)} 个"
+            )
+    spread = "，".join(f"{host} {n} 个" for host, n in sorted(where.items()))
+    out(f"数据校验 {len(runs)} 次运行，{lists} 个问题清单任务：{spread}")
+    workers = {f"worker-{n}" for n in range(1, cluster.workers + 1)}
+    if set(where) != workers:
+        problems.append(f"问题清单任务在 {sorted(where)} 上运行，应分布于 {sorted(workers)}")
+    return problems
+
+
+def _check_once(engine: Engine, calendar: Calendar, names: dict[str, str]) -> list[str]:
+    """No deadline action twice: each window opened and closed at most once per unit (the audit's text names the
+    window), every window that opened closed by the end, each report accepted at most once."""
+    from sqlalchemy import func, select
+
+    from include.store.db import session_scope
+    from include.store.models import AuditEntry, WindowState
+
+    once = ("window_opened", "window_closed", "accepted", "late")
+    with session_scope(engine) as session:
+        query = (
+            select(AuditEntry.action, AuditEntry.unit, AuditEntry.milestone, AuditEntry.detail, func.count())
+            .where(AuditEntry.campaign_id == calendar.id, AuditEntry.action.in_(once))
+            .group_by(AuditEntry.action, AuditEntry.unit, AuditEntry.milestone, AuditEntry.detail)
+            .having(func.count() > 1)
+        )
+        twice = [
+            f"{names.get(unit, unit)} {action} {milestone or detail}：{n} 次，应至多 1 次"
+            for action, unit, milestone, detail, n in session.execute(query)
+        ]
+        still_open = session.execute(
+            select(WindowState.unit, WindowState.window).where(
+                WindowState.campaign_id == calendar.id, WindowState.closed_at.is_(None)
+            )
+        ).all()
+    return twice + [f"{names.get(unit, unit)} 的窗口 {window} 开放后未在截止时关闭" for unit, window in still_open]
+
+
+def _outcome(status: dict, instances: list[dict], run_state: str, triggered: list[dict], calendar: Calendar) -> dict:
+    """What two runs of the same play must agree on, whatever their executor and instants."""
+    units, ours = status["units"], f"{calendar.id}__"
+    plain = Counter(f"{ti['task_id']}:{ti['state']}" for ti in instances if ti["map_index"] < 0)
+    return {
+        "states": {f"{unit['unit']}/{item['id']}": item["state"] for unit in units for item in unit["milestones"]},
+        "windows": {unit["unit"]: bool(unit["entry_window"] and unit["entry_window"]["opened_at"]) for unit in units},
+        "gates": {
+            f"{ti['task_id']}[{ti['rendered_map_index']}]": ti["state"]
+            for ti in instances
+            if ti["map_index"] >= 0 and ".gate_" in ti["task_id"]
+        },
+        "tasks": dict(sorted(plain.items())),
+        "run": run_state,
+        "validated": sorted(run["conf"].get("stage") for run in triggered if run["dag_run_id"].startswith(ours)),
+    }
+
+
+def _pause_validation(base: str, until: dt.datetime) -> bool:
+    """Pause the validation DAG as soon as it is parsed (trying until ``until``): the runs the campaign triggers
+    then wait queued instead of loading a small machine (three stages seconds apart, a task per unit each)
+    while the play's timing is judged."""
+    while True:
+        try:
+            response = httpx.patch(f"{base}/api/v2/dags/validation", json={"is_paused": True}, timeout=10)
+            if response.status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if pendulum.now("UTC") >= until:
+            return False
+        time.sleep(min(2.0, max(0.0, (until - pendulum.now("UTC")).total_seconds())))
+
+
+def _check_validation(
+    calendar: Calendar, campaign_run_id: str, runs: list[dict], paused: bool, out: Callable[[str], None]
+) -> list[str]:
+    """The campaign run triggered the validation DAG once per validation stage, for all units, at the stage's start."""
+    from include.orchestration.dag_factory import validation_conf, validation_run_id
+    from include.rules.stages import STAGES
+
+    expected = {
+        validation_run_id(calendar.id, phase.id.value, campaign_run_id): validation_conf(calendar, phase)
+        for phase in calendar.phases_in_order()
+        if phase.id.value in STAGES
+    }
+    ours = [run for run in runs if run["dag_run_id"].startswith(f"{calendar.id}__")]
+    actual = {run["dag_run_id"]: run["conf"] for run in ours}
+    states = "、".join(f"{run['conf'].get('stage')} {run['state']}" for run in ours) or "无"
+    out(f"触发数据校验 {len(ours)} 次（{states}）" + ("；校验 DAG 已暂停，运行排队等待" if paused else ""))
+    if actual != expected:
+        return [f"数据校验触发 {sorted(actual)}，应为 {sorted(expected)}（参数 {actual}，应为 {expected}）"]
+    return []
+
+
+def _check(
+    calendar: Calendar,
+    play: Play,
+    status: dict,
+    instances: list[dict],
+    run_state: str,
+    names: dict[str, str],
+    timings: dict[tuple[str, str], tuple[float, float]],
+) -> list[str]:
+    problems = []
+    actual = {(unit["unit"], item["id"]): item["state"] for unit in status["units"] for item in unit["milestones"]}
+    planned = {(item.unit, item.milestone): item.at for item in play.attempts if item.token_of == item.unit}
+    due = {item.id: item.due for item in calendar.milestones}
+    for key, state in play.expected.items():
+        if actual.get(key) != state:
+            timing = ""
+            if key in timings:
+                late_by, answer = timings[key]
+                ahead = (due[key[1]] - planned[key]).total_seconds()
+                timing = f"（计划在截止前 {ahead:.1f} 秒报送，实际晚发 {late_by:.1f} 秒，应答用时 {answer:.1f} 秒）"
+            problems.append(f"{names[key[0]]} {key[1]}：状态 {actual.get(key)}，应为 {state}{timing}")
+    by_name = {name: code for code, name in names.items()}
+    words = {"on_time": ("success", "按时"), "late": ("success", "逾期"), "missing": ("failed", "未报送")}
+    gates = [ti for ti in instances if ti["map_index"] >= 0 and ".gate_" in ti["task_id"]]
+    for ti in gates:
+        name, _, label = (ti["rendered_map_index"] or "").partition(" · ")
+        key = (by_name.get(name), ti["task_id"].split(".gate_")[1])
+        want = words[play.expected[key]] if key in play.expected else None
+        if want != (ti["state"], label):
+            problems.append(f"闸门 {ti['task_id']}[{ti['rendered_map_index']}]：{ti['state']}，应为 {want}")
+    if len(gates) != len(play.expected):
+        problems.append(f"闸门 {len(gates)} 个，应为 {len(play.expected)} 个")
+    from include.orchestration.dag_factory import build_dag
+
+    instants = {
+        task.task_id: task.due_at for task in build_dag(calendar).tasks if isinstance(task, CalendarInstantSensor)
+    }
+    for ti in instances:
+        if ti["task_id"] in instants:
+            if ti["state"] != "success" or pendulum.parse(ti["end_date"]) < instants[ti["task_id"]]:
+                problems.append(f"时点任务 {ti['task_id']}：{ti['state']}，结束于 {ti['end_date']}")
+    want_run = "failed" if "missing" in play.expected.values() else "success"
+    if run_state != want_run:
+        problems.append(f"战役运行状态 {run_state}，应为 {want_run}")
+    never = next(unit for unit in status["units"] if unit["unit"] == play.roles["never"])
+    if never["entry_window"] and never["entry_window"]["opened_at"] is not None:
+        problems.append(f"{never['name']}从未报送，录入窗口却曾开放")
+    return problems
+
+
+def _print_table(calendar: Calendar, play: Play, status: dict, out: Callable[[str], None]) -> None:
+    columns = [item["id"] for item in status["units"][0]["milestones"]]
+    out("单位".ljust(10) + "".join(column.ljust(22) for column in columns) + "录入窗口")
+    windows = {"not_open": "未开放", "open": "开放中", "closed": "已关闭"}
+    for unit in status["units"]:
+        cells = []
+        for item in unit["milestones"]:
+            word = STATE_WORDS[item["state"]]
+            if play.expected.get((unit["unit"], item["id"])) != item["state"]:
+                word += "≠预期"
+            cells.append(word.ljust(20))
+        window = unit["entry_window"]
+        opened = "曾开放" if window and window["opened_at"] else "未开放"
+        out(unit["name"].ljust(8, "　") + "".join(cells) + f"{windows[window['state']]}（{opened}）")

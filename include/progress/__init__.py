@@ -1,0 +1,1 @@
+"""Progress per unit and office, as figures, JSON and workbooks."""
