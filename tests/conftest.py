@@ -99,6 +99,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "postgres" in getattr(item, "fixturenames", ()) or (callspec and "postgresql" in callspec.id):
             # libpq opens its socket in C, out of the audit hook's sight: a PostgreSQL test is named as one
             raise pytest.UsageError(f"{item.nodeid} is a unit test but uses PostgreSQL: mark it integration")
+        imported_inside = [
+            name
+            for name in getattr(getattr(item, "function", None), "__code__", compile("", "", "exec")).co_names
+            if name.startswith(OUT_OF_UNIT)
+        ]
+        if imported_inside:
+            raise pytest.UsageError(f"{item.nodeid} is a unit test but imports {imported_inside[0]}: mark it airflow")
         for name, value in vars(module).items():
             source = value.__name__ if isinstance(value, type(sys)) else getattr(value, "__module__", None) or ""
             if source.startswith(OUT_OF_UNIT):

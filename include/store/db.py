@@ -7,6 +7,7 @@ database (PostgreSQL in production).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -75,27 +76,37 @@ class StoreNotReady(RuntimeError):
 
 
 def open_store(url: str | None = None) -> Engine:
-    """The campaign store, ready for use, for the command line and the tasks.
+    """The campaign store, ready for use, for the command line and the tasks. Nothing is migrated here.
 
-    A local run's SQLite file (``CAMPAIGN_LOCAL_RUN=1``) is created and migrated on first use, so a newcomer
-    needs no extra step. Any other store (PostgreSQL in production) is never migrated as a side effect: it must
-    be at the code's migration already (``campaign db upgrade``, run by compose's ``init`` service), or this
-    refuses with what to run.
+    A store at the code's migration is used as it is. A local run's SQLite file (``CAMPAIGN_LOCAL_RUN=1``) that
+    does not exist yet is created on first use, so a newcomer needs no extra step. Any other store, a local one
+    made by older code included, must be brought to the code's migration on purpose (``campaign db upgrade``, run
+    in production by compose's ``init`` service): this refuses with what to run.
     """
     url = url or database_url()
-    if url.startswith("sqlite:") and is_local_run():
-        return make_engine(upgrade(url))
     engine = make_engine(url)
+    current = _current_revision(engine)
+    if current == _head_revision():
+        return engine
+    engine.dispose()
+    if current is None and url.startswith("sqlite:") and is_local_run():
+        return make_engine(upgrade(url))
+    raise StoreNotReady(
+        f"战役状态库的版本（{current or '未初始化'}）与程序（{_head_revision()}）不一致。"
+        "请由运维人员先运行 `campaign db upgrade`（部署时由 init 服务执行），再重试。"
+    )
+
+
+def _current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@functools.cache
+def _head_revision() -> str | None:
+    """The newest migration of this code (read once per process: the code does not change under it)."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    if current != head:
-        engine.dispose()
-        raise StoreNotReady(
-            f"战役状态库的版本（{current or '未初始化'}）与程序（{head}）不一致。"
-            "请由运维人员先运行 `campaign db upgrade`（部署时由 init 服务执行），再重试。"
-        )
-    return engine
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

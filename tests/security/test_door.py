@@ -329,6 +329,7 @@ def test_the_cli_takes_a_long_unit_without_a_database_error(run_cli, tmp_path: P
     assert code == 2 and "没有单位" in err and len(err) < 400
 
 
+@pytest.mark.airflow
 def test_a_calendar_file_named_otherwise_never_replaces_a_campaign_dag(tmp_path, monkeypatch):
     """A copy of 2020-shandong with the closing a year later, saved as another name: its DAG would have replaced the
     real campaign's (same dag_id); it is an error DAG instead, and the real campaign's closing stands."""

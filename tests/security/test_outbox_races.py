@@ -177,7 +177,7 @@ def test_two_deliverer_processes_on_one_store_send_each_reminder_once(store_url,
     script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
-        "from include import outbox\n"
+        "from include.reminders import outbox\n"
         "from include.store.db import make_engine\n"
         "class Slow(outbox.SinkSender):\n"
         "    async def send(self, message):\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import create_engine, inspect
 
 from include.store.db import upgrade
@@ -29,6 +30,25 @@ def test_a_local_run_creates_its_sqlite_store_on_first_use(run_cli, tmp_path, mo
     assert upgrade(f"sqlite:///{tmp_path / 'local.db'}")  # already at head: a no-op
 
 
+def test_a_local_store_made_by_older_code_is_refused_not_migrated(run_cli, tmp_path, monkeypatch):
+    """Only a store that does not exist yet is made as a side effect; one behind the code waits for the operator."""
+    from alembic import command
+
+    from include.store.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'older.db'}"
+    command.upgrade(alembic_config(url), "0004")
+    monkeypatch.setenv("CAMPAIGN_DB_URL", url)
+    code, _, err = run_cli("status", "--campaign", "2020-shandong", "--at", "2020-11-20T10:00+08:00")
+    assert code == 2 and "campaign db upgrade" in err and "0004" in err, err
+    with create_engine(url).connect() as connection:
+        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0004"
+    assert run_cli("db", "upgrade")[0] == 0
+    code, out, err = run_cli("status", "--campaign", "2020-shandong", "--at", "2020-11-20T10:00+08:00")
+    assert code == 0 and "济南市" in out, err
+
+
+@pytest.mark.airflow
 def test_only_the_listed_province_officers_may_answer_an_application(monkeypatch):
     """Seed 002: the province opens each city's entry function; the deployment names who decides
     (``CAMPAIGN_APPROVERS``), so that a shared login cannot approve and every decision has a name."""
