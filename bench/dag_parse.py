@@ -9,7 +9,12 @@ Every figure is the median of several fresh processes:
             is what the dag-processor spends on it at every parse.
 The goal of the foundation issue: a DAG file's own parse cost under 0.5 s.
 
-Run: ``make bench`` (or ``.venv/bin/python bench/dag_parse.py [--runs N]``).
+Then the modules each file pulls in beyond Airflow's SDK, here and at an earlier commit (``--against``, by
+default the last one before include/ was split into packages): the project's own, and whether the ORM
+(SQLAlchemy's ``orm``, the store's models, Alembic) is among them. A DAG file builds objects from calendars; it
+has no business loading the store.
+
+Run: ``make bench`` (or ``.venv/bin/python bench/dag_parse.py [--runs N] [--against REV]``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,15 @@ start = time.perf_counter()
 runpy.run_path(sys.argv[1])
 print(time.perf_counter() - start)
 """
+MODULES = """
+import json, runpy, sys
+from airflow.sdk import DAG
+before = set(sys.modules)
+runpy.run_path(sys.argv[1])
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+ORM = ("sqlalchemy.orm", "include.store", "alembic")
+BEFORE_PACKAGES = "dc3d946"  # the last commit with include/'s flat layout
 
 
 def wall(command: list[str], env: dict[str, str]) -> float:
@@ -46,6 +60,7 @@ def median(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--against", default=BEFORE_PACKAGES, help="an earlier commit whose DAG files' imports to show")
     args = parser.parse_args()
     env = dict(os.environ)
     env.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
@@ -77,6 +92,35 @@ def main() -> None:
         )
     verdict = "within" if worst < 0.5 else "OVER"
     print(f"seconds, median of {args.runs}; worst own parse cost {worst:.3f} s: {verdict} the 0.5 s goal")
+    print()
+    from worktree import worktree
+
+    with worktree(args.against) as earlier:
+        for file in sorted((ROOT / "dags").glob("*.py")):
+            for label, root in ((args.against[:7], earlier), ("now", ROOT)):
+                if (root / "dags" / file.name).exists():
+                    show_modules(f"{file.name} at {label}", root, root / "dags" / file.name, env)
+
+
+def show_modules(label: str, root: Path, file: Path, env: dict[str, str]) -> None:
+    """The modules ``file`` imports beyond Airflow's SDK, run from the checkout at ``root``."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", MODULES, str(file)],
+        env={**env, "PYTHONPATH": str(root)},
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    modules = json.loads(done.stdout.strip().splitlines()[-1])
+    project = [name for name in modules if name.startswith("include")]
+    orm = [name for name in modules if name.startswith(ORM)]
+    print(f"{label}: {len(modules)} modules beyond Airflow's SDK, {len(project)} of the project; ORM: {len(orm)}")
+    print("  project: " + " ".join(project))
+    if orm:
+        print("  ORM:     " + " ".join(orm[:12]) + (" …" if len(orm) > 12 else ""))
 
 
 if __name__ == "__main__":

@@ -137,16 +137,10 @@ def project_elsewhere(path: Path, runs: int, root: Path = ROOT, env: dict[str, s
 
 def project_at(revision: str, path: Path, runs: int) -> float:
     """The same ingest by the code of an earlier commit (a temporary git worktree of this repository)."""
-    import subprocess
+    from worktree import worktree
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-ingest-rev-")) / "tree"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), revision], check=True, capture_output=True
-    )
-    try:
+    with worktree(revision) as folder:
         return project_elsewhere(path, runs, root=folder)
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], capture_output=True)
 
 
 def pandas_read(path: Path) -> None:

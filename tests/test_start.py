@@ -17,13 +17,13 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.airflow
 
 
-def processes_of(home: Path) -> list[str]:
-    """Every process whose environment names ``home`` as its AIRFLOW_HOME, as "pid command"."""
-    marker = f"AIRFLOW_HOME={home}".encode()
+def processes_of(session: int) -> list[str]:
+    """Every process of the session ``session`` (the start script's and all it started), as "pid command".
+    Airflow's components retitle themselves ("airflow api_server -- …"), which also hides their environment."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and marker in (proc / "environ").read_bytes().split(b"\0"):
+            if proc.name.isdigit() and os.getsid(int(proc.name)) == session:
                 command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 found.append(f"{proc.name} {command[:120]}")
         except OSError:
@@ -51,18 +51,17 @@ def test_sigterm_stops_the_scheduler_api_server_triggerer_and_dag_processor(tmp_
             "Airflow's api-server and triggerer",
             log,
         )
-        running = " ".join(processes_of(airflow_home))
-        for component in ("standalone", "scheduler", "triggerer", "dag-processor"):  # the api-server answered above
+        running = " ".join(processes_of(start.pid))
+        for component in ("standalone", "scheduler", "triggerer", "dag-processor", "api_server", "LocalExecutor"):
             assert component in running, running
         start.send_signal(signal.SIGTERM)
         stopped = start.wait(timeout=60)
         deadline = time.monotonic() + 10
-        while processes_of(airflow_home) and time.monotonic() < deadline:
+        while processes_of(start.pid) and time.monotonic() < deadline:
             time.sleep(0.5)
-        left = processes_of(airflow_home)
+        left = processes_of(start.pid)
         assert left == [], "\n".join([*left, log.read_text(errors="replace")[-2000:]])
         assert stopped == 0  # a clean stop, as a service manager expects
     finally:
-        with_pids = [int(line.split()[0]) for line in processes_of(airflow_home)]
-        for pid in with_pids:
-            os.kill(pid, signal.SIGKILL)
+        for line in processes_of(start.pid):
+            os.kill(int(line.split()[0]), signal.SIGKILL)

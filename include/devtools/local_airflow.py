@@ -85,12 +85,26 @@ def standalone(env: dict[str, str], log: Path, startup_timeout: float = 240) -> 
         )
         yield base
     finally:
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen, grace: float = 30) -> None:
+    """Stop a process started in a session of its own and everything it started: SIGTERM to the group, then
+    SIGKILL to whatever is left after ``grace`` seconds (the leader may be gone while its children linger)."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        process.poll()
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    else:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    process.wait(timeout=10)
 
 
 def get_json(url: str, **params: Any) -> Any:
