@@ -65,7 +65,7 @@ def serve(kind: str, home: Path, port: int) -> subprocess.Popen:
     (home / "tmp").mkdir(parents=True, exist_ok=True)
     if kind == "project":
         code = (
-            "import uvicorn; from include.web.api import create_app; from include.store.db import upgrade;"
+            "import uvicorn; from include.web.app import create_app; from include.store.db import upgrade;"
             "from include.door.tokens import issue_token; import pendulum, pathlib;"
             f"url = upgrade('sqlite:///{home}/campaign.db');"
             "from include.store.db import make_engine;"

@@ -8,7 +8,7 @@ from include import reminder_timetable as moved_reminder_timetable
 from include import timetable as moved_timetable
 from include.orchestration.reminder_timetable import WorkingDayTimetable
 from include.orchestration.timetable import CampaignTimetable
-from include.web.api import create_app
+from include.web.app import create_app
 
 
 class CampaignPlugin(AirflowPlugin):

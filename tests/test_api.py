@@ -13,7 +13,7 @@ from include.calendar.instants import parse_instant
 from include.door.tokens import issue_token, revoke_tokens
 from include.store.db import make_engine, session_scope, upgrade
 from include.store.models import AuditEntry, Report
-from include.web.api import create_app
+from include.web.app import create_app
 from tests.conftest import Clock
 
 JINAN, QINGDAO = "370100", "370200"

@@ -16,7 +16,7 @@ from include.door.tokens import issue_token
 from include.forms import records
 from include.forms.template import MARKER_SHEET
 from include.store.db import make_engine, upgrade
-from include.web.api import create_app
+from include.web.app import create_app
 from tests.test_api import Clock
 
 JINAN, QINGDAO = "370100", "370200"

@@ -20,7 +20,7 @@ from include.devtools.local_airflow import free_port
 from include.door.submissions import Actor, submit_report
 from include.door.tokens import issue_token
 from include.store.db import make_engine, upgrade
-from include.web.api import create_app
+from include.web.app import create_app
 
 pytestmark = pytest.mark.integration
 

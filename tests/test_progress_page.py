@@ -17,7 +17,7 @@ from include.calendar.registry import load_campaign
 from include.door.submissions import Actor, submit_report
 from include.door.tokens import issue_token
 from include.store.db import make_engine, upgrade
-from include.web.api import create_app
+from include.web.app import create_app
 
 JINAN, QINGDAO = "370100", "370200"
 

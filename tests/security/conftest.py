@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from include.calendar.instants import parse_instant
 from include.door.tokens import issue_token
 from include.store.db import make_engine, upgrade
-from include.web.api import create_app
+from include.web.app import create_app
 from tests.conftest import Clock
 
 JINAN, QINGDAO = "370100", "370200"

@@ -21,7 +21,7 @@ from include.door.tokens import issue_token, verify_token
 from include.paths import CONFIG_CAMPAIGNS, campaign_home
 from include.store.db import session_scope
 from include.store.models import AuditEntry, Report, Token
-from include.web.api import create_app
+from include.web.app import create_app
 
 from .conftest import JINAN, QINGDAO, serving
 

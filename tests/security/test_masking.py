@@ -33,7 +33,7 @@ from include.forms.template import MARKER_PREFIX
 from include.masking import mask_id, redact, short_masked
 from include.store.db import make_engine, session_scope, upgrade
 from include.store.models import AuditEntry, Base
-from include.web.api import create_app
+from include.web.app import create_app
 from tests.test_api import Clock
 
 CAMPAIGN = "2020-shandong"
