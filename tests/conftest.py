@@ -71,8 +71,7 @@ class _UnitGuard:
 sys.addaudithook(_UnitGuard.audit)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item):
+def _guarded(item: pytest.Item):
     _UnitGuard.armed_for = item.nodeid if tier(item) == "unit" else None
     try:
         return (yield)
@@ -80,13 +79,8 @@ def pytest_runtest_setup(item: pytest.Item):
         _UnitGuard.armed_for = None
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item):
-    _UnitGuard.armed_for = item.nodeid if tier(item) == "unit" else None
-    try:
-        return (yield)
-    finally:
-        _UnitGuard.armed_for = None
+pytest_runtest_setup = pytest.hookimpl(wrapper=True)(_guarded)  # a unit test's fixtures
+pytest_runtest_call = pytest.hookimpl(wrapper=True)(_guarded)  # and the test itself
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -102,32 +102,40 @@ class Submission:
         }
 
 
-def _refuse(
-    engine: Engine,
-    calendar: Calendar,
-    unit: str,
-    milestone: str,
-    actor: Actor,
-    at: dt.datetime,
-    reason: str,
-    message: str,
-) -> ReportRefused:
-    known_units = {item.code for item in calendar.unit_list}
-    known_milestones = {item.id for item in calendar.milestones}
-    with session_scope(engine) as session:
-        audit(
-            session,
-            at=at,
-            action="refused",
-            actor=actor.name,
-            campaign_id=calendar.id,
-            # A value the calendar does not know is the sender's, not a code: kept only masked.
-            unit=unit if unit in known_units else short_masked(unit, 8),
-            milestone=milestone if milestone in known_milestones else short_masked(milestone, 8),
-            on_behalf=actor.unit is None,
-            detail=f"[{reason}] {message}",
-        )
-    return ReportRefused(reason, message)
+@dataclass(frozen=True)
+class _Attempt:
+    """One call of `submit_report`: what is asked, by whom and when; every refusal of it is audited."""
+
+    engine: Engine
+    calendar: Calendar
+    unit: str
+    milestone_id: str
+    actor: Actor
+    at: dt.datetime
+
+    @property
+    def on_behalf(self) -> bool:
+        return self.actor.unit is None
+
+    def refuse(self, reason: str, message: str) -> ReportRefused:
+        """The refusal to raise, written to the audit log first."""
+        calendar = self.calendar
+        with session_scope(self.engine) as session:
+            audit(
+                session,
+                at=self.at,
+                action="refused",
+                actor=self.actor.name,
+                campaign_id=calendar.id,
+                # A value the calendar does not know is the sender's, not a code: kept only masked.
+                unit=self.unit if self.unit in calendar.unit_names else short_masked(self.unit, 8),
+                milestone=self.milestone_id
+                if any(item.id == self.milestone_id for item in calendar.milestones)
+                else short_masked(self.milestone_id, 8),
+                on_behalf=self.on_behalf,
+                detail=f"[{reason}] {message}",
+            )
+        return ReportRefused(reason, message)
 
 
 def _file_digest(file: Path) -> str:
@@ -190,102 +198,82 @@ def submit_report(
 
     The report's file is ``content`` (bytes) or ``file`` (a path, read in chunks: an upload never sits in memory).
     """
-    units = {item.code: item for item in calendar.unit_list}
-    if unit not in units:
-        raise _refuse(
-            engine,
-            calendar,
-            unit,
-            milestone_id,
-            actor,
-            at,
-            "unknown_unit",
-            f"战役 {calendar.id} 没有单位“{short_masked(unit)}”。"
-            f"请核对单位代码（campaign calendar show {calendar.id}）。",
-        )
-    milestone = next((item for item in calendar.milestones if item.id == milestone_id), None)
-    if milestone is None or milestone.report is None or unit not in calendar.reporters_of(milestone):
-        known = "、".join(item.id for item in calendar.milestones if unit in calendar.reporters_of(item))
-        raise _refuse(
-            engine,
-            calendar,
-            unit,
-            milestone_id,
-            actor,
-            at,
-            "unknown_milestone",
-            f"{units[unit].name}无需报送节点“{short_masked(milestone_id, 32)}”。该单位应报送的节点：{known or '无'}。",
-        )
-    if actor.unit is not None and actor.unit != unit:
-        raise _refuse(
-            engine,
-            calendar,
-            unit,
-            milestone_id,
-            actor,
-            at,
-            "forbidden",
-            f"此凭证只能为单位 {actor.unit} 报送，不能代{units[unit].name}报送。"
-            "请使用本单位的令牌，或请省级办公室代报。",
-        )
-    closes = calendar.door_closes(milestone)
-    if at >= closes:
-        raise _refuse(
-            engine,
-            calendar,
-            unit,
-            milestone_id,
-            actor,
-            at,
-            "closed",
-            f"“{milestone.name}”已于 {local_text(closes, end=True)} 截止报送（信息系统已关闭），"
-            f"本次报送未被接受，未作任何更改。如确需补报，请联系{calendar.office.name}。",
-        )
-    size = len(content) if content is not None else file.stat().st_size if file is not None else 0
-    limit = max_report_bytes()
-    if size > limit:
-        raise _refuse(
-            engine,
-            calendar,
-            unit,
-            milestone_id,
-            actor,
-            at,
-            "too_large",
-            f"附件 {size / 1024 / 1024:.1f} MB，超过上限 {limit / 1024 / 1024:.0f} MB。请压缩或拆分后重新报送。",
-        )
-
+    attempt = _Attempt(engine, calendar, unit, milestone_id, actor, at)
+    milestone = _milestone_owed(attempt)
+    _check_door_open(attempt, milestone)
+    _check_size(attempt, content, file)
     source: Path | bytes | None = content if content is not None else file
     sha = hashlib.sha256(content).hexdigest() if content is not None else _file_digest(file) if file else None
     created: list[Path] = []  # files this call put in place: kept only if a version points to them in the end
     try:
-        return _take(engine, calendar, units, milestone, unit, at, actor, file_name, source, sha, created)
+        return _take(attempt, milestone, file_name, source, sha, created)
     finally:
         for path in created:
             if not _referenced(engine, path):
                 path.unlink(missing_ok=True)
 
 
+def _milestone_owed(attempt: _Attempt) -> Milestone:
+    """The milestone asked for, if the unit exists, owes it a report, and the sender may act for the unit."""
+    calendar, unit, names = attempt.calendar, attempt.unit, attempt.calendar.unit_names
+    if unit not in names:
+        raise attempt.refuse(
+            "unknown_unit",
+            f"战役 {calendar.id} 没有单位“{short_masked(unit)}”。"
+            f"请核对单位代码（campaign calendar show {calendar.id}）。",
+        )
+    milestone = next((item for item in calendar.milestones if item.id == attempt.milestone_id), None)
+    if milestone is None or milestone.report is None or unit not in calendar.reporters_of(milestone):
+        known = "、".join(item.id for item in calendar.milestones if unit in calendar.reporters_of(item))
+        raise attempt.refuse(
+            "unknown_milestone",
+            f"{names[unit]}无需报送节点“{short_masked(attempt.milestone_id, 32)}”。"
+            f"该单位应报送的节点：{known or '无'}。",
+        )
+    if attempt.actor.unit is not None and attempt.actor.unit != unit:
+        raise attempt.refuse(
+            "forbidden",
+            f"此凭证只能为单位 {attempt.actor.unit} 报送，不能代{names[unit]}报送。"
+            "请使用本单位的令牌，或请省级办公室代报。",
+        )
+    return milestone
+
+
+def _check_door_open(attempt: _Attempt, milestone: Milestone) -> None:
+    closes = attempt.calendar.door_closes(milestone)
+    if attempt.at >= closes:
+        raise attempt.refuse(
+            "closed",
+            f"“{milestone.name}”已于 {local_text(closes, end=True)} 截止报送（信息系统已关闭），"
+            f"本次报送未被接受，未作任何更改。如确需补报，请联系{attempt.calendar.office.name}。",
+        )
+
+
+def _check_size(attempt: _Attempt, content: bytes | None, file: Path | None) -> None:
+    size = len(content) if content is not None else file.stat().st_size if file is not None else 0
+    limit = max_report_bytes()
+    if size > limit:
+        raise attempt.refuse(
+            "too_large",
+            f"附件 {size / 1024 / 1024:.1f} MB，超过上限 {limit / 1024 / 1024:.0f} MB。请压缩或拆分后重新报送。",
+        )
+
+
 def _take(
-    engine: Engine,
-    calendar: Calendar,
-    units: dict,
+    attempt: _Attempt,
     milestone: Milestone,
-    unit: str,
-    at: dt.datetime,
-    actor: Actor,
     file_name: str | None,
     source: Path | bytes | None,
     sha: str | None,
     created: list[Path],
 ) -> Submission:
     """The report as a new version (or the same file again), retried while racing submissions take versions."""
-    on_behalf = actor.unit is None
-    for attempt in range(ATTEMPTS):
-        if attempt:
-            time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not a secret
+    calendar, unit = attempt.calendar, attempt.unit
+    for tries in range(ATTEMPTS):
+        if tries:
+            time.sleep(random.uniform(0.01, 0.05) * tries)  # noqa: S311 - jitter, not a secret
         try:
-            with session_scope(engine) as session:
+            with session_scope(attempt.engine) as session:
                 lock_unit(session, calendar.id, unit)
                 latest = session.scalar(
                     select(Report)
@@ -294,102 +282,113 @@ def _take(
                     .limit(1)
                 )
                 if latest is not None and latest.file_sha256 == sha:
-                    audit(
-                        session,
-                        at=at,
-                        action="duplicate",
-                        actor=actor.name,
-                        campaign_id=calendar.id,
-                        unit=unit,
-                        milestone=milestone.id,
-                        on_behalf=on_behalf,
-                        detail=f"与第 {latest.version} 版相同，未新增版本",
-                    )
-                    return Submission(
-                        calendar.id,
-                        unit,
-                        milestone.id,
-                        "duplicate",
-                        latest.version,
-                        latest.received_at,
-                        latest.late,
-                        latest.on_behalf,
-                        sha,
-                        _open_windows(session, calendar, milestone, unit, at, actor),  # repairs a window left shut
-                    )
-                version = (latest.version + 1) if latest is not None else 1
-                late = at >= milestone.due
+                    return _same_again(session, attempt, milestone, latest)
                 path: Path | None = None
                 if source is not None and sha is not None:
                     path, new = _store_file(calendar, unit, milestone.id, file_name or "report", source, sha)
                     if new:
                         created.append(path)
-                session.add(
-                    Report(
-                        campaign_id=calendar.id,
-                        unit=unit,
-                        milestone=milestone.id,
-                        kind=milestone.report.value,
-                        version=version,
-                        received_at=at,
-                        late=late,
-                        submitted_by=actor.name,
-                        on_behalf=on_behalf,
-                        file_name=file_name,
-                        file_sha256=sha,
-                        file_path=str(path) if path else None,
-                    )
-                )
-                session.flush()
-                lateness = f"逾期（截止 {local_text(milestone.due, end=True)}）" if late else "按时"
-                behalf = "（省级代报）" if on_behalf else ""
-                audit(
-                    session,
-                    at=at,
-                    action="late" if late else "accepted",
-                    actor=actor.name,
-                    campaign_id=calendar.id,
-                    unit=unit,
-                    milestone=milestone.id,
-                    on_behalf=on_behalf,
-                    detail=f"收到“{milestone.name}”第 {version} 版，{lateness}{behalf}",
-                )
-                opened = _open_windows(session, calendar, milestone, unit, at, actor)
-                return Submission(
-                    calendar.id,
-                    unit,
-                    milestone.id,
-                    "late" if late else "on_time",
-                    version,
-                    at,
-                    late,
-                    on_behalf,
-                    sha,
-                    opened,
-                )
+                version = (latest.version + 1) if latest is not None else 1
+                return _new_version(session, attempt, milestone, version, file_name, sha, path)
         except IntegrityError:
             # Another submission took this version number at the same moment: read again and retry (the file
             # stays for the retry; if the retry finds the same bytes in force, the caller removes it).
             continue
-    raise _refuse(
-        engine,
-        calendar,
-        unit,
-        milestone.id,
-        actor,
-        at,
+    raise attempt.refuse(
         "busy",
-        f"同一时间{units[unit].name}有多份“{milestone.name}”在报送，本份未能保存，未作任何更改。请稍后重新报送。",
+        f"同一时间{calendar.unit_names[unit]}有多份“{milestone.name}”在报送，本份未能保存，未作任何更改。请稍后重新报送。",
     )
 
 
-def _open_windows(
-    session: Session, calendar: Calendar, milestone: Milestone, unit: str, at: dt.datetime, actor: Actor
-) -> tuple[str, ...]:
+def _same_again(session: Session, attempt: _Attempt, milestone: Milestone, latest: Report) -> Submission:
+    """The same file as the version in force: no new version, and a window left shut is opened now."""
+    audit(
+        session,
+        at=attempt.at,
+        action="duplicate",
+        actor=attempt.actor.name,
+        campaign_id=attempt.calendar.id,
+        unit=attempt.unit,
+        milestone=milestone.id,
+        on_behalf=attempt.on_behalf,
+        detail=f"与第 {latest.version} 版相同，未新增版本",
+    )
+    return Submission(
+        attempt.calendar.id,
+        attempt.unit,
+        milestone.id,
+        "duplicate",
+        latest.version,
+        latest.received_at,
+        latest.late,
+        latest.on_behalf,
+        latest.file_sha256,
+        _open_windows(session, attempt, milestone),
+    )
+
+
+def _new_version(
+    session: Session,
+    attempt: _Attempt,
+    milestone: Milestone,
+    version: int,
+    file_name: str | None,
+    sha: str | None,
+    path: Path | None,
+) -> Submission:
+    """The report as version ``version``, on time or late, audited; the windows it opens are opened."""
+    late = attempt.at >= milestone.due
+    session.add(
+        Report(
+            campaign_id=attempt.calendar.id,
+            unit=attempt.unit,
+            milestone=milestone.id,
+            kind=milestone.report.value,
+            version=version,
+            received_at=attempt.at,
+            late=late,
+            submitted_by=attempt.actor.name,
+            on_behalf=attempt.on_behalf,
+            file_name=file_name,
+            file_sha256=sha,
+            file_path=str(path) if path else None,
+        )
+    )
+    session.flush()
+    lateness = f"逾期（截止 {local_text(milestone.due, end=True)}）" if late else "按时"
+    audit(
+        session,
+        at=attempt.at,
+        action="late" if late else "accepted",
+        actor=attempt.actor.name,
+        campaign_id=attempt.calendar.id,
+        unit=attempt.unit,
+        milestone=milestone.id,
+        on_behalf=attempt.on_behalf,
+        detail=f"收到“{milestone.name}”第 {version} 版，{lateness}{'（省级代报）' if attempt.on_behalf else ''}",
+    )
+    return Submission(
+        attempt.calendar.id,
+        attempt.unit,
+        milestone.id,
+        "late" if late else "on_time",
+        version,
+        attempt.at,
+        late,
+        attempt.on_behalf,
+        sha,
+        _open_windows(session, attempt, milestone),
+    )
+
+
+def _open_windows(session: Session, attempt: _Attempt, milestone: Milestone) -> tuple[str, ...]:
+    """The entry windows this report opens for the unit (those that require it, once all they require is in)."""
+    calendar = attempt.calendar
     return tuple(
         window.id
         for window in calendar.entry_windows
-        if milestone.id in window.requires and try_open(session, calendar, window, unit, at, actor.name)
+        if milestone.id in window.requires
+        and try_open(session, calendar, window, attempt.unit, attempt.at, attempt.actor.name)
     )
 
 
