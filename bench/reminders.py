@@ -60,7 +60,7 @@ def run(label: str, counties: int, pace: dict[str, float] | None, faults: bool =
     import httpx
 
     from include.devtools.local_airflow import free_port
-    from include.reminders import outbox
+    from include.reminders import delivery, outbox, senders
     from include.store.db import make_engine, upgrade
     from tests.fake_slack import TOKEN
 
@@ -79,12 +79,12 @@ def run(label: str, counties: int, pace: dict[str, float] | None, faults: bool =
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        sender = outbox.SlackSender(TOKEN, base_url=f"{base}/api/", timeout=2)  # imports before the clock starts
+        sender = senders.SlackSender(TOKEN, base_url=f"{base}/api/", timeout=2)  # imports before the clock starts
         start = time.perf_counter()
         if pace is None:
             sent, retried = plain(due, TOKEN, f"{base}/api/"), 0
         else:
-            result = outbox.deliver(engine, sender, backoff=0.2, **pace)
+            result = delivery.deliver(engine, sender, backoff=0.2, **pace)
             sent, retried = result.sent + result.recovered, result.retried
         seconds = time.perf_counter() - start
         stats = httpx.get(f"{base}/_fake/stats", timeout=10).json()
@@ -124,7 +124,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counties", type=int, default=3000)
     args = parser.parse_args()
-    from include.reminders.outbox import SlackSender
+    from include.reminders.senders import SlackSender
 
     bound = (PER_CITY - 1) * 1.0
     print(f"{args.counties:,} 条提醒，{args.counties // PER_CITY} 个频道，每频道每秒 1 条：限速下限 {bound:.0f} s")

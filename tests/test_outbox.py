@@ -17,7 +17,7 @@ import pytest
 
 from include.calendar.instants import parse_instant
 from include.calendar.registry import load_campaign
-from include.reminders import outbox
+from include.reminders import delivery, outbox, senders
 from include.reminders.policy import reminders_due
 from include.store.db import make_engine, upgrade
 from tests.fake_slack import TOKEN, FakeSlack
@@ -58,8 +58,8 @@ def due(engine):
     return reminders
 
 
-def sender(slack) -> outbox.SlackSender:
-    return outbox.SlackSender(TOKEN, base_url=slack.url, timeout=1)
+def sender(slack) -> senders.SlackSender:
+    return senders.SlackSender(TOKEN, base_url=slack.url, timeout=1)
 
 
 def test_the_same_reminders_twice_are_written_once(engine):
@@ -70,7 +70,7 @@ def test_the_same_reminders_twice_are_written_once(engine):
 
 def test_every_reminder_arrives_once_and_a_rerun_sends_nothing(engine, slack):
     outbox.enqueue(engine, due(engine))
-    result = outbox.deliver(engine, sender(slack))
+    result = delivery.deliver(engine, sender(slack))
     assert (result.sent, result.failed) == (4, 0)
     assert outbox.counts(engine) == {"sent": 4}
     keys = slack.fake.keys()
@@ -79,14 +79,14 @@ def test_every_reminder_arrives_once_and_a_rerun_sends_nothing(engine, slack):
     assert slack.fake.calls["429"] >= 1
     assert {m["channel"] for m in slack.fake.messages} == {"dm-371600", "dm-371700", "dm-370000"}
     outbox.enqueue(engine, due(engine))
-    assert outbox.deliver(engine, sender(slack)).sent == 0
+    assert delivery.deliver(engine, sender(slack)).sent == 0
     assert len(slack.fake.messages) == 4
 
 
 def test_paced_by_channel_the_rate_limit_is_never_hit(engine, slack):
     """One message per channel per second, channels side by side: the province's two notices wait a second."""
     outbox.enqueue(engine, due(engine))
-    result = outbox.deliver(engine, sender(slack), **outbox.SlackSender.pace)
+    result = delivery.deliver(engine, sender(slack), **senders.SlackSender.pace)
     assert (result.sent, result.retried, slack.fake.calls["429"]) == (4, 0, 0)
     province = [m for m in slack.fake.messages if m["channel"] == "dm-370000"]
     assert len(province) == 2 and float(province[1]["ts"].split(".")[0]) >= float(province[0]["ts"].split(".")[0])
@@ -97,7 +97,7 @@ def test_a_failed_or_unclear_answer_neither_loses_nor_doubles(engine, slack, fau
     """500 before Slack took it: sent again; 500 or a timeout after it took it: found by key, not sent again."""
     slack.fake.faults.extend([fault, fault])
     outbox.enqueue(engine, due(engine))
-    result = outbox.deliver(engine, sender(slack), backoff=0.05)
+    result = delivery.deliver(engine, sender(slack), backoff=0.05)
     assert result.failed == 0
     assert outbox.counts(engine) == {"sent": 4}
     keys = slack.fake.keys()
@@ -109,11 +109,11 @@ def test_a_failed_or_unclear_answer_neither_loses_nor_doubles(engine, slack, fau
 def test_an_outage_leaves_the_reminders_waiting_and_they_go_once_it_ends(engine, slack):
     slack.fake.down = True
     outbox.enqueue(engine, due(engine))
-    result = outbox.deliver(engine, sender(slack), backoff=0.01, max_attempts=3)
+    result = delivery.deliver(engine, sender(slack), backoff=0.01, max_attempts=3)
     assert result.sent == 0 and result.failed == 0
     assert outbox.counts(engine).get("sent") is None
     slack.fake.down = False
-    result = outbox.deliver(engine, sender(slack), backoff=0.01)
+    result = delivery.deliver(engine, sender(slack), backoff=0.01)
     assert outbox.counts(engine) == {"sent": 4}
     assert set(slack.fake.keys().values()) == {1} and len(slack.fake.messages) == 4
 
@@ -148,9 +148,9 @@ def test_without_a_token_reminders_go_to_the_local_sink(engine, run_cli, monkeyp
     assert code == 0, err
     summary = json.loads(out)
     assert summary["via"] == "sink" and summary["sent"] == 4
-    lines = [json.loads(line) for line in outbox.sink_path().read_text(encoding="utf-8").splitlines()]
+    lines = [json.loads(line) for line in senders.sink_path().read_text(encoding="utf-8").splitlines()]
     assert sorted(line["key"] for line in lines) == sorted(r.key for r in due(engine))
     assert any("菏泽市：“各市报送动态管理工作开展情况”已于2020-11-30 24:00截止" in line["text"] for line in lines)
     code, out, _ = run_cli("remind", "--campaign", "2020-shandong", "--at", AT, "--json")
     assert json.loads(out)["sent"] == 0
-    assert len(outbox.sink_path().read_text(encoding="utf-8").splitlines()) == 4
+    assert len(senders.sink_path().read_text(encoding="utf-8").splitlines()) == 4

@@ -30,11 +30,11 @@ def cmd_remind(args: argparse.Namespace) -> int:
                 print(f"{reminder.channel}\t{reminder.kind}\t{reminder.text}")
             print(f"共 {len(due)} 条提醒（{calendar.name}，{due[0].day if due else now_at(args.at).date()}），未发送")
             return 0
-        from include.reminders import outbox
+        from include.reminders import delivery, outbox, senders
 
         new = outbox.enqueue(engine, due)
-        sender = outbox.sender_from_env()
-        delivery = outbox.deliver(
+        sender = senders.sender_from_env()
+        delivery = delivery.deliver(
             engine, sender, campaign=calendar.id, progress=lambda line: print(line, file=sys.stderr), **sender.pace
         )
         summary = {
@@ -44,12 +44,12 @@ def cmd_remind(args: argparse.Namespace) -> int:
             **delivery.as_json(),
             "outbox": outbox.counts(engine, calendar.id),
         }
-        if isinstance(sender, outbox.SinkSender):
+        if isinstance(sender, senders.SinkSender):
             summary["sink"] = str(sender.path)
         if args.json:
             print_json(summary)
         else:
-            where = f"本地文件 {sender.path}" if isinstance(sender, outbox.SinkSender) else "Slack"
+            where = f"本地文件 {sender.path}" if isinstance(sender, senders.SinkSender) else "Slack"
             print(
                 f"应发 {len(due)} 条，新写入发件箱 {new} 条；经{where}发送 {delivery.sent} 条，"
                 f"核对补记 {delivery.recovered} 条，待重试 {delivery.retried} 条，失败 {delivery.failed} 条"

@@ -47,17 +47,17 @@ def special_days(calendar: Calendar) -> tuple[dt.date, ...]:
 
 
 def _sender() -> Any:
-    from include.reminders import outbox
+    from include.reminders import senders
 
     try:
         from airflow.sdk import BaseHook
 
         connection = BaseHook.get_connection(SLACK_CONNECTION)
     except Exception:
-        return outbox.sender_from_env()
+        return senders.sender_from_env()
     if not connection.password:
-        return outbox.sender_from_env()
-    return outbox.SlackSender(connection.password, base_url=connection.host or None)
+        return senders.sender_from_env()
+    return senders.SlackSender(connection.password, base_url=connection.host or None)
 
 
 def build_reminders_dag(calendar: Calendar) -> DAG:
@@ -89,7 +89,7 @@ def build_reminders_dag(calendar: Calendar) -> DAG:
         @task(task_display_name="发送当天的提醒")
         def send_reminders(campaign: str, logical_date: dt.datetime | None = None) -> dict[str, Any]:
             from include.calendar.registry import load_campaign
-            from include.reminders import outbox
+            from include.reminders import delivery, outbox
             from include.reminders.policy import reminders_due
             from include.store.db import open_store
 
@@ -100,7 +100,7 @@ def build_reminders_dag(calendar: Calendar) -> DAG:
                 due = reminders_due(engine, calendar, at)
                 new = outbox.enqueue(engine, due)
                 sender = _sender()
-                result = outbox.deliver(engine, sender, campaign=campaign, progress=log.info, **sender.pace)
+                result = delivery.deliver(engine, sender, campaign=campaign, progress=log.info, **sender.pace)
             finally:
                 engine.dispose()
             summary = {"due": len(due), "new": new, "via": sender.name, **result.as_json()}

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -110,3 +111,11 @@ def _head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def insert_or_ignore(engine: Engine, table: Any) -> Any:
+    """The store's dialect's INSERT (PostgreSQL or SQLite), which has ``on_conflict_do_nothing``: an idempotent
+    write, whichever of several writers at once comes first."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if engine.dialect.name == "postgresql" else sqlite).insert(table)

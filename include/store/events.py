@@ -7,16 +7,11 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from include.calendar.compress import to_yaml
 from include.calendar.model import Calendar
-from include.store.db import session_scope
+from include.store.db import insert_or_ignore, session_scope
 from include.store.models import CalendarEvent, Campaign
-
-
-def _insert(engine: Engine, table):  # noqa: ANN001, ANN202 - the dialect's INSERT … ON CONFLICT
-    return (postgresql if engine.dialect.name == "postgresql" else sqlite).insert(table)
 
 
 def calendar_sha256(calendar: Calendar) -> str:
@@ -28,7 +23,7 @@ def register_campaign(engine: Engine, calendar: Calendar, at: dt.datetime) -> No
     digest = calendar_sha256(calendar)
     # Several instants of a campaign can pass at once: the first writer wins, the others change nothing.
     statement = (
-        _insert(engine, Campaign.__table__)
+        insert_or_ignore(engine, Campaign.__table__)
         .values(id=calendar.id, name=calendar.name, calendar_sha256=digest, registered_at=at)
         .on_conflict_do_nothing(index_elements=["id"])
     )
@@ -64,7 +59,7 @@ def record_event(
     """
     register_campaign(engine, calendar, recorded_at)
     statement = (
-        _insert(engine, CalendarEvent.__table__)
+        insert_or_ignore(engine, CalendarEvent.__table__)
         .values(campaign_id=calendar.id, key=key, kind=kind, due_at=due_at, recorded_at=recorded_at, run_id=run_id)
         .on_conflict_do_nothing(index_elements=["campaign_id", "key", "due_at"])
         .returning(CalendarEvent.__table__.c.id)

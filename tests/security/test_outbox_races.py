@@ -27,7 +27,7 @@ from sqlalchemy import select, text, update
 from include.calendar import read_calendar
 from include.calendar.instants import parse_instant
 from include.paths import CONFIG_CAMPAIGNS
-from include.reminders import outbox
+from include.reminders import delivery, outbox, senders
 from include.reminders.policy import reminders_due
 from include.store.db import make_engine, session_scope, upgrade
 from include.store.models import OutboxMessage
@@ -81,7 +81,7 @@ def due(engine):
     return reminders
 
 
-class SlowSlack(outbox.SlackSender):
+class SlowSlack(senders.SlackSender):
     """The real client, a little slow before each post: a second deliverer starts while the first is sending."""
 
     def __init__(self, url: str, delay: float = 0.15) -> None:
@@ -93,7 +93,7 @@ class SlowSlack(outbox.SlackSender):
         return await super().send(message)
 
 
-class Looking(outbox.SlackSender):
+class Looking(senders.SlackSender):
     """The real client, noting the keys it looks up."""
 
     def __init__(self, url: str) -> None:
@@ -124,7 +124,7 @@ def claim_as(engine, key: str, owner: str, lease_until: dt.datetime, claimed_at:
 
 def posted(slack, key: str, channel: str) -> None:
     """A message the earlier deliverer got into Slack before it died."""
-    metadata = {"event_type": outbox.SlackSender.EVENT, "event_payload": {"key": key}}
+    metadata = {"event_type": senders.SlackSender.EVENT, "event_payload": {"key": key}}
     slack.fake.messages.append(
         {"channel": channel, "text": "…", "ts": f"{time.time():.0f}.999999", "metadata": metadata}
     )
@@ -135,12 +135,12 @@ def test_two_deliverers_at_once_send_each_reminder_once(store_url, slack):
     engines = [make_engine(store_url), make_engine(store_url)]
     reminders = due(engines[0])
     assert outbox.enqueue(engines[0], reminders) == 32
-    results: dict[int, outbox.Delivery] = {}
+    results: dict[int, delivery.Delivery] = {}
     errors: list[BaseException] = []
 
     def run(n: int) -> None:
         try:
-            results[n] = outbox.deliver(engines[n], SlowSlack(slack.url), backoff=0.05, workers=4)
+            results[n] = delivery.deliver(engines[n], SlowSlack(slack.url), backoff=0.05, workers=4)
         except BaseException as error:
             errors.append(error)
 
@@ -177,13 +177,13 @@ def test_two_deliverer_processes_on_one_store_send_each_reminder_once(store_url,
     script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
-        "from include.reminders import outbox\n"
+        "from include.reminders import delivery, senders\n"
         "from include.store.db import make_engine\n"
-        "class Slow(outbox.SinkSender):\n"
+        "class Slow(senders.SinkSender):\n"
         "    async def send(self, message):\n"
         "        await asyncio.sleep(0.2)\n"
         "        return await super().send(message)\n"
-        "result = outbox.deliver(make_engine(sys.argv[1]), Slow(Path(sys.argv[2])), backoff=0.05)\n"
+        "result = delivery.deliver(make_engine(sys.argv[1]), Slow(Path(sys.argv[2])), backoff=0.05)\n"
         "print(result.as_json())\n"
     )
     command = [sys.executable, "-c", script, store_url, str(sink)]
@@ -211,7 +211,7 @@ def test_a_row_under_another_deliverers_live_lease_is_left_alone(engine, slack):
     claim_as(engine, jinan.key, other, lease_until=now + dt.timedelta(minutes=2), claimed_at=now)
     started = time.monotonic()
     sender = Looking(slack.url)
-    result = outbox.deliver(engine, sender, backoff=0.5)
+    result = delivery.deliver(engine, sender, backoff=0.5)
     assert time.monotonic() - started < 10  # it did not wait out its backoff rounds for a row not its own
     assert (result.sent, result.recovered, result.failed) == (31, 0, 0)
     assert jinan.key not in slack.fake.keys()  # not sent again ...
@@ -235,7 +235,7 @@ def test_a_row_whose_lease_ran_out_is_looked_up_and_sent_at_most_once(engine, sl
         )
     posted(slack, qingdao.key, qingdao.channel)  # 青岛市's notice got out before the crash; 济南市's did not
     sender = Looking(slack.url)
-    result = outbox.deliver(engine, sender, backoff=0.05)
+    result = delivery.deliver(engine, sender, backoff=0.05)
     assert (result.sent, result.recovered, result.failed) == (31, 1, 0)
     assert sorted(sender.looked_up) == sorted([jinan.key, qingdao.key])  # both looked up by their key, once
     assert slack.fake.calls["conversations.history"] == 1  # 济南市's channel has no message: nothing to read
@@ -255,13 +255,13 @@ def test_a_row_of_a_dead_process_on_this_machine_is_resolved_at_once(engine, sla
     assert dead.startswith(socket.gethostname()[:40] + ":") and f":{pid}:" in dead
     now = pendulum.now("UTC")
     claim_as(engine, jinan.key, dead, lease_until=now + dt.timedelta(minutes=2), claimed_at=now)
-    result = outbox.deliver(engine, outbox.SlackSender(TOKEN, base_url=slack.url, timeout=5), backoff=0.05)
+    result = delivery.deliver(engine, senders.SlackSender(TOKEN, base_url=slack.url, timeout=5), backoff=0.05)
     assert (result.sent, result.failed) == (32, 0)
     assert set(slack.fake.keys().values()) == {1} and len(slack.fake.messages) == 32
     assert outbox.counts(engine) == {"sent": 32}
 
 
-class NoSuchChannel(outbox.SlackSender):
+class NoSuchChannel(senders.SlackSender):
     """Slack answering ``channel_not_found`` for one channel's history (菏泽市's channel was archived)."""
 
     def __init__(self, url: str, channel: str) -> None:
@@ -272,7 +272,7 @@ class NoSuchChannel(outbox.SlackSender):
     async def find(self, message):
         self.looked_up.append(message.key)
         if message.channel == self.gone:
-            raise outbox.PermanentError("Slack 200 channel_not_found")
+            raise senders.PermanentError("Slack 200 channel_not_found")
         return await super().find(message)
 
 
@@ -285,7 +285,7 @@ def test_a_permanent_error_in_a_lookup_fails_that_reminder_only(engine, slack):
     for reminder in (heze, jinan):  # both left sending by a deliverer that died, its lease run out
         claim_as(engine, reminder.key, "gone:0:1:00000000", lease_until=now - dt.timedelta(seconds=1), claimed_at=now)
     sender = NoSuchChannel(slack.url, heze.channel)
-    result = outbox.deliver(engine, sender, backoff=0.05)
+    result = delivery.deliver(engine, sender, backoff=0.05)
     assert heze.key in sender.looked_up and jinan.key in sender.looked_up
     assert (result.sent, result.failed) == (31, 1)
     row = rows(engine)[heze.key]
@@ -295,7 +295,7 @@ def test_a_permanent_error_in_a_lookup_fails_that_reminder_only(engine, slack):
     assert outbox.counts(engine) == {"sent": 31, "failed": 1}
 
 
-class Broken(outbox.SlackSender):
+class Broken(senders.SlackSender):
     """A sender that breaks on one message (a bug, a revoked token for one workspace): the others still go."""
 
     def __init__(self, url: str, key: str, error: Exception) -> None:
@@ -308,12 +308,12 @@ class Broken(outbox.SlackSender):
         return await super().send(message)
 
 
-@pytest.mark.parametrize("error", [outbox.PermanentError("Slack 200 invalid_auth"), RuntimeError("unexpected")])
+@pytest.mark.parametrize("error", [senders.PermanentError("Slack 200 invalid_auth"), RuntimeError("unexpected")])
 def test_an_error_sending_one_reminder_fails_that_reminder_only(engine, slack, error):
     reminders = due(engine)
     outbox.enqueue(engine, reminders)
     heze = next(r for r in reminders if r.unit == HEZE and r.kind == "overdue")
-    result = outbox.deliver(engine, Broken(slack.url, heze.key, error), backoff=0.05)
+    result = delivery.deliver(engine, Broken(slack.url, heze.key, error), backoff=0.05)
     assert (result.sent, result.failed) == (31, 1)
     row = rows(engine)[heze.key]
     assert row.state == "failed" and str(error) in row.last_error
@@ -331,7 +331,7 @@ def test_a_deliverer_that_lost_its_claim_cannot_overwrite_the_new_owners_outcome
     row = rows(engine)[jinan.key]
     for outcome in ("again", "ambiguous", "sent", "permanent"):
         with session_scope(engine) as session:
-            outbox._record(session, [(row, outcome, "late")], outbox.MAX_ATTEMPTS, outbox.Delivery(), "old-owner")
+            delivery._record(session, [(row, outcome, "late")], outbox.MAX_ATTEMPTS, delivery.Delivery(), "old-owner")
         after = rows(engine)[jinan.key]
         assert (after.state, after.claimed_by, after.receipt, after.last_error) == (
             "sending",
