@@ -6,8 +6,10 @@ Docker cannot run on this machine (no engine), so these read the files as an ope
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -137,3 +139,40 @@ def test_secrets_come_only_from_the_environment(compose):
     example = (DOCKER / "env.example").read_text(encoding="utf-8")
     assert {line.split("=")[0] for line in example.splitlines() if re.match(r"[A-Z_]+=", line)} == set(SECRETS)
     assert all(line.endswith("=") for line in example.splitlines() if re.match(r"[A-Z_]+=", line)), "no values"
+
+
+@pytest.mark.integration
+def test_the_image_leaves_devtools_out_and_production_code_works_without_it():
+    ignored = (DOCKER / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
+    assert "include/devtools" in ignored
+    # As in the image: include.devtools cannot be imported. The command, the DAG files and the web app still load.
+    script = (
+        "import importlib.abc, runpy, sys\n"
+        "class NoDevtools(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'include.devtools' or name.startswith('include.devtools.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoDevtools())\n"
+        "from include.cli.main import build_parser\n"
+        "commands = build_parser()._subparsers._group_actions[0].choices\n"
+        "for dag_file in sys.argv[1:]:\n"
+        "    runpy.run_path(dag_file)\n"
+        "from include.web.app import create_app\n"
+        "create_app()\n"
+        "print(' '.join(sorted(commands)))\n"
+    )
+    dag_files = [str(path) for path in sorted((PROJECT_ROOT / "dags").glob("*.py"))]
+    # The local runs' SQLite tuning of Airflow (scripts/env.sh) is devtools' too; the image's compose sets none.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")}
+    done = subprocess.run(
+        [sys.executable, "-c", script, *dag_files],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT_ROOT,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    commands = done.stdout.split()
+    assert {"report", "ingest", "validate", "remind", "progress", "status", "db"} <= set(commands)
+    assert "simulate" not in commands and "synth" not in commands
