@@ -131,7 +131,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from include.door.status import STATE_WORDS, campaign_status
+    from include.door.status import STATE_WORDS, WINDOW_WORDS, campaign_status
 
     calendar = load_calendar(args.campaign)
     engine = open_engine()
@@ -140,12 +140,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(status)
         return 0
-    windows = {"not_open": "未开放", "open": "开放中", "closed": "已关闭"}
     print(f"{calendar.name}　截至 {status['at']}")
     for unit in status["units"]:
         cells = "　".join(f"{item['id']}:{STATE_WORDS[item['state']]}" for item in unit["milestones"])
         window = unit["entry_window"]
-        print(f"{unit['name']}（{unit['unit']}）　{cells}　录入窗口:{windows[window['state']] if window else '—'}")
+        print(f"{unit['name']}（{unit['unit']}）　{cells}　录入窗口:{WINDOW_WORDS[window['state']] if window else '—'}")
     return 0
 
 

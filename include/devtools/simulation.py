@@ -33,7 +33,7 @@ from include.calendar import Calendar, read_calendar, registry
 from include.calendar.compress import compress, to_yaml
 from include.calendar.instants import local_text
 from include.devtools.local_airflow import airflow_env, free_port, get_json, standalone, wait_for
-from include.door.status import STATE_WORDS, campaign_status
+from include.door.status import STATE_WORDS, WINDOW_WORDS, campaign_status
 from include.door.tokens import PROVINCE, issue_token
 from include.orchestration.instant_sensor import CalendarInstantSensor
 from include.store.db import make_engine, upgrade
@@ -102,6 +102,27 @@ def make_play(calendar: Calendar, seed: int = 2020) -> Play:
     return Play(sorted(attempts, key=lambda item: item.at), expected, roles)
 
 
+@dataclass
+class Stage:
+    """Where a simulation plays: its temporary home, Airflow's environment (and cluster), the compressed calendar,
+    the store and a token per unit."""
+
+    home: Path
+    env: dict[str, str]
+    cluster: Cluster | None
+    calendar: Calendar
+    engine: Engine
+    tokens: dict[str, str]
+
+    @property
+    def log(self) -> Path:
+        return self.home / "standalone.log" if self.cluster is None else self.cluster.home / "scheduler.log"
+
+    def launcher(self) -> contextlib.AbstractContextManager[str]:
+        """Airflow started: ``airflow standalone``, or the cluster; gives its base URL."""
+        return standalone(self.env, self.log) if self.cluster is None else _cluster_base(self.cluster)
+
+
 def simulate(
     calendar_id: str,
     span: dt.timedelta,
@@ -123,6 +144,50 @@ def simulate(
     ``outcome_file``: the outcome (states, gates, the run's state, the stages validated) as JSON, to compare
     two runs of the same play.
     """
+    stage = _set_stage(calendar_id, span, startup, executor, workers)
+    calendar, cluster, names = stage.calendar, stage.cluster, stage.calendar.unit_names
+    play = make_play(calendar, seed)
+    _announce(stage, play, workers, out)
+    problems: list[str] = []
+    with stage.launcher() as base:
+        if "restart-scheduler" in drills and cluster is not None:
+            threading.Thread(target=_restart_scheduler, args=(cluster, calendar, out), daemon=True).start()
+        sent, timings, paused = _play_all(base, stage, play)
+        problems += sent
+        slowest = max((answer for _, answer in timings.values()), default=0.0)
+        out(f"报送已全部发出（应答最慢 {slowest:.1f} 秒），等待战役在 {local_text(calendar.ends, end=True)} 结束……")
+        run, instances, triggered = _await_run(base, calendar, stage.log)
+        problems += _check_validation(calendar, run["dag_run_id"], triggered, paused, out)
+        if cluster is not None and not drills:
+            problems += _let_validation_run(base, calendar, cluster, out)
+        if cluster is not None and cluster.restarts:
+            out(f"看护进程重启了：{'、'.join(cluster.restarts)}")
+
+    status = campaign_status(stage.engine, calendar, pendulum.now("UTC"))
+    problems += _check(calendar, play, status, instances, run["state"], names, timings)
+    if cluster is not None:
+        problems += _check_once(stage.engine, calendar, names)
+    _print_table(calendar, play, status, out)
+    if outcome_file is not None:
+        outcome_file.write_text(
+            json.dumps(_outcome(status, instances, run["state"], triggered, calendar), ensure_ascii=False, indent=1),
+            encoding="utf-8",
+        )
+    stage.engine.dispose()
+    if cluster is not None:
+        cluster.drop_databases()
+    verdict = (
+        f"通过（{len(play.expected)} 项报送状态、{len(instances)} 个任务与模拟一致）" if not problems else "未通过"
+    )
+    out(f"模拟结果：{verdict}")
+    for problem in problems:
+        out(f"  - {problem}")
+    return not problems
+
+
+def _set_stage(calendar_id: str, span: dt.timedelta, startup: float, executor: str, workers: int) -> Stage:
+    """A temporary home with Airflow's environment (or a cluster's), the calendar compressed to start in
+    ``startup`` seconds, a fresh store made for the run, and a token per unit and for the province."""
     source_file = registry.calendar_path(calendar_id)
     if source_file is None:
         raise FileNotFoundError(f"找不到日历“{calendar_id}”")
@@ -140,110 +205,87 @@ def simulate(
     calendar_path = Path(env["CAMPAIGN_HOME"]) / "campaigns" / f"{calendar.id}.yaml"
     calendar_path.parent.mkdir(parents=True)
     calendar_path.write_text(to_yaml(calendar), encoding="utf-8")
+    # The run's own store, made here on purpose (a new store: nothing to migrate but its creation).
     engine = make_engine(
         upgrade(env.get("CAMPAIGN_DB_URL") or f"sqlite:///{Path(env['CAMPAIGN_HOME']) / 'campaign.db'}")
     )
     now = pendulum.now("UTC")
     tokens = {unit.code: issue_token(engine, unit.code, now)[1] for unit in calendar.unit_list}
     tokens[PROVINCE] = issue_token(engine, PROVINCE, now)[1]
-    play = make_play(calendar, seed)
-    names = calendar.unit_names
+    return Stage(home, env, cluster, calendar, engine, tokens)
+
+
+def _announce(stage: Stage, play: Play, workers: int, out: Callable[[str], None]) -> None:
+    calendar, names = stage.calendar, stage.calendar.unit_names
     out(
         f"模拟战役 {calendar.id}：{local_text(calendar.starts)} 至 {local_text(calendar.ends, end=True)}（北京时间），"
-        f"{len(calendar.unit_list)} 个单位，{len(play.attempts)} 次报送；临时目录 {home}"
+        f"{len(calendar.unit_list)} 个单位，{len(play.attempts)} 次报送；临时目录 {stage.home}"
     )
     out(
         f"角色：从不报送 {names[play.roles['never']]}，关闭后报送 {names[play.roles['after_closing']]}，"
         f"冒用令牌 {names[play.roles['cross_token']]}→{names[play.roles['victim']]}"
     )
-
-    if cluster is not None:
-        out(f"执行器：CeleryExecutor，{workers} 个 worker；PostgreSQL（元数据库与战役库）、Redis；日志 {cluster.home}")
-    problems: list[str] = []
-    timings: dict[tuple[str, str], tuple[float, float]] = {}  # (unit, milestone) -> (sent after plan, answer) s
-    log = home / "standalone.log" if cluster is None else cluster.home / "scheduler.log"
-    launcher = standalone(env, log) if cluster is None else _cluster_base(cluster)
-    with launcher as base:
-        paused = False
-        if "restart-scheduler" in drills and cluster is not None:
-            drill = threading.Thread(target=_restart_scheduler, args=(cluster, calendar, out), daemon=True)
-            drill.start()
-
-        def play_one(attempt: Attempt) -> str | None:
-            """One unit's attempt at its instant; units act independently, so a slow answer delays no other."""
-            time.sleep(max(0.0, (attempt.at - pendulum.now("UTC")).total_seconds()))
-            sent = pendulum.now("UTC")
-            response = httpx.post(
-                f"{base}/campaign/api/reports",
-                headers={"Authorization": f"Bearer {tokens[attempt.token_of]}"},
-                data={"campaign": calendar.id, "unit": attempt.unit, "milestone": attempt.milestone},
-                files={
-                    "file": (
-                        f"{attempt.milestone}.pdf",
-                        f"{attempt.unit}/{attempt.milestone}".encode(),
-                        "application/pdf",
-                    )
-                },
-                timeout=30,
-            )
-            if attempt.token_of == attempt.unit:
-                answered = pendulum.now("UTC")
-                timings[(attempt.unit, attempt.milestone)] = (
-                    (sent - attempt.at).total_seconds(),
-                    (answered - sent).total_seconds(),
-                )
-            if response.status_code == attempt.expect_http:
-                return None
-            return (
-                f"{names[attempt.unit]} {attempt.milestone}：HTTP {response.status_code}，"
-                f"应为 {attempt.expect_http}（{response.text[:200]}）"
-            )
-
-        with ThreadPoolExecutor(max_workers=len(play.attempts)) as pool:
-            played = []
-            for attempt in play.attempts:
-                paused = paused or _pause_validation(base, until=attempt.at)
-                played.append(pool.submit(play_one, attempt))
-            problems += [problem for future in played if (problem := future.result())]
-        slowest = max((answer for _, answer in timings.values()), default=0.0)
-        out(f"报送已全部发出（应答最慢 {slowest:.1f} 秒），等待战役在 {local_text(calendar.ends, end=True)} 结束……")
-
-        def finished_run() -> dict | None:
-            runs = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns")["dag_runs"]
-            return next((run for run in runs if run["state"] in ("success", "failed")), None)
-
-        budget = (calendar.ends - pendulum.now("UTC")).total_seconds() + 300
-        run = wait_for(finished_run, budget, "战役运行结束", log)
-        instances = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)[
-            "task_instances"
-        ]
-        triggered = get_json(f"{base}/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
-        problems += _check_validation(calendar, run["dag_run_id"], triggered, paused, out)
-        if cluster is not None and not drills:
-            problems += _let_validation_run(base, calendar, cluster, out)
-        if cluster is not None and cluster.restarts:
-            out(f"看护进程重启了：{'、'.join(cluster.restarts)}")
-
-    status = campaign_status(engine, calendar, pendulum.now("UTC"))
-    problems += _check(calendar, play, status, instances, run["state"], names, timings)
-    if cluster is not None:
-        problems += _check_once(engine, calendar, names)
-    _print_table(calendar, play, status, out)
-    if outcome_file is not None:
-        outcome_file.write_text(
-            json.dumps(_outcome(status, instances, run["state"], triggered, calendar), ensure_ascii=False, indent=1),
-            encoding="utf-8",
+    if stage.cluster is not None:
+        out(
+            f"执行器：CeleryExecutor，{workers} 个 worker；PostgreSQL（元数据库与战役库）、Redis；"
+            f"日志 {stage.cluster.home}"
         )
-    verdict = (
-        f"通过（{len(play.expected)} 项报送状态、{len(instances)} 个任务与模拟一致）" if not problems else "未通过"
+
+
+Timings = dict[tuple[str, str], tuple[float, float]]  # (unit, milestone) -> (sent after plan, answer) in seconds
+
+
+def _play_all(base: str, stage: Stage, play: Play) -> tuple[list[str], Timings, bool]:
+    """Every attempt at its instant, each in a thread of its own; the problems, the timings, and whether the
+    validation DAG was paused before its first run."""
+    timings: Timings = {}
+    paused = False
+    with ThreadPoolExecutor(max_workers=len(play.attempts)) as pool:
+        played = []
+        for attempt in play.attempts:
+            paused = paused or _pause_validation(base, until=attempt.at)
+            played.append(pool.submit(_play_one, base, stage, attempt, timings))
+        problems = [problem for future in played if (problem := future.result())]
+    return problems, timings, paused
+
+
+def _play_one(base: str, stage: Stage, attempt: Attempt, timings: Timings) -> str | None:
+    """One unit's attempt at its instant; units act independently, so a slow answer delays no other."""
+    time.sleep(max(0.0, (attempt.at - pendulum.now("UTC")).total_seconds()))
+    sent = pendulum.now("UTC")
+    response = httpx.post(
+        f"{base}/campaign/api/reports",
+        headers={"Authorization": f"Bearer {stage.tokens[attempt.token_of]}"},
+        data={"campaign": stage.calendar.id, "unit": attempt.unit, "milestone": attempt.milestone},
+        files={"file": (f"{attempt.milestone}.pdf", f"{attempt.unit}/{attempt.milestone}".encode(), "application/pdf")},
+        timeout=30,
     )
-    engine.dispose()
-    if cluster is not None:
-        cluster.drop_databases()
-    out(f"模拟结果：{verdict}")
-    for problem in problems:
-        out(f"  - {problem}")
-    return not problems
+    if attempt.token_of == attempt.unit:
+        answered = pendulum.now("UTC")
+        timings[(attempt.unit, attempt.milestone)] = (
+            (sent - attempt.at).total_seconds(),
+            (answered - sent).total_seconds(),
+        )
+    if response.status_code == attempt.expect_http:
+        return None
+    return (
+        f"{stage.calendar.unit_names[attempt.unit]} {attempt.milestone}：HTTP {response.status_code}，"
+        f"应为 {attempt.expect_http}（{response.text[:200]}）"
+    )
+
+
+def _await_run(base: str, calendar: Calendar, log: Path) -> tuple[dict, list[dict], list[dict]]:
+    """The campaign's run once it has finished, its task instances, and the validation runs it triggered."""
+
+    def finished_run() -> dict | None:
+        runs = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns")["dag_runs"]
+        return next((run for run in runs if run["state"] in ("success", "failed")), None)
+
+    budget = (calendar.ends - pendulum.now("UTC")).total_seconds() + 300
+    run = wait_for(finished_run, budget, "战役运行结束", log)
+    instances = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)
+    triggered = get_json(f"{base}/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
+    return run, instances["task_instances"], triggered
 
 
 @contextlib.contextmanager
@@ -433,7 +475,6 @@ def _check(
 def _print_table(calendar: Calendar, play: Play, status: dict, out: Callable[[str], None]) -> None:
     columns = [item["id"] for item in status["units"][0]["milestones"]]
     out("单位".ljust(10) + "".join(column.ljust(22) for column in columns) + "录入窗口")
-    windows = {"not_open": "未开放", "open": "开放中", "closed": "已关闭"}
     for unit in status["units"]:
         cells = []
         for item in unit["milestones"]:
@@ -443,4 +484,4 @@ def _print_table(calendar: Calendar, play: Play, status: dict, out: Callable[[st
             cells.append(word.ljust(20))
         window = unit["entry_window"]
         opened = "曾开放" if window and window["opened_at"] else "未开放"
-        out(unit["name"].ljust(8, "　") + "".join(cells) + f"{windows[window['state']]}（{opened}）")
+        out(unit["name"].ljust(8, "　") + "".join(cells) + f"{WINDOW_WORDS[window['state']]}（{opened}）")
