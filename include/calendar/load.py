@@ -166,7 +166,7 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
     deadlines = {item.id: ("上级截止时间", item.name, item.due) for item in calendar.parent_deadlines}
     deadlines |= {item.id: ("里程碑", item.name, item.due) for item in calendar.milestones}
     deadlines["system_close"] = ("系统关闭时间", "信息系统关闭", calendar.system_close.at)
-    unit_codes = {unit.code for unit in calendar.unit_list}
+    unit_codes = set(calendar.unit_codes)
 
     def within(path: str, ref: str | None, instant: Any) -> None:
         if ref is None:

@@ -204,6 +204,11 @@ class Calendar(_Frozen):
         return self._unit_list
 
     @property
+    def unit_codes(self) -> list[str]:
+        """The reporting units' codes, in the calendar's order."""
+        return [unit.code for unit in self.unit_list]
+
+    @property
     def unit_names(self) -> dict[str, str]:
         """Each reporting unit's code → its name."""
         return {unit.code: unit.name for unit in self.unit_list}
@@ -227,7 +232,7 @@ class Calendar(_Frozen):
 
     def reporters_of(self, milestone: Milestone) -> list[str]:
         if milestone.reporters == "all":
-            return [unit.code for unit in self.unit_list]
+            return self.unit_codes
         return list(milestone.reporters)
 
     @property

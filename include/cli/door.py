@@ -67,7 +67,7 @@ def cmd_tokens_issue(args: argparse.Namespace) -> int:
 
     at = now_at(args.at)
     campaign = load_calendar(args.campaign) if args.campaign else None
-    if campaign is not None and args.unit != PROVINCE and args.unit not in {u.code for u in campaign.unit_list}:
+    if campaign is not None and args.unit != PROVINCE and args.unit not in campaign.unit_names:
         raise UsageError(f"战役 {campaign.id} 没有单位“{short_masked(args.unit)}”")
     if args.expires:
         expires = at + duration_option(args.expires, "--expires")
@@ -110,7 +110,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     from include.door.windows import record_approval
 
     calendar = load_calendar(args.campaign)
-    if args.unit not in {u.code for u in calendar.unit_list}:
+    if args.unit not in calendar.unit_names:
         raise UsageError(f"战役 {calendar.id} 没有单位“{short_masked(args.unit)}”")
     windows = [w for w in calendar.entry_windows if w.approval and (args.window in (None, w.id))]
     if not windows:

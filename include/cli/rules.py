@@ -12,6 +12,7 @@ from include.cli.common import (
     now_at,
     print_json,
 )
+from include.rules.stages import STAGES
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -19,7 +20,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from include.rules.problem_list import write_problem_list
     from include.rules.problems import validate
-    from include.rules.stages import STAGES, problem_list_name
+    from include.rules.stages import problem_list_name
 
     calendar = load_calendar(args.campaign)
     at = now_at(args.at)
@@ -52,7 +53,7 @@ def register(commands: Commands) -> None:
     validate = commands.add_parser("validate", help="运行校验规则，给每个单位写出问题清单（Excel）")
     validate.add_argument("--campaign", required=True)
     validate.add_argument("--unit", help="只重跑这一个单位；缺省为全部")
-    validate.add_argument("--stage", choices=["analysis", "verification", "completion"], help="缺省为 --at 所在阶段")
+    validate.add_argument("--stage", choices=STAGES, help="缺省为 --at 所在阶段")
     validate.add_argument("--at", help="运行时刻（ISO-8601，带时区）；缺省为当前时间")
     validate.add_argument("--out", required=True, help="问题清单写到这个目录")
     validate.add_argument("--json", action="store_true")

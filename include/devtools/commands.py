@@ -43,7 +43,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise UsageError("--defect-rate 应在 0 到 1 之间")
     form = campaign_form(calendar, args.form) if args.form else None
     units = args.units.split(",") if args.units else None
-    known = {unit.code for unit in calendar.unit_list}
+    known = calendar.unit_names
     for unit in units or []:
         if unit not in known:
             raise UsageError(f"--units：{calendar.name}没有单位“{unit}”")

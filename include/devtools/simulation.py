@@ -63,7 +63,7 @@ class Play:
 def make_play(calendar: Calendar, seed: int = 2020) -> Play:
     """Who does what when, at realistic places between each phase's start and each door's closing."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible play, not a secret
-    units = [unit.code for unit in calendar.unit_list]
+    units = calendar.unit_codes
     roles = {"never": units[-1], "after_closing": units[-2], "cross_token": units[1], "victim": units[2]}
     milestones = [item for item in calendar.milestones if calendar.reporters_of(item)]
     closing_target = max(

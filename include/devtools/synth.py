@@ -457,7 +457,7 @@ def synthesize(
 ) -> dict[str, object]:
     """Write one workbook per unit and ``ground_truth.json`` under ``out``; return the summary."""
     form = form or default_form(calendar)
-    codes = units or [u.code for u in calendar.unit_list]
+    codes = units or calendar.unit_codes
     synth = Synth(calendar, form, seed, defect_rate)
     out.mkdir(parents=True, exist_ok=True)
     per_unit = [households // len(codes) + (1 if i < households % len(codes) else 0) for i in range(len(codes))]

@@ -90,7 +90,7 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             params = params or {}
             calendar = load_campaign(params["campaign"])
             at = parse_instant(params["at"]) if params.get("at") else _now()
-            codes = [unit.code for unit in calendar.unit_list]
+            codes = calendar.unit_codes
             units = codes if params.get("unit", ALL_UNITS) == ALL_UNITS else [params["unit"]]
             unknown = [unit for unit in units if unit not in codes]
             if unknown:

@@ -36,7 +36,7 @@ class UnitProgress:
 
 
 def unit_progress(calendar: Calendar, units: list[str] | None = None) -> dict[str, UnitProgress]:
-    codes = units or [unit.code for unit in calendar.unit_list]
+    codes = units or calendar.unit_codes
     entered = dict.fromkeys(codes, 0)
     for form_id in calendar.forms:
         form = get_form(form_id)

@@ -58,7 +58,7 @@ def channel_of(calendar: Calendar, code: str) -> str:
 def _pending(calendar: Calendar, milestone: Milestone, states: dict[tuple[str, str], str]) -> list[str]:
     """The units that still owe the milestone: no report yet, or every unit where nothing is reported."""
     if milestone.report is None:
-        return [unit.code for unit in calendar.unit_list]
+        return calendar.unit_codes
     return [
         code for code in calendar.reporters_of(milestone) if states.get((code, milestone.id)) in ("pending", "missing")
     ]

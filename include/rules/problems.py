@@ -132,7 +132,7 @@ def validate(calendar: Calendar, stage: str, at: dt.datetime, units: list[str] |
     """Find the problems, then mark and store each requested unit's (all units by default)."""
     if stage not in STAGES:
         raise ValueError(stage)
-    wanted = units or [unit.code for unit in calendar.unit_list]
+    wanted = units or calendar.unit_codes
     found = find_problems(calendar, at)
     marked = [finish_unit(calendar, stage, at, unit, found) for unit in wanted]
     problems = pl.concat(marked, how="vertical_relaxed") if marked else found.head(0).with_columns(status=pl.lit(""))
