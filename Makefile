@@ -13,7 +13,7 @@ test:  ## the whole suite, every tier (what CI runs; pytest options in ARGS=...)
 	scripts/test $(ARGS)
 
 test-unit:  ## unit tier: no Airflow, no process, no network (about a minute)
-	scripts/test -m "not integration and not airflow" $(ARGS)
+	CAMPAIGN_TEST_BROWSER=0 scripts/test -m "not integration and not airflow" $(ARGS)
 
 test-integration:  ## integration tier: the campaign command, PostgreSQL, SMTP, Slack's fake API, the browser
 	scripts/test -m integration $(ARGS)

@@ -108,7 +108,8 @@ def show_modules(label: str, root: Path, file: Path, env: dict[str, str]) -> Non
 
     done = subprocess.run(
         [sys.executable, "-c", MODULES, str(file)],
-        env={**env, "PYTHONPATH": str(root)},
+        # without the local runs' SQLite tuning (scripts/env.sh), whose module an earlier checkout has elsewhere
+        env={**{k: v for k, v in env.items() if "SQL_ALCHEMY_CONNECT_ARGS" not in k}, "PYTHONPATH": str(root)},
         cwd=root,
         check=True,
         capture_output=True,

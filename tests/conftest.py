@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +29,16 @@ from include.cli.main import main  # noqa: E402
 # The tiers (README "Tests"): a test is a unit test unless marked. A unit test starts no process, opens no network
 # connection and uses no Airflow: the guard below fails one that does, so a test cannot sit in the wrong tier.
 TIERS = ("integration", "airflow")
-OUT_OF_UNIT = ("airflow", "include.orchestration")
+OUT_OF_UNIT = (
+    "airflow",
+    "include.orchestration",
+    "include.gates",  # the moved-path shims import orchestration
+    "include.timetable",
+    "include.reminder_timetable",
+    "include.devtools.simulation",
+    "include.devtools.local_airflow",
+    "include.devtools.cluster",
+)
 
 
 def tier(item: pytest.Item) -> str:
@@ -44,7 +54,7 @@ class _UnitGuard:
     def audit(cls, event: str, args: tuple) -> None:
         if cls.armed_for is None:
             return
-        if event in {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.fork"}:
+        if event in {"subprocess.Popen", "os.system", "os.posix_spawn", "os.exec", "os.fork", "os.forkpty"}:
             cls.refuse(f"starts a process ({event} {str(args[:2])[:200]})")
         elif event == "socket.connect" and getattr(args[0], "family", None) in {2, 10}:  # AF_INET, AF_INET6
             cls.refuse(f"connects to {args[1]}")
@@ -62,10 +72,14 @@ class _UnitGuard:
             frame = frame.f_back
         return frame is not None and str(frame.f_globals.get("__name__", "")).startswith("airflow")
 
+    violations: ClassVar[list[str]] = []
+
     @classmethod
     def refuse(cls, what: str) -> None:
-        test, cls.armed_for = cls.armed_for, None
-        raise RuntimeError(f"{test} is a unit test but {what}: mark it integration or airflow (tests/conftest.py)")
+        """Raise in the offending call, and keep it: a test that catches the error still fails at its end."""
+        message = f"{cls.armed_for} is a unit test but {what}: mark it integration or airflow (tests/conftest.py)"
+        cls.violations.append(message)
+        raise RuntimeError(message)
 
 
 sys.addaudithook(_UnitGuard.audit)
@@ -73,10 +87,14 @@ sys.addaudithook(_UnitGuard.audit)
 
 def _guarded(item: pytest.Item):
     _UnitGuard.armed_for = item.nodeid if tier(item) == "unit" else None
+    _UnitGuard.violations.clear()
     try:
-        return (yield)
+        result = yield
     finally:
         _UnitGuard.armed_for = None
+    if _UnitGuard.violations:
+        pytest.fail(_UnitGuard.violations[0], pytrace=False)
+    return result
 
 
 pytest_runtest_setup = pytest.hookimpl(wrapper=True)(_guarded)  # a unit test's fixtures

@@ -53,7 +53,7 @@ def send_report(url: str) -> None:
 def test_a_serialized_trigger_is_rebuilt_as_it_was():
     original = trigger("sqlite:////tmp/store.db", 60)
     path, kwargs = original.serialize()
-    assert path == "include.orchestration.gates.ReportTrigger"  # the path triggers in flight were stored under
+    assert path == "include.orchestration.gates.ReportTrigger"  # its own module (the old path: test_moved_paths.py)
     assert rebuilt(original).serialize() == (path, kwargs)
 
 

@@ -66,7 +66,8 @@ def now_at(at: str | None) -> pendulum.DateTime:
 
 
 def open_engine() -> Engine:
-    """The campaign store, ready for use (a local SQLite store is migrated on first use; production never)."""
+    """The campaign store, at the code's migration (a local run's SQLite store is created on first use; nothing
+    is migrated here: `campaign db upgrade` does that)."""
     from include.store.db import StoreNotReady, open_store
 
     try:

@@ -34,14 +34,14 @@ def cmd_remind(args: argparse.Namespace) -> int:
 
         new = outbox.enqueue(engine, due)
         sender = senders.sender_from_env()
-        delivery = delivery.deliver(
+        result = delivery.deliver(
             engine, sender, campaign=calendar.id, progress=lambda line: print(line, file=sys.stderr), **sender.pace
         )
         summary = {
             "due": len(due),
             "new": new,
             "via": sender.name,
-            **delivery.as_json(),
+            **result.as_json(),
             "outbox": outbox.counts(engine, calendar.id),
         }
         if isinstance(sender, senders.SinkSender):
@@ -51,10 +51,10 @@ def cmd_remind(args: argparse.Namespace) -> int:
         else:
             where = f"本地文件 {sender.path}" if isinstance(sender, senders.SinkSender) else "Slack"
             print(
-                f"应发 {len(due)} 条，新写入发件箱 {new} 条；经{where}发送 {delivery.sent} 条，"
-                f"核对补记 {delivery.recovered} 条，待重试 {delivery.retried} 条，失败 {delivery.failed} 条"
+                f"应发 {len(due)} 条，新写入发件箱 {new} 条；经{where}发送 {result.sent} 条，"
+                f"核对补记 {result.recovered} 条，待重试 {result.retried} 条，失败 {result.failed} 条"
             )
-        return 1 if delivery.failed else 0
+        return 1 if result.failed else 0
     except UnknownYear as error:
         print(error, file=sys.stderr)
         return 2

@@ -8,7 +8,6 @@ import os
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pendulum
 from sqlalchemy import bindparam, update
@@ -31,9 +30,6 @@ from include.reminders.outbox import (
 from include.reminders.senders import AmbiguousError, PermanentError, Sender, TransientError
 from include.store.db import session_scope
 from include.store.models import OutboxMessage
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass

@@ -38,7 +38,6 @@ import socket
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pendulum
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
@@ -48,9 +47,6 @@ from sqlalchemy.orm import Session
 from include.reminders.policy import Reminder
 from include.store.db import insert_or_ignore, session_scope
 from include.store.models import OutboxMessage
-
-if TYPE_CHECKING:
-    pass
 
 MAX_ATTEMPTS = 5
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from include.paths import campaign_home, is_local_run
@@ -79,18 +79,19 @@ class StoreNotReady(RuntimeError):
 def open_store(url: str | None = None) -> Engine:
     """The campaign store, ready for use, for the command line and the tasks. Nothing is migrated here.
 
-    A store at the code's migration is used as it is. A local run's SQLite file (``CAMPAIGN_LOCAL_RUN=1``) that
-    does not exist yet is created on first use, so a newcomer needs no extra step. Any other store, a local one
-    made by older code included, must be brought to the code's migration on purpose (``campaign db upgrade``, run
-    in production by compose's ``init`` service): this refuses with what to run.
+    A store at the code's migration is used as it is. A local run's SQLite store that is still empty (no table:
+    the file was just made) is created on first use, so a newcomer needs no extra step. Any other store, a local
+    one made by older code included, must be brought to the code's migration on purpose (``campaign db
+    upgrade``, run in production by compose's ``init`` service): this refuses with what to run.
     """
     url = url or database_url()
     engine = make_engine(url)
     current = _current_revision(engine)
     if current == _head_revision():
         return engine
+    empty = current is None and not inspect(engine).get_table_names()
     engine.dispose()
-    if current is None and url.startswith("sqlite:") and is_local_run():
+    if empty and url.startswith("sqlite:") and is_local_run():
         return make_engine(upgrade(url))
     raise StoreNotReady(
         f"战役状态库的版本（{current or '未初始化'}）与程序（{_head_revision()}）不一致。"

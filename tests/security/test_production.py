@@ -48,6 +48,17 @@ def test_a_local_store_made_by_older_code_is_refused_not_migrated(run_cli, tmp_p
     assert code == 0 and "济南市" in out, err
 
 
+def test_a_local_file_with_tables_but_no_migration_record_is_refused_not_migrated(run_cli, tmp_path, monkeypatch):
+    """Not empty, so not new: someone else's database, or one made by hand. The command says what to run."""
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    with create_engine(url).begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE campaigns (id TEXT PRIMARY KEY)")
+    monkeypatch.setenv("CAMPAIGN_DB_URL", url)
+    code, _, err = run_cli("status", "--campaign", "2020-shandong", "--at", "2020-11-20T10:00+08:00")
+    assert code == 2 and "campaign db upgrade" in err and "未初始化" in err, err
+    assert inspect(create_engine(url)).get_table_names() == ["campaigns"]
+
+
 @pytest.mark.airflow
 def test_only_the_listed_province_officers_may_answer_an_application(monkeypatch):
     """Seed 002: the province opens each city's entry function; the deployment names who decides
