@@ -12,7 +12,7 @@ start:  ## install, initialise the stores, write the demo campaign, start Airflo
 test:  ## the whole suite, every tier (what CI runs; pytest options in ARGS=...)
 	scripts/test $(ARGS)
 
-test-unit:  ## unit tier: no Airflow, no process, no network (about a minute)
+test-unit:  ## unit tier: no Airflow, no process, no network (about 2.5 minutes here)
 	CAMPAIGN_TEST_BROWSER=0 scripts/test -m "not integration and not airflow" $(ARGS)
 
 test-integration:  ## integration tier: the campaign command, PostgreSQL, SMTP, Slack's fake API, the browser
