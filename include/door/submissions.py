@@ -117,24 +117,28 @@ class _Attempt:
     def on_behalf(self) -> bool:
         return self.actor.unit is None
 
+    def record(self, session: Session, action: str, detail: str) -> None:
+        """This attempt's entry in the audit log."""
+        calendar = self.calendar
+        audit(
+            session,
+            at=self.at,
+            action=action,
+            actor=self.actor.name,
+            campaign_id=calendar.id,
+            # A value the calendar does not know is the sender's, not a code: kept only masked.
+            unit=self.unit if self.unit in calendar.unit_names else short_masked(self.unit, 8),
+            milestone=self.milestone_id
+            if any(item.id == self.milestone_id for item in calendar.milestones)
+            else short_masked(self.milestone_id, 8),
+            on_behalf=self.on_behalf,
+            detail=detail,
+        )
+
     def refuse(self, reason: str, message: str) -> ReportRefused:
         """The refusal to raise, written to the audit log first."""
-        calendar = self.calendar
         with session_scope(self.engine) as session:
-            audit(
-                session,
-                at=self.at,
-                action="refused",
-                actor=self.actor.name,
-                campaign_id=calendar.id,
-                # A value the calendar does not know is the sender's, not a code: kept only masked.
-                unit=self.unit if self.unit in calendar.unit_names else short_masked(self.unit, 8),
-                milestone=self.milestone_id
-                if any(item.id == self.milestone_id for item in calendar.milestones)
-                else short_masked(self.milestone_id, 8),
-                on_behalf=self.on_behalf,
-                detail=f"[{reason}] {message}",
-            )
+            self.record(session, "refused", f"[{reason}] {message}")
         return ReportRefused(reason, message)
 
 
@@ -302,17 +306,7 @@ def _take(
 
 def _same_again(session: Session, attempt: _Attempt, milestone: Milestone, latest: Report) -> Submission:
     """The same file as the version in force: no new version, and a window left shut is opened now."""
-    audit(
-        session,
-        at=attempt.at,
-        action="duplicate",
-        actor=attempt.actor.name,
-        campaign_id=attempt.calendar.id,
-        unit=attempt.unit,
-        milestone=milestone.id,
-        on_behalf=attempt.on_behalf,
-        detail=f"与第 {latest.version} 版相同，未新增版本",
-    )
+    attempt.record(session, "duplicate", f"与第 {latest.version} 版相同，未新增版本")
     return Submission(
         attempt.calendar.id,
         attempt.unit,
@@ -356,16 +350,9 @@ def _new_version(
     )
     session.flush()
     lateness = f"逾期（截止 {local_text(milestone.due, end=True)}）" if late else "按时"
-    audit(
-        session,
-        at=attempt.at,
-        action="late" if late else "accepted",
-        actor=attempt.actor.name,
-        campaign_id=attempt.calendar.id,
-        unit=attempt.unit,
-        milestone=milestone.id,
-        on_behalf=attempt.on_behalf,
-        detail=f"收到“{milestone.name}”第 {version} 版，{lateness}{'（省级代报）' if attempt.on_behalf else ''}",
+    behalf = "（省级代报）" if attempt.on_behalf else ""
+    attempt.record(
+        session, "late" if late else "accepted", f"收到“{milestone.name}”第 {version} 版，{lateness}{behalf}"
     )
     return Submission(
         attempt.calendar.id,
