@@ -9,10 +9,11 @@ Every figure is the median of several fresh processes:
             is what the dag-processor spends on it at every parse.
 The goal of the foundation issue: a DAG file's own parse cost under 0.5 s.
 
-Then the modules each file pulls in beyond Airflow's SDK, here and at an earlier commit (``--against``, by
-default the last one before include/ was split into packages): the project's own, and whether the ORM
-(SQLAlchemy's ``orm``, the store's models, Alembic) is among them. A DAG file builds objects from calendars; it
-has no business loading the store.
+Then the modules each file (and the plugin) pulls in beyond Airflow's SDK, here and at an earlier commit
+(``--against``, by default the last one before include/ was split into packages): the project's own, whether the
+ORM (SQLAlchemy's ``orm``, the store's models, Alembic) is among them, and the web framework (FastAPI, Starlette).
+A DAG file builds objects from calendars; it has no business loading the store, and the plugin, which every
+Airflow process loads, none loading the web app only the api-server serves.
 
 Run: ``make bench`` (or ``.venv/bin/python bench/dag_parse.py [--runs N] [--against REV]``).
 """
@@ -44,6 +45,7 @@ runpy.run_path(sys.argv[1])
 print(json.dumps(sorted(set(sys.modules) - before)))
 """
 ORM = ("sqlalchemy.orm", "include.store", "alembic")
+WEB = ("fastapi", "starlette", "include.web.app")
 BEFORE_PACKAGES = "dc3d946"  # the last commit with include/'s flat layout
 
 
@@ -96,10 +98,12 @@ def main() -> None:
     from worktree import worktree
 
     with worktree(args.against) as earlier:
-        for file in sorted((ROOT / "dags").glob("*.py")):
+        # and the plugin, which every Airflow process loads: it mounts the web app, built at its first request
+        for file in [*sorted((ROOT / "dags").glob("*.py")), ROOT / "plugins" / "campaign_plugin.py"]:
+            relative = file.relative_to(ROOT)
             for label, root in ((args.against[:7], earlier), ("now", ROOT)):
-                if (root / "dags" / file.name).exists():
-                    show_modules(f"{file.name} at {label}", root, root / "dags" / file.name, env)
+                if (root / relative).exists():
+                    show_modules(f"{file.name} at {label}", root, root / relative, env)
 
 
 def show_modules(label: str, root: Path, file: Path, env: dict[str, str]) -> None:
@@ -118,7 +122,11 @@ def show_modules(label: str, root: Path, file: Path, env: dict[str, str]) -> Non
     modules = json.loads(done.stdout.strip().splitlines()[-1])
     project = [name for name in modules if name.startswith("include")]
     orm = [name for name in modules if name.startswith(ORM)]
-    print(f"{label}: {len(modules)} modules beyond Airflow's SDK, {len(project)} of the project; ORM: {len(orm)}")
+    web = [name for name in modules if name.startswith(WEB)]
+    print(
+        f"{label}: {len(modules)} modules beyond Airflow's SDK, {len(project)} of the project; "
+        f"ORM: {len(orm)}; web framework: {len(web)}"
+    )
     print("  project: " + " ".join(project))
     if orm:
         print("  ORM:     " + " ".join(orm[:12]) + (" …" if len(orm) > 12 else ""))

@@ -1,4 +1,5 @@
-"""Airflow extension points of the campaign project: the timetables, and the HTTP API under /campaign."""
+"""Airflow extension points of the campaign project: the timetables, and the HTTP API under /campaign
+(built at its first request: include/web/mount.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from include import reminder_timetable as moved_reminder_timetable
 from include import timetable as moved_timetable
 from include.orchestration.reminder_timetable import WorkingDayTimetable
 from include.orchestration.timetable import CampaignTimetable
-from include.web.app import create_app
+from include.web.mount import CampaignApp
 
 
 class CampaignPlugin(AirflowPlugin):
@@ -20,7 +21,7 @@ class CampaignPlugin(AirflowPlugin):
         moved_timetable.CampaignTimetable,
         moved_reminder_timetable.WorkingDayTimetable,
     ]
-    fastapi_apps = [{"app": create_app(), "url_prefix": "/campaign", "name": "扶贫战役 API"}]  # noqa: RUF012
+    fastapi_apps = [{"app": CampaignApp(), "url_prefix": "/campaign", "name": "扶贫战役 API"}]  # noqa: RUF012
     # The progress pages, served by the app above, in the UI's menu (opened inside the UI at /plugin/campaign-progress).
     external_views = [  # noqa: RUF012
         {"name": "战役进度", "href": "/campaign/progress/", "destination": "nav", "url_route": "campaign-progress"}

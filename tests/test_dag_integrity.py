@@ -144,6 +144,23 @@ def test_parsing_makes_no_query_and_opens_no_connection():
     assert report["counts"] == {"queries": 0, "sockets": 0, "sqlite_connects": 0, "connections": 0}
 
 
+def test_the_plugin_loads_without_the_web_app():
+    # Every Airflow process loads the plugin; only the api-server serves the app, at its first request.
+    probe = (
+        "import json, runpy, sys\n"
+        "runpy.run_path(sys.argv[1])\n"
+        "print(json.dumps(sorted(name for name in sys.modules if name.startswith(('include.web', 'fastapi')))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(ROOT / "plugins" / "campaign_plugin.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["include.web", "include.web.mount"]
+
+
 def test_an_invalid_calendar_shows_its_problems_and_hides_no_other_campaign(tmp_path, monkeypatch):
     home = tmp_path / "elsewhere"
     (home / "campaigns").mkdir(parents=True)

@@ -63,7 +63,8 @@ def cmd_report_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_issue(args: argparse.Namespace) -> int:
-    from include.door.tokens import PROVINCE, TokenConfigError, issue_token
+    from include.door.keys import TokenConfigError
+    from include.door.tokens import PROVINCE, issue_token
 
     at = now_at(args.at)
     campaign = load_calendar(args.campaign) if args.campaign else None

@@ -17,51 +17,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
-from include.paths import is_local_run
+from include.door.keys import peppers
 from include.store.audit import audit
 from include.store.db import session_scope
 from include.store.models import Token
 
 PROVINCE = "province"
 KINDS = ("read", "submit", "office")
-_DEV_PEPPER = "campaign-local-development-pepper"
-MIN_PEPPER = 32
 DEFAULT_LIFETIME = dt.timedelta(days=365)
 SESSION_LIFETIME = dt.timedelta(hours=12)
-
-
-class TokenConfigError(RuntimeError):
-    """The token key is not configured where it must be; the message says what to set."""
-
-
-def peppers() -> list[str]:
-    """The current key first, then the previous one during a rotation."""
-    current = os.environ.get("CAMPAIGN_TOKEN_PEPPER") or ""
-    previous = os.environ.get("CAMPAIGN_TOKEN_PEPPER_PREVIOUS") or ""
-    if not current:
-        if not is_local_run():
-            raise TokenConfigError(
-                "未设置令牌密钥 CAMPAIGN_TOKEN_PEPPER：生产环境必须设置（至少 32 个随机字符，如 "
-                "`openssl rand -hex 32`），否则令牌将以公开的开发密钥保存。本地试运行请设置 CAMPAIGN_LOCAL_RUN=1。"
-            )
-        current = _DEV_PEPPER
-    elif len(current) < MIN_PEPPER and not is_local_run():
-        raise TokenConfigError(
-            f"令牌密钥 CAMPAIGN_TOKEN_PEPPER 过短（{len(current)} 个字符）：生产环境至少 {MIN_PEPPER} 个随机字符，"
-            "如 `openssl rand -hex 32`。"
-        )
-    return [current, previous] if previous and previous != current else [current]
-
-
-def check_configuration() -> None:
-    """Fail at start-up, not at the first request, when the key is missing."""
-    peppers()
 
 
 def _hash(token: str, pepper: str) -> str:

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from include.door.tokens import check_configuration
+from include.door.keys import check_configuration
 from include.masking import redact, short_masked
 from include.paths import is_local_run
 from include.web.api import UploadsInFlight, max_concurrent_ingests, router

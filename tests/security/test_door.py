@@ -272,12 +272,35 @@ def test_the_campaign_list_needs_a_token_and_the_api_docs_are_off_outside_a_loca
 
 
 def test_a_missing_pepper_stops_start_up_outside_a_local_run(monkeypatch, run_cli):
-    from include.door.tokens import TokenConfigError
+    from include.door.keys import TokenConfigError
 
     monkeypatch.delenv("CAMPAIGN_LOCAL_RUN")
     monkeypatch.delenv("CAMPAIGN_TOKEN_PEPPER", raising=False)
     with pytest.raises(TokenConfigError, match="CAMPAIGN_TOKEN_PEPPER"):
         create_app()
+
+
+def test_the_mounted_app_checks_the_key_when_loaded_and_builds_itself_at_the_first_request(door, monkeypatch):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from include.door.keys import TokenConfigError
+    from include.web.mount import CampaignApp
+
+    monkeypatch.delenv("CAMPAIGN_LOCAL_RUN")
+    monkeypatch.delenv("CAMPAIGN_TOKEN_PEPPER", raising=False)
+    with pytest.raises(TokenConfigError, match="CAMPAIGN_TOKEN_PEPPER"):
+        CampaignApp()  # as the plugin is loaded, before any request
+    monkeypatch.setenv("CAMPAIGN_LOCAL_RUN", "1")  # the door's tokens were hashed with the local key
+    mounted = CampaignApp(build=lambda: create_app(clock=door.clock, database_url=door.url))
+    server = FastAPI()
+    server.mount("/campaign", mounted)  # as Airflow's api-server mounts a plugin's app
+    assert not mounted.built
+    client = TestClient(server)
+    assert client.get("/campaign/progress/").status_code == 401  # the real app's answer: no token
+    assert mounted.built
+    listed = client.get("/campaign/api/campaigns/2020-shandong/status", headers=door.auth())
+    assert listed.status_code == 200, listed.text
 
 
 def test_two_peppers_during_a_rotation_and_tokens_rehashed(door, monkeypatch):
