@@ -5,9 +5,13 @@ Seed 002: "以市为单位提交《数据录入申请书》（附件1），申�
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pendulum
 import pytest
 from airflow.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException
+from sqlalchemy import select
 
 from include.calendar import read_calendar
 from include.calendar.instants import parse_instant
@@ -15,13 +19,14 @@ from include.door.submissions import Actor, submit_report
 from include.door.windows import is_open
 from include.orchestration.gates import ProvinceApproval, ReportGate, ReportTrigger
 from include.paths import CONFIG_CAMPAIGNS
-from include.store.db import make_engine, upgrade
+from include.store.db import make_engine, session_scope, upgrade
+from include.store.models import Approval, AuditEntry
 
 pytestmark = pytest.mark.airflow
 
 SHANXI = read_calendar(CONFIG_CAMPAIGNS / "2017-shanxi.yaml")
 NAMES = {unit.code: unit.name for unit in SHANXI.unit_list}
-TAIYUAN = "140100"
+TAIYUAN, DATONG, JINCHENG = "140100", "140200", "140500"
 
 
 @pytest.fixture
@@ -82,7 +87,8 @@ def test_gate_defers_while_waiting_and_fails_as_missing_after_the_door(engine):
     assert context["gate_label"] == "太原市 · 未报送"
 
 
-def approval(unit: str) -> ProvinceApproval:
+def approval(unit: str, closes: dt.datetime | None = None) -> ProvinceApproval:
+    """The approval task of ``unit``; its window closes (it gives up) a day from now unless ``closes`` says."""
     return ProvinceApproval(
         task_id="approve_entry",
         campaign_id=SHANXI.id,
@@ -90,46 +96,98 @@ def approval(unit: str) -> ProvinceApproval:
         application="entry_application",
         unit=unit,
         unit_names=NAMES,
-        gives_up_at=SHANXI.entry_windows[0].closes,
+        gives_up_at=closes or pendulum.now("UTC").add(days=1),
         poll=2.0,
         subject="批准开通数据录入功能？",
     )
 
 
-def test_approval_waits_for_the_application_then_records_the_decision(engine):
+def applied(engine, unit: str) -> None:
+    for milestone in ("completion_report", "entry_application"):
+        submit_report(
+            engine,
+            SHANXI,
+            unit=unit,
+            milestone_id=milestone,
+            at=parse_instant("2017-11-20T10:00+08:00"),
+            actor=Actor("test"),
+        )
+
+
+def answer(chosen: str, reason: str | None = None) -> dict:
+    """The event Airflow resumes the task with once an officer has answered (include the form's reason field)."""
+    return {
+        "chosen_options": [chosen],
+        "params_input": {"reason": reason},
+        "responded_at": parse_instant("2017-11-22T09:00+08:00"),
+        "responded_by_user": {"id": "7", "name": "张处长"},
+    }
+
+
+def recorded(engine, unit: str) -> tuple:
+    with session_scope(engine) as session:
+        row = session.scalar(select(Approval).where(Approval.unit == unit))
+        details = [e.detail for e in session.scalars(select(AuditEntry).where(AuditEntry.unit == unit))]
+        return (row.outcome, row.decided_by, row.decided_by_name, row.reason), [d for d in details if "审批" in d]
+
+
+def test_approval_waits_for_the_application_then_records_the_decision_by_name(engine):
     with pytest.raises(TaskDeferred) as deferred:
         approval(TAIYUAN).execute({})
     assert deferred.value.method_name == "application_in"
-    for milestone in ("completion_report", "entry_application"):
-        submit_report(
-            engine,
-            SHANXI,
-            unit=TAIYUAN,
-            milestone_id=milestone,
-            at=parse_instant("2017-11-20T10:00+08:00"),
-            actor=Actor("test"),
-        )
-    decided = parse_instant("2017-11-22T09:00+08:00")
-    event = {
-        "chosen_options": ["Approve"],
-        "params_input": {},
-        "responded_at": decided,
-        "responded_by_user": {"id": "1", "name": "省脱贫攻坚办"},
-    }
+    applied(engine, TAIYUAN)
     context: dict = {}
-    approval(TAIYUAN).execute_complete(context, event)
+    approval(TAIYUAN).execute_complete(context, answer("Approve"))
     assert context["gate_label"] == "太原市 · 已批准"
     assert is_open(engine, SHANXI, "entry", TAIYUAN, parse_instant("2017-11-22T09:00+08:00"))
+    (outcome, by, name, _), audit = recorded(engine, TAIYUAN)
+    assert (outcome, by, name) == ("approved", "airflow:7", "张处长")  # not a dict's repr
+    assert audit == [f"省级审批：批准开通{SHANXI.window('entry').name}（张处长，airflow:7）"]
 
-    for milestone in ("completion_report", "entry_application"):
-        submit_report(
-            engine,
-            SHANXI,
-            unit="140200",
-            milestone_id=milestone,
-            at=parse_instant("2017-11-20T10:00+08:00"),
-            actor=Actor("test"),
-        )
-    approval("140200").execute_complete(context, event | {"chosen_options": ["Reject"]})
+    applied(engine, DATONG)
+    approval(DATONG).execute_complete(context, answer("Reject", "申请书未加盖公章"))
     assert context["gate_label"] == "大同市 · 已驳回"
-    assert not is_open(engine, SHANXI, "entry", "140200", parse_instant("2017-11-23T09:00+08:00"))
+    assert not is_open(engine, SHANXI, "entry", DATONG, parse_instant("2017-11-23T09:00+08:00"))
+    assert recorded(engine, DATONG)[0] == ("rejected", "airflow:7", "张处长", "申请书未加盖公章")
+
+    # A retry after the decision (a task that failed after recording it) asks nobody and succeeds.
+    again: dict = {}
+    assert approval(DATONG).execute(again) is None
+    assert again["gate_label"] == "大同市 · 已驳回"
+
+
+def test_a_timeout_is_recorded_as_such_not_as_a_rejection_and_never_asked_again(engine):
+    applied(engine, JINCHENG)
+    context: dict = {}
+    timeout = {
+        "error": "The Human-in-the-loop response timeout has passed without a response.",
+        "error_type": "timeout",
+    }
+    with pytest.raises(AirflowFailException, match="超时未审批"):  # failed, and not retried
+        approval(JINCHENG).execute_complete(context, timeout)
+    assert context["gate_label"] == "晋城市 · 超时未审批"
+    (outcome, by, name, reason), audit = recorded(engine, JINCHENG)
+    assert (outcome, by, name, reason) == ("timed_out", None, None, None)
+    assert len(audit) == 1 and audit[0].startswith("省级审批：超时未审批") and "驳回" not in audit[0]
+    # A retry (should one run) asks nobody: the timeout stands, with the same label.
+    retry: dict = {}
+    with pytest.raises(AirflowFailException, match="不再重新审批"):
+        approval(JINCHENG).execute(retry)
+    assert retry["gate_label"] == "晋城市 · 超时未审批"
+
+
+def test_an_application_whose_window_has_closed_is_not_asked_about(engine):
+    applied(engine, JINCHENG)
+    context: dict = {}
+    closed = pendulum.now("UTC").subtract(seconds=1)
+    with pytest.raises(AirflowFailException, match="超时未审批"):  # not a request with a 1 s timeout
+        approval(JINCHENG, closes=closed).execute(context)
+    assert context["gate_label"] == "晋城市 · 超时未审批"
+    assert recorded(engine, JINCHENG)[0][0] == "timed_out"
+
+
+def test_no_application_by_the_closing_fails_without_a_retry(engine):
+    context: dict = {}
+    with pytest.raises(AirflowFailException, match="未提交数据录入申请书"):
+        approval(JINCHENG).application_in(context, {"received_at": None})
+    assert context["gate_label"] == "晋城市 · 未申请"

@@ -158,6 +158,7 @@ def test_shanxi_window_opens_only_after_the_province_approves(engine, run_cli):
         "state": "open",
         "opened_at": "2017-11-22T09:00:00+08:00",
         "closes_at": "2017-12-21T00:00:00+08:00",
+        "approval": {"state": "approved", "by": "省脱贫攻坚办", "at": "2017-11-22T09:00:00+08:00", "reason": None},
     }
     datong = "140200"
     submit(run_cli, datong, "completion_report", "2017-11-20T10:00+08:00", campaign="2017-shanxi")

@@ -230,6 +230,19 @@ class Calendar(_Frozen):
     def window(self, window_id: str) -> EntryWindow:
         return next(window for window in self.entry_windows if window.id == window_id)
 
+    def application_of(self, window: EntryWindow) -> Milestone | None:
+        """The application (数据录入申请书) that a window asks the province to approve, if it asks for approval."""
+        if window.approval is None:
+            return None
+        return next(
+            (
+                item
+                for item in self.milestones
+                if item.id in window.requires and item.report == ReportKind.entry_application
+            ),
+            None,
+        )
+
     def reporters_of(self, milestone: Milestone) -> list[str]:
         if milestone.reporters == "all":
             return self.unit_codes

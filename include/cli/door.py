@@ -118,21 +118,36 @@ def cmd_approve(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{calendar.name}没有需要省级审批的录入窗口{f'“{short_masked(args.window)}”' if args.window else ''}"
         )
+    reason = (args.reason or "").strip()
+    if not args.approve and not reason:
+        raise UsageError("驳回须写明原因（--reason），原因会告知该单位，并记入审计日志")
+    if len(reason) > 500:
+        raise UsageError(f"驳回原因过长（{len(reason)} 字），请写在 500 字以内")
     engine = open_engine()
     try:
         opened = record_approval(
-            engine, calendar, windows[0].id, args.unit, approved=args.approve, by=f"cli:{args.by}", at=now_at(args.at)
+            engine,
+            calendar,
+            windows[0].id,
+            args.unit,
+            approved=args.approve,
+            by=f"cli:{args.by}",
+            name=args.by,
+            reason=reason or None,
+            at=now_at(args.at),
         )
     finally:
         engine.dispose()
     name = calendar.unit_names[args.unit]
     verdict = "批准" if args.approve else "驳回"
-    print(f"已记录：{verdict}{name}开通“{windows[0].name}”（{args.by}）{'，录入窗口已开放' if opened else ''}")
+    told = f"，原因：{reason}（该单位的状态与上传提示会告知）" if not args.approve else ""
+    print(f"已记录：{verdict}{name}开通“{windows[0].name}”（{args.by}）{told}{'，录入窗口已开放' if opened else ''}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from include.door.status import STATE_WORDS, WINDOW_WORDS, campaign_status
+    from include.door.windows import APPROVAL_WORDS
 
     calendar = load_calendar(args.campaign)
     engine = open_engine()
@@ -145,7 +160,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     for unit in status["units"]:
         cells = "　".join(f"{item['id']}:{STATE_WORDS[item['state']]}" for item in unit["milestones"])
         window = unit["entry_window"]
-        print(f"{unit['name']}（{unit['unit']}）　{cells}　录入窗口:{WINDOW_WORDS[window['state']] if window else '—'}")
+        approval = (window or {}).get("approval")
+        answer = f"　省级审批:{APPROVAL_WORDS[approval['state']]}" if approval else ""
+        if approval and approval["reason"]:
+            answer += f"（{approval['reason']}）"
+        print(
+            f"{unit['name']}（{unit['unit']}）　{cells}　"
+            f"录入窗口:{WINDOW_WORDS[window['state']] if window else '—'}{answer}"
+        )
     return 0
 
 
@@ -189,6 +211,7 @@ def register(commands: Commands) -> None:
     decision.add_argument("--approve", dest="approve", action="store_true", help="批准")
     decision.add_argument("--reject", dest="approve", action="store_false", help="驳回")
     approve.add_argument("--by", required=True, metavar="NAME", help="作出决定的省级人员")
+    approve.add_argument("--reason", metavar="TEXT", help="驳回原因（驳回时必填，告知该单位）")
     approve.add_argument("--at")
     approve.set_defaults(handler=cmd_approve)
 

@@ -28,7 +28,8 @@ from sqlalchemy import Engine
 
 from include.calendar import Calendar
 from include.calendar.instants import local_text
-from include.door.windows import is_open
+from include.calendar.model import EntryWindow
+from include.door.windows import ApprovalView, approval_view, is_open
 from include.forms import records
 from include.forms.check import Checked, RowError, read_and_check
 from include.forms.spec import FormSpec
@@ -92,14 +93,51 @@ def open_window(engine: Engine, calendar: Calendar, unit: str, at: dt.datetime) 
     return None
 
 
-def _closed_message(calendar: Calendar, unit_name: str, at: dt.datetime) -> str:
+def _closed_message(engine: Engine, calendar: Calendar, unit: str, at: dt.datetime) -> str:
+    """Why the unit may not enter data at ``at``, and what to do: where a window waits for the province's answer
+    to the unit's application, that answer (or its absence); else the windows' times."""
+    name = calendar.unit_names.get(unit, unit)
+    with session_scope(engine) as session:
+        for window in calendar.entry_windows:
+            if window.approval:
+                message = _approval_refusal(name, window, approval_view(session, calendar, window, unit, at), at)
+                if message is not None:
+                    return message
     windows = "；".join(
         f"{w.name} {local_text(w.opens)} 至 {local_text(w.closes, end=True)}" for w in calendar.entry_windows
     )
     return (
-        f"{unit_name}的录入窗口在 {local_text(at)} 未开放（{windows or '本工作没有录入窗口'}）。"
+        f"{name}的录入窗口在 {local_text(at)} 未开放（{windows or '本工作没有录入窗口'}）。"
         "窗口需在报送所需材料（及审批）后才开放；请在窗口开放期间上传，或联系上级扶贫部门。"
     )
+
+
+def _approval_refusal(name: str, window: EntryWindow, answer: ApprovalView, at: dt.datetime) -> str | None:
+    """The refusal that the province's answer (rejected, timed out) or its wait (pending, not applied) gives."""
+    until = local_text(window.closes, end=True)
+    if answer.state == "rejected":
+        return (
+            f"省级已驳回{name}开通{window.name}的申请（原因：{answer.reason}；{answer.by}，{local_text(answer.at)}），"
+            f"录入窗口未开放。请按原因整改后联系省扶贫办重新审批；改为批准后窗口立即开放，至 {until} 关闭。"
+        )
+    if answer.state == "timed_out":
+        return (
+            f"{name}的录入申请在 {until} 窗口关闭前未获省级审批（超时未审批），录入窗口未开放，现已关闭。"
+            "请联系省扶贫办。"
+        )
+    if not window.opens <= at < window.closes:
+        return None
+    if answer.state == "pending":
+        return (
+            f"{name}的《数据录入申请书》已收到，正等待省级审批；批准后录入窗口立即开放，至 {until} 关闭。"
+            "如时间紧迫，请联系省扶贫办。"
+        )
+    if answer.state == "not_applied":
+        return (
+            f"{name}尚未报送《数据录入申请书》：{window.name}须经省级批准后才开放（至 {until} 关闭），"
+            "请先报送申请书。"
+        )
+    return None
 
 
 REPLACE_FLOOR_ENV = "CAMPAIGN_REPLACE_FLOOR"
@@ -168,9 +206,8 @@ def ingest(
     """Read, check and store ``path`` as ``unit``'s data; raise ``WindowClosed`` or ``WorkbookRefused``.
 
     ``replace_confirm``: the clerk confirmed that far fewer households replace the data in force."""
-    names = calendar.unit_names
     if open_window(engine, calendar, unit, at) is None:
-        message = _closed_message(calendar, names.get(unit, unit), at)
+        message = _closed_message(engine, calendar, unit, at)
         _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{message}")
         raise WindowClosed(message)
     try:
@@ -266,9 +303,8 @@ def restore_version(
     """Put a stored version of the unit's data for the form back in force, while its entry window is open
     (a restore changes the data like an upload does), audited; (the version restored, the one it replaced).
     ``WindowClosed`` outside the window, ``records.NoSuchVersion`` if it is not stored."""
-    names = calendar.unit_names
     if open_window(engine, calendar, unit, at) is None:
-        message = _closed_message(calendar, names.get(unit, unit), at)
+        message = _closed_message(engine, calendar, unit, at)
         _audit(engine, calendar, unit, at, actor, "records_restore_refused", f"{form_id} {version[:12]}：{message}")
         raise WindowClosed(message)
     versions = {v.version: v for v in records.history(calendar.id, form_id, unit)}

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 
 from include.calendar.instants import local_iso
 from include.calendar.model import Calendar, EntryWindow
-from include.door.windows import window_view
+from include.door.windows import approval_view, window_view
 from include.store.db import session_scope
 from include.store.models import Report
 
@@ -69,5 +69,13 @@ def campaign_status(engine: Engine, calendar: Calendar, at: dt.datetime) -> dict
                     "opened_at": local_iso(view.opened_at) if view.opened_at else None,
                     "closes_at": local_iso(view.closes_at),
                 }
+                if window.approval:
+                    answer = approval_view(session, calendar, window, unit.code, at)
+                    entry_window["approval"] = {
+                        "state": answer.state,
+                        "by": answer.by,
+                        "at": local_iso(answer.at) if answer.at else None,
+                        "reason": answer.reason,
+                    }
             units.append({"unit": unit.code, "name": unit.name, "milestones": milestones, "entry_window": entry_window})
     return {"campaign": calendar.id, "at": local_iso(at), "units": units}

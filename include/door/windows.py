@@ -46,7 +46,7 @@ def _requirements_met(session: Session, calendar: Calendar, window: EntryWindow,
                 Approval.campaign_id == calendar.id, Approval.window == window.id, Approval.unit == unit
             )
         )
-        return approval is not None and approval.approved
+        return approval is not None and approval.outcome == "approved"
     return True
 
 
@@ -122,52 +122,144 @@ def close_windows(engine: Engine, calendar: Calendar, window_id: str, at: dt.dat
     return closed
 
 
+# The province's answer to a unit's application, and the word every status, page and refusal shows for it; a
+# unit whose window asks for approval is also "pending" (applied, not yet answered) or "not_applied".
+APPROVAL_WORDS = {
+    "approved": "已批准",
+    "rejected": "已驳回",
+    "timed_out": "超时未审批",
+    "pending": "待审批",
+    "not_applied": "未申请",
+}
+NO_REASON = "审批人未填写原因"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Who answered an application: an identity the audit log keeps (``airflow:<user id>``, ``cli:<name>``) and
+    the person's name; a rejection's reason, which the unit is told."""
+
+    by: str
+    name: str | None = None
+    reason: str | None = None
+
+    @property
+    def who(self) -> str:
+        """The person as the audit log reads: their name and, where it says more, the identity."""
+        if self.name and self.by.endswith(f":{self.name}"):
+            return self.name
+        return f"{self.name}，{self.by}" if self.name else self.by
+
+
+def _approval(session: Session, calendar: Calendar, window_id: str, unit: str) -> Approval | None:
+    return session.scalar(
+        select(Approval).where(Approval.campaign_id == calendar.id, Approval.window == window_id, Approval.unit == unit)
+    )
+
+
 def record_approval(
-    engine: Engine, calendar: Calendar, window_id: str, unit: str, *, approved: bool, by: str, at: dt.datetime
+    engine: Engine,
+    calendar: Calendar,
+    window_id: str,
+    unit: str,
+    *,
+    approved: bool,
+    by: str,
+    at: dt.datetime,
+    name: str | None = None,
+    reason: str | None = None,
 ) -> bool:
     """Record the province's decision on a unit's application; True if the window opened now.
 
-    A later decision replaces an earlier one (a wrong rejection can be put right), and both are audited.
+    A later decision replaces an earlier one or a timeout (a wrong rejection can be put right), and both are
+    audited as "省级审批：…" with the person's name. A rejection always has a reason (``NO_REASON`` if none was
+    given), which the unit's status and refusals quote.
     """
     window = calendar.window(window_id)
-    verb = "批准" if approved else "驳回"
+    decision = Decision(by, name or by.partition(":")[2] or by, (reason or "").strip() or None)
+    outcome = "approved" if approved else "rejected"
+    reason_text = None if approved else decision.reason or NO_REASON
+    verb = f"批准开通{window.name}" if approved else f"驳回开通{window.name}"
+    because = "" if approved else f"原因：{reason_text}；"
     with session_scope(engine) as session:
         lock_unit(session, calendar.id, unit)
-        decided = session.scalar(
-            select(Approval).where(
-                Approval.campaign_id == calendar.id, Approval.window == window_id, Approval.unit == unit
-            )
-        )
+        decided = _approval(session, calendar, window_id, unit)
         if decided is None:
-            session.add(
-                Approval(
-                    campaign_id=calendar.id,
-                    window=window_id,
-                    unit=unit,
-                    approved=approved,
-                    decided_by=by,
-                    decided_at=at,
-                )
-            )
-            detail = f"{verb}开通“{window.name}”"
-        elif decided.approved != approved:
-            earlier = f"{'批准' if decided.approved else '驳回'}（{decided.decided_by}）"
-            decided.approved, decided.decided_by, decided.decided_at = approved, by, at
-            detail = f"改为{verb}开通“{window.name}”，取代此前的{earlier}"
+            decided = Approval(campaign_id=calendar.id, window=window_id, unit=unit)
+            session.add(decided)
+            detail = f"省级审批：{verb}（{because}{decision.who}）"
+        elif (decided.outcome, decided.reason) != (outcome, reason_text):
+            earlier = APPROVAL_WORDS[decided.outcome]
+            if decided.decided_by:
+                earlier += f"（{Decision(decided.decided_by, decided.decided_by_name).who}）"
+            detail = f"省级审批：改为{verb}（{because}{decision.who}），取代此前的{earlier}"
         else:
             detail = None
         if detail is not None:
+            decided.approved, decided.outcome, decided.reason = approved, outcome, reason_text
+            decided.decided_by, decided.decided_by_name, decided.decided_at = decision.by, decision.name, at
             session.flush()
-            audit(
-                session,
-                at=at,
-                action="approved" if approved else "rejected",
-                actor=by,
-                campaign_id=calendar.id,
-                unit=unit,
-                detail=detail,
-            )
+            audit(session, at=at, action=outcome, actor=by, campaign_id=calendar.id, unit=unit, detail=detail)
         return try_open(session, calendar, window, unit, at, by)
+
+
+def record_timeout(engine: Engine, calendar: Calendar, window_id: str, unit: str, at: dt.datetime) -> bool:
+    """Record that nobody answered the unit's application before the window closed (超时未审批: no decision, no
+    rejection); True if recorded now. A decision already recorded is never replaced by a timeout."""
+    window = calendar.window(window_id)
+    with session_scope(engine) as session:
+        lock_unit(session, calendar.id, unit)
+        if _approval(session, calendar, window_id, unit) is not None:
+            return False
+        session.add(
+            Approval(
+                campaign_id=calendar.id,
+                window=window_id,
+                unit=unit,
+                approved=False,
+                outcome="timed_out",
+                decided_at=at,
+            )
+        )
+        session.flush()
+        audit(
+            session,
+            at=at,
+            action="approval_timed_out",
+            actor="airflow",
+            campaign_id=calendar.id,
+            unit=unit,
+            detail=(f"省级审批：超时未审批，至 {local_text(window.closes, end=True)} 无人审批，{window.name}未开通"),
+        )
+        return True
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    state: str  # one of APPROVAL_WORDS
+    by: str | None = None  # the officer's name
+    at: dt.datetime | None = None
+    reason: str | None = None
+
+
+def approval_view(
+    session: Session, calendar: Calendar, window: EntryWindow, unit: str, at: dt.datetime
+) -> ApprovalView:
+    """The province's answer to the unit's application as it stood at ``at``."""
+    decided = _approval(session, calendar, window.id, unit)
+    if decided is not None and decided.decided_at <= at:
+        name = decided.decided_by_name or decided.decided_by
+        return ApprovalView(decided.outcome, name, decided.decided_at, decided.reason)
+    application = calendar.application_of(window)
+    applied = application is not None and session.scalar(
+        select(Report.id).where(
+            Report.campaign_id == calendar.id,
+            Report.unit == unit,
+            Report.milestone == application.id,
+            Report.received_at <= at,
+        )
+    )
+    return ApprovalView("pending" if applied else "not_applied")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from airflow.sdk import DAG, TaskGroup
 
 from include.calendar import Calendar, CalendarError, read_calendar
 from include.calendar.instants import local_iso, local_text
-from include.calendar.model import EntryWindow, Milestone, Phase, ReportKind
+from include.calendar.model import EntryWindow, Milestone, Phase
 from include.calendar.registry import check_id_matches_file
 from include.calendar.render import calendar_markdown
 from include.orchestration.gates import GATE_LABEL, ProvinceApproval, ReportGate, poll_seconds, province_approvers
@@ -88,15 +88,8 @@ def milestone_tasks(calendar: Calendar, milestone: Milestone) -> tuple[CalendarI
 
 def approval_tasks(calendar: Calendar, window: EntryWindow) -> list[Any]:
     """Where the province opens the window: one HITL approval per unit, after its application."""
-    application = next(
-        (
-            item
-            for item in calendar.milestones
-            if item.id in window.requires and item.report == ReportKind.entry_application
-        ),
-        None,
-    )
-    if window.approval is None or application is None:
+    application = calendar.application_of(window)
+    if application is None:
         return []
     return [
         ProvinceApproval.partial(

@@ -21,6 +21,8 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from include.calendar.instants import local_text
+
 GATE_LABEL = "{{ gate_label | default(task.unit_names[task.unit]) }}"
 
 
@@ -132,8 +134,6 @@ class ReportGate(BaseOperator):
         return self._finish(context, pendulum.parse(received) if received else None)
 
     def _finish(self, context: Any, received: dt.datetime | None) -> str:
-        from include.calendar.instants import local_text
-
         name = self.unit_names[self.unit]
         due = pendulum.parse(self.due_at)
         if received is None:
@@ -163,12 +163,29 @@ def province_approvers() -> list[dict[str, str]] | None:
     return approvers or None
 
 
+REASON = "reason"  # the HITL form's field for a rejection's reason
+
+
+def _responder(user: Any) -> tuple[str, str | None]:
+    """The identity and the name of who answered, as Airflow hands them over (a mapping of id and name)."""
+    if isinstance(user, dict):
+        user_id, name = user.get("id"), user.get("name")
+    else:
+        user_id, name = getattr(user, "id", None), getattr(user, "name", None)
+    if user_id is None and name is None:
+        return "airflow:unknown", None
+    return f"airflow:{user_id if user_id is not None else name}", (str(name) if name is not None else None)
+
+
 class ProvinceApproval(ApprovalOperator):
     """The province approves one unit's application to open an entry window (HITL, per unit).
 
     It first waits (deferred) for the unit's application report, then asks in the Airflow UI
-    ("Required Actions") or by Airflow's HITL API. The decision is written to the campaign store,
-    which opens the unit's window when everything else it needs is in.
+    ("Required Actions") or by Airflow's HITL API, until the window closes. Three outcomes, three records in the
+    campaign store (include/door/windows.py): approved (the window opens when everything else it needs is in),
+    rejected with the officer's reason (the form's ``reason`` field, told to the unit), and timed out (超时未审批:
+    nobody answered before the window closed; the task fails, and is never asked again). A retry after the window
+    has closed or after a decision asks nobody.
     """
 
     def __init__(
@@ -183,6 +200,20 @@ class ProvinceApproval(ApprovalOperator):
         poll: float,
         **kwargs: Any,
     ) -> None:
+        from airflow.sdk import Param
+
+        kwargs.setdefault(
+            "params",
+            {
+                REASON: Param(
+                    None,
+                    type=["null", "string"],
+                    title="驳回原因",
+                    description="驳回时填写：原因会告知该单位，并记入审计日志。批准时不必填写。",
+                    maxLength=500,
+                )
+            },
+        )
         super().__init__(**kwargs)
         self.campaign_id = campaign_id
         self.window = window
@@ -196,7 +227,12 @@ class ProvinceApproval(ApprovalOperator):
         from include.store.db import database_url
 
         url = database_url()
-        if _received_at(url, self.campaign_id, self.unit, self.application, pendulum.now("UTC")) is None:
+        now = pendulum.now("UTC")
+        if self._answered(context):
+            return None
+        if _received_at(url, self.campaign_id, self.unit, self.application, now) is None:
+            if now >= pendulum.parse(self.gives_up_at):
+                self._not_applied(context)
             self.defer(
                 trigger=ReportTrigger(url, self.campaign_id, self.unit, self.application, self.gives_up_at, self.poll),
                 method_name="application_in",
@@ -205,42 +241,99 @@ class ProvinceApproval(ApprovalOperator):
 
     def application_in(self, context: Any, event: dict[str, Any]) -> Any:
         if event.get("received_at") is None:
-            context["gate_label"] = f"{self.unit_names[self.unit]} · 未申请"
-            raise RuntimeError(f"{self.unit_names[self.unit]}未提交数据录入申请书，录入窗口未开通")
+            self._not_applied(context)
         return self.ask(context)
+
+    def _not_applied(self, context: Any) -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        context["gate_label"] = f"{self.unit_names[self.unit]} · 未申请"
+        raise AirflowFailException(f"{self.unit_names[self.unit]}未提交数据录入申请书，录入窗口未开通")
+
+    def _answered(self, context: Any) -> bool:
+        """Whether the province's answer is in the store already: a retry then asks nobody. A decision is the
+        task's success, as when it came in; a timeout stays a failure."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.door.windows import APPROVAL_WORDS
+
+        view = self._recorded(pendulum.now("UTC"))
+        if view is None:
+            return False
+        name = self.unit_names[self.unit]
+        context["gate_label"] = f"{name} · {APPROVAL_WORDS[view.state]}"
+        if view.state == "timed_out":
+            raise AirflowFailException(f"{name}的录入申请超时未审批（已记录），不再重新审批")
+        self.log.info("%s：省级此前已%s（%s），不再重新询问", name, APPROVAL_WORDS[view.state], view.by)
+        return True
+
+    def _recorded(self, at: dt.datetime) -> Any:
+        from include.calendar.registry import load_campaign
+        from include.door.windows import approval_view
+        from include.store.db import database_url, session_scope
+
+        calendar = load_campaign(self.campaign_id)
+        with session_scope(_engine(database_url())) as session:
+            view = approval_view(session, calendar, calendar.window(self.window), self.unit, at)
+        return view if view.state in ("approved", "rejected", "timed_out") else None
 
     def ask(self, context: Any) -> Any:
         name = self.unit_names[self.unit]
+        closes = pendulum.parse(self.gives_up_at)
+        remaining = (closes - pendulum.now("UTC")).total_seconds()
+        if remaining <= 0:
+            self._timed_out(context)
+        until = local_text(closes, end=True)
         self.subject = f"批准{name}开通数据录入功能？"
-        self.body = f"{name}已提交《数据录入申请书》。批准后其录入窗口立即开放，至窗口关闭时间为止。"
+        self.body = (
+            f"{name}已提交《数据录入申请书》。批准后其录入窗口立即开放，至 {until}（北京时间）关闭。\n\n"
+            f"驳回时请在“驳回原因”中写明原因，该单位会收到。{until} 前无人审批即记为“超时未审批”。"
+        )
         # A plain timedelta: Airflow's task messages cannot carry pendulum's Interval.
-        remaining = (pendulum.parse(self.gives_up_at) - pendulum.now("UTC")).total_seconds()
-        self.response_timeout = dt.timedelta(seconds=max(1.0, remaining))
+        self.response_timeout = dt.timedelta(seconds=remaining)
         return super().execute(context)
+
+    def _timed_out(self, context: Any) -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.calendar.registry import load_campaign
+        from include.door.windows import record_timeout
+        from include.store.db import database_url
+
+        name = self.unit_names[self.unit]
+        calendar = load_campaign(self.campaign_id)
+        record_timeout(_engine(database_url()), calendar, self.window, self.unit, pendulum.now("UTC"))
+        context["gate_label"] = f"{name} · 超时未审批"
+        raise AirflowFailException(
+            f"{name}的录入申请在 {local_text(pendulum.parse(self.gives_up_at), end=True)} 前无人审批（超时未审批）"
+        )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         from include.calendar.registry import load_campaign
         from include.door.windows import record_approval
-        from include.store.db import make_engine
+        from include.store.db import database_url
 
+        if event.get("error_type") == "timeout":
+            self._timed_out(context)
+        if "error" in event:
+            return super().execute_complete(context, event)  # raises Airflow's own error
         chosen = (event.get("chosen_options") or [None])[0]
         approved = chosen == self.APPROVE
         responded_at = event.get("responded_at") or pendulum.now("UTC")
         if isinstance(responded_at, str):
             responded_at = pendulum.parse(responded_at)
-        calendar = load_campaign(self.campaign_id)
-        engine = make_engine()
-        try:
-            record_approval(
-                engine,
-                calendar,
-                self.window,
-                self.unit,
-                approved=approved,
-                by=f"airflow:{event.get('responded_by_user') or 'unknown'}",
-                at=pendulum.instance(responded_at),
-            )
-        finally:
-            engine.dispose()
+        by, name = _responder(event.get("responded_by_user"))
+        reason = (event.get("params_input") or {}).get(REASON)
+        record_approval(
+            _engine(database_url()),
+            load_campaign(self.campaign_id),
+            self.window,
+            self.unit,
+            approved=approved,
+            by=by,
+            name=name,
+            reason=reason if isinstance(reason, str) else None,
+            at=pendulum.instance(responded_at),
+        )
         context["gate_label"] = f"{self.unit_names[self.unit]} · {'已批准' if approved else '已驳回'}"
         return super().execute_complete(context, event)

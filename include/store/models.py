@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, MetaData, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -142,9 +142,14 @@ class Approval(Base):
     campaign_id: Mapped[str] = mapped_column(String(64), index=True)
     window: Mapped[str] = mapped_column(String(64))
     unit: Mapped[str] = mapped_column(String(32))
-    approved: Mapped[bool]
-    decided_by: Mapped[str] = mapped_column(String(120))
-    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    approved: Mapped[bool]  # outcome == "approved": what opens the window
+    outcome: Mapped[str] = mapped_column(String(16))  # approved | rejected | timed_out (include/door/windows.py)
+    reason: Mapped[str | None] = mapped_column(Text())  # the officer's reason for a rejection, told to the unit
+    decided_by: Mapped[str | None] = mapped_column(
+        String(120)
+    )  # who: "airflow:<user id>", "cli:<name>"; none on a timeout
+    decided_by_name: Mapped[str | None] = mapped_column(String(120))  # the officer's name as the auth manager knows it
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # the decision, or the timeout
 
 
 class AuditEntry(Base):

@@ -159,8 +159,8 @@ def test_a_later_decision_replaces_a_wrong_rejection_and_both_are_audited(tmp_pa
     assert record_approval(engine, SHANXI, "entry", TAIYUAN, approved=True, by="airflow:张处长", at=later) is True
     with session_scope(engine) as session:
         details = [row.detail for row in session.scalars(select(AuditEntry).where(AuditEntry.unit == TAIYUAN))]
-    assert any(detail.startswith("驳回开通") for detail in details)
-    assert any("改为批准开通" in detail and "取代此前的驳回（airflow:李科员）" in detail for detail in details)
+    assert any(detail.startswith("省级审批：驳回开通") for detail in details)
+    assert any("改为批准开通" in detail and "取代此前的已驳回（李科员）" in detail for detail in details)
     engine.dispose()
 
 
@@ -203,11 +203,21 @@ def test_the_cli_puts_a_wrong_rejection_right(run_cli):
             "--at", "2017-11-10T10:00+08:00",
         )  # fmt: skip
         assert code == 0, err
-    code, out, _ = run_cli(
+    code, _, err = run_cli(
         "approve", "--campaign", "2017-shanxi", "--unit", TAIYUAN, "--reject", "--by", "李科员",
         "--at", "2017-11-10T11:00+08:00",
     )  # fmt: skip
-    assert code == 0 and "驳回太原市" in out and "已开放" not in out
+    assert code != 0 and "驳回须写明原因" in err  # a unit is never rejected without being told why
+    code, out, _ = run_cli(
+        "approve", "--campaign", "2017-shanxi", "--unit", TAIYUAN, "--reject", "--by", "李科员",
+        "--reason", "申请书未加盖公章", "--at", "2017-11-10T11:00+08:00",
+    )  # fmt: skip
+    assert code == 0 and "驳回太原市" in out and "申请书未加盖公章" in out and "已开放" not in out
+    code, out, _ = run_cli("status", "--campaign", "2017-shanxi", "--at", "2017-11-10T12:00+08:00", "--json")
+    rejected = next(unit for unit in __import__("json").loads(out)["units"] if unit["unit"] == TAIYUAN)
+    assert rejected["entry_window"]["approval"] == {
+        "state": "rejected", "by": "李科员", "at": "2017-11-10T11:00:00+08:00", "reason": "申请书未加盖公章",
+    }  # fmt: skip
     code, out, _ = run_cli(
         "approve", "--campaign", "2017-shanxi", "--unit", TAIYUAN, "--approve", "--by", "张处长",
         "--at", "2017-11-10T15:00+08:00",
