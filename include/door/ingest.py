@@ -134,8 +134,7 @@ def _approval_refusal(name: str, window: EntryWindow, answer: ApprovalView, at: 
         )
     if answer.state == "not_applied":
         return (
-            f"{name}尚未报送《数据录入申请书》：{window.name}须经省级批准后才开放（至 {until} 关闭），"
-            "请先报送申请书。"
+            f"{name}尚未报送《数据录入申请书》：{window.name}须经省级批准后才开放（至 {until} 关闭），请先报送申请书。"
         )
     return None
 
