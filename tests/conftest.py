@@ -212,10 +212,12 @@ def database_urls(tmp_path: Path) -> list[str]:
     return urls
 
 
-def simulate(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
-    """`campaign simulate 2020-shandong --span 4m` with ``args``; its output and outcome (JSON) back."""
+def simulate(
+    tmp_path: Path, *args: str, campaign: str = "2020-shandong"
+) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """`campaign simulate CAMPAIGN --span 4m` with ``args``; its output and outcome (JSON) back."""
     outcome = tmp_path / "outcome.json"
-    command = [str(Path(sys.executable).parent / "campaign"), "simulate", "2020-shandong", "--span", "4m"]
+    command = [str(Path(sys.executable).parent / "campaign"), "simulate", campaign, "--span", "4m"]
     result = subprocess.run(
         [*command, "--outcome", str(outcome), *args], capture_output=True, text=True, timeout=1800, check=False
     )

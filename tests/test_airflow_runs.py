@@ -1,4 +1,4 @@
-"""Compressed campaigns run by a real Airflow: through `dag.test()`, and by `airflow standalone`.
+"""Compressed campaigns run by a real Airflow: through `dag.test()`, and by its components under the watchdog.
 
 Each test makes a compressed copy of 2020-shandong that starts a few seconds from now (the test is
 the outermost layer: it alone reads the clock) and checks that every task finished at or after
@@ -19,7 +19,7 @@ import pytest
 
 from include.calendar import read_calendar
 from include.calendar.instants import local_iso
-from include.devtools.local_airflow import airflow_env, free_port, standalone, wait_for
+from include.devtools.local_airflow import airflow_env, free_port, local_airflow, wait_for
 from include.orchestration.instant_sensor import CalendarInstantSensor
 from include.rules.stages import STAGES
 from include.store.db import make_engine
@@ -171,15 +171,15 @@ def test_compressed_campaign_through_dag_test(tmp_path):
     assert report["validation"] == {run_id: [conf, "operator_triggered"] for run_id, conf in expected.items()}
 
 
-def test_two_minute_campaign_under_airflow_standalone(tmp_path):
+def test_two_minute_campaign_under_a_local_airflow(tmp_path):
     env = airflow_env(tmp_path, free_port())
-    # Start 100 s from now: standalone migrates its DB and starts four components first.
+    # Start 100 s from now: Airflow's DB is migrated and four components start first.
     calendar_file = compressed_campaign(env, "e2e-shandong", delay=100, span="2m")
     play_reports(env, calendar_file)
     calendar = read_calendar(calendar_file)
-    log = tmp_path / "standalone.log"
-    with standalone(env, log) as root:
-        base = f"{root}/api/v2"
+    with local_airflow(env, tmp_path / "logs") as airflow:
+        base = f"{airflow.base}/api/v2"
+        log = airflow.log("scheduler")
         # The campaign triggers the validation DAG at three stages; paused, its runs wait queued (the DAG itself
         # is run by test_validation_dag_reruns_one_citys_verification) and take no CPU from the campaign's timing.
         wait_for(

@@ -1,6 +1,8 @@
-"""`campaign simulate 2020-shandong`: 16 cities played through the HTTP API on a real Airflow.
+"""`campaign simulate`: every city played through the HTTP API on a real Airflow, and for Shanxi the province's
+officer through Airflow's HITL API.
 
 Seed 000: "11月11日至11月30日，各市将动态管理工作开展情况报省扶贫开发办" … "12月31日24时关闭信息系统。"
+Seed 002: "以市为单位提交《数据录入申请书》（附件1），申请开放数据录入（包括脱贫标注等）功能。"
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import pytest
 from include.calendar import read_calendar
 from include.calendar.compress import compress
 from include.calendar.instants import parse_duration
-from include.devtools.simulation import make_play
+from include.devtools.simulation import OFFICER, make_play
 from include.paths import CONFIG_CAMPAIGNS
+from tests.conftest import simulate
 
 pytestmark = pytest.mark.airflow
 
@@ -49,3 +52,32 @@ def test_simulated_shandong_campaign_passes(sqlite_simulation):
     assert table[-1].startswith("菏泽市") and table[-1].count("未报") == 3
     assert outcome["run"] == "failed" and outcome["validated"] == ["analysis", "completion", "verification"]
     assert outcome["states"]["371700/completion_report"] == "missing"  # 菏泽市 never reports
+
+
+def test_the_officer_approves_most_rejects_one_and_leaves_one_to_time_out():
+    calendar = compress(
+        read_calendar(CONFIG_CAMPAIGNS / "2017-shanxi.yaml"), pendulum.datetime(2030, 1, 1), parse_duration("4m")
+    )
+    play = make_play(calendar)
+    assert Counter(play.answers.values()) == {"approve": 7, "reject": 1, "timeout": 1}
+    assert Counter(play.approvals.values()) == {"approved": 7, "rejected": 1, "timed_out": 1, "not_applied": 2}
+    assert play.approvals[play.roles["never"]] == "not_applied"  # 吕梁市 never applies, is never asked about
+
+
+def test_simulated_shanxi_campaign_with_the_officers_answers_passes(tmp_path):
+    """Eleven cities apply; 张处长 answers in Airflow: 7 approved, 长治市 rejected with a reason, 晋城市 left to
+    time out. The verdict checks every approval task, record, audit entry and window."""
+    result, outcome = simulate(tmp_path, campaign="2017-shanxi")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[-1].startswith("模拟结果：通过") and "11 项省级审批" in lines[-1]
+    assert Counter(outcome["approval_tasks"].values()) == {"success": 8, "failed": 3}
+    assert outcome["approval_tasks"]["长治市 · 已驳回"] == "success"
+    assert outcome["approval_tasks"]["晋城市 · 超时未审批"] == "failed"
+    assert outcome["approval_tasks"]["吕梁市 · 未申请"] == "failed"
+    table = {line.split()[0]: line for line in lines if line.startswith(("长治市", "晋城市", "太原市"))}
+    assert table["长治市"].endswith("省级审批：已驳回") and "（未开放）" in table["长治市"]
+    assert table["晋城市"].endswith("省级审批：超时未审批")
+    assert table["太原市"].endswith("省级审批：已批准") and "（曾开放）" in table["太原市"]
+    assert outcome["problems"] == []
+    assert f"省级审批（{OFFICER}，经 Airflow 的 HITL 接口）" in result.stdout

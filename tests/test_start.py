@@ -52,7 +52,14 @@ def test_sigterm_stops_the_scheduler_api_server_triggerer_and_dag_processor(tmp_
             log,
         )
         running = " ".join(processes_of(start.pid))
-        for component in ("standalone", "scheduler", "triggerer", "dag-processor", "api_server", "LocalExecutor"):
+        for component in (
+            "local_airflow serve",
+            "scheduler",
+            "triggerer",
+            "dag-processor",
+            "api_server",
+            "LocalExecutor",
+        ):
             assert component in running, running
         start.send_signal(signal.SIGTERM)
         stopped = start.wait(timeout=60)

@@ -11,19 +11,16 @@ each task ran. Components can be stopped and started again mid-run (the fault dr
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import secrets
-import signal
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from include.devtools.components import COMPONENTS, Components
 from include.devtools.local_airflow import free_port, wait_for
 
 POSTGRES_HOST = os.environ.get("CAMPAIGN_CLUSTER_POSTGRES", "127.0.0.1:5432")
@@ -33,7 +30,6 @@ START_REDIS = (
     'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no '
     "--dir /var/lib/redis --logfile /var/log/redis/ci.log"
 )
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
 def worker_hostname() -> str:
@@ -41,14 +37,6 @@ def worker_hostname() -> str:
     import socket
 
     return os.environ.get("CAMPAIGN_WORKER_NAME") or socket.getfqdn()
-
-
-_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)  # loaded here: the child after fork must not load libraries
-
-
-def _die_with_parent() -> None:
-    """A component left behind by a killed run would go on taking tasks from the broker: it dies with us."""
-    _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _postgres_up() -> bool:
@@ -87,21 +75,15 @@ def _admin(statement: str) -> None:
 
 
 @dataclass
-class Cluster:
-    home: Path
-    env: dict[str, str]
-    workers: int
+class Cluster(Components):
+    workers: int = 2
     databases: tuple[str, ...] = ()  # made for this cluster, dropped at its end
-    base: str = ""
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-    restarts: list[str] = field(default_factory=list)  # components the watchdog started again
-    later: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time, component) to start then
 
     @property
     def store_url(self) -> str:
         return self.env["CAMPAIGN_DB_URL"]
 
-    def _command(self, name: str) -> tuple[list[str], dict[str, str]]:
+    def command(self, name: str) -> tuple[list[str], dict[str, str]]:
         if name.startswith("worker-"):
             env = self.env | {
                 "CAMPAIGN_WORKER_NAME": name,
@@ -110,66 +92,12 @@ class Cluster:
             }
             command = ["airflow", "celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", "4"]
             return [*command, "--without-gossip", "--without-mingle"], env
-        if name == "api-server":
-            return ["airflow", "api-server", "--port", self.env["AIRFLOW__API__PORT"]], self.env
-        return ["airflow", name], self.env
-
-    def start(self, name: str) -> None:
-        command, env = self._command(name)
-        with (self.home / f"{name}.log").open("ab") as sink:
-            self.processes[name] = subprocess.Popen(
-                command,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # sets a signal only: safe with threads
-            )
-
-    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
-        """Stop a component (SIGKILL: as if its machine died, with every process it started, tasks included)."""
-        import psutil
-
-        process = self.processes.pop(name)
-        if sig == signal.SIGKILL:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                for child in psutil.Process(process.pid).children(recursive=True):
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        child.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-    def start_later(self, name: str, seconds: float) -> None:
-        """Start a stopped component again after ``seconds`` (from the watchdog's thread, which outlives it)."""
-        self.later.append((time.monotonic() + seconds, name))
-
-    def watch(self, stop: threading.Event, every: float = 1.0) -> None:
-        """compose's ``restart: always``: a component that exits by itself (one that lost its database, say)
-        is started again; one stopped through ``stop`` is not, unless ``start_later`` asks for it."""
-        while not stop.wait(every):
-            for name, process in list(self.processes.items()):
-                if process.poll() is not None and self.processes.get(name) is process:
-                    self.restarts.append(name)
-                    self.start(name)
-            for item in [item for item in self.later if item[0] <= time.monotonic()]:
-                self.later.remove(item)
-                self.start(item[1])
+        return super().command(name)
 
     def drop_databases(self) -> None:
         for database in self.databases:
             with contextlib.suppress(Exception):
                 _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return "\n".join(
-            f"--- {file.name}\n{file.read_text(errors='replace')[-chars:]}" for file in sorted(self.home.glob("*.log"))
-        )
 
 
 def prepare(home: Path, env: dict[str, str], workers: int = 2) -> Cluster:
@@ -221,16 +149,9 @@ def running(cluster: Cluster, startup_timeout: float = 300, keep_databases: bool
             "Airflow api-server",
             cluster.home / "api-server.log",
         )
-        stop = threading.Event()
-        watchdog = threading.Thread(target=cluster.watch, args=(stop,), daemon=True)
-        watchdog.start()
-        try:
+        with cluster.watched():
             yield cluster
-        finally:
-            stop.set()
-            watchdog.join(timeout=10)
     finally:
-        for name in list(cluster.processes):
-            cluster.stop(name)
+        cluster.stop_all()
         if not keep_databases:
             cluster.drop_databases()

@@ -28,6 +28,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         workers=args.workers,
         drills=tuple(args.drill),
         outcome_file=Path(args.outcome) if args.outcome else None,
+        limits={} if args.airflow_limits == "airflow-defaults" else None,
         out=lambda line: print(line, flush=True),
     )
     return 0 if passed else 1
@@ -72,11 +73,21 @@ def register(commands: Commands) -> None:
         "--executor",
         choices=["local", "celery"],
         default="local",
-        help="local：airflow standalone 与 SQLite；celery：PostgreSQL、Redis 与多个 Celery worker",
+        help="local：LocalExecutor 与 SQLite（各组件由看护进程守护）；celery：PostgreSQL、Redis 与多个 Celery worker",
+    )
+    simulate.add_argument(
+        "--airflow-limits",
+        choices=["measured", "airflow-defaults"],
+        default="measured",
+        help="本地运行的并发上限：measured 为本机实测值（默认），airflow-defaults 为 Airflow 的默认值（供对比）",
     )
     simulate.add_argument("--workers", type=int, default=2, help="Celery worker 个数（默认 2）")
     simulate.add_argument(
-        "--drill", action="append", default=[], choices=["restart-scheduler"], help="故障演练（仅 celery）"
+        "--drill",
+        action="append",
+        default=[],
+        choices=["restart-scheduler", "kill-triggerer"],
+        help="故障演练：restart-scheduler（仅 celery）；kill-triggerer（由看护进程重启）",
     )
     simulate.add_argument("--outcome", metavar="FILE", help="把结果（状态、闸门、运行状态）写成 JSON，便于比较两次运行")
     simulate.set_defaults(handler=cmd_simulate)

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,9 +32,11 @@ import pendulum
 from include.calendar import Calendar, read_calendar, registry
 from include.calendar.compress import compress, to_yaml
 from include.calendar.instants import local_text
-from include.devtools.local_airflow import airflow_env, free_port, get_json, standalone, wait_for
+from include.devtools.components import Components
+from include.devtools.local_airflow import AirflowApi, airflow_env, free_port, local_airflow, signed_in_users, wait_for
 from include.door.status import STATE_WORDS, WINDOW_WORDS, campaign_status
 from include.door.tokens import PROVINCE, issue_token
+from include.door.windows import APPROVAL_WORDS
 from include.orchestration.instant_sensor import CalendarInstantSensor
 from include.store.db import make_engine, upgrade
 
@@ -58,6 +60,14 @@ class Play:
     attempts: list[Attempt]
     expected: dict[tuple[str, str], str]  # (unit, milestone) -> on_time | late | missing
     roles: dict[str, str]  # role -> unit code
+    # Where the calendar's window asks the province to approve: what the officer does with each unit's
+    # application (approve, reject, or leave it to time out), and the outcome the store must then record.
+    answers: dict[str, str] = field(default_factory=dict)  # unit -> approve | reject | timeout
+    approvals: dict[str, str] = field(default_factory=dict)  # unit -> approved | rejected | timed_out | not_applied
+
+
+OFFICER = "张处长"  # the province's officer, a user of Airflow's simple auth manager on a simulated run
+REJECTION = "申请书未加盖公章，请盖章后重新提交"
 
 
 def make_play(calendar: Calendar, seed: int = 2020) -> Play:
@@ -99,7 +109,30 @@ def make_play(calendar: Calendar, seed: int = 2020) -> Play:
     first = milestones[0]
     victim_at = next(item.at for item in attempts if (item.unit, item.milestone) == (roles["victim"], first.id))
     attempts.append(Attempt(victim_at - dt.timedelta(seconds=1), roles["victim"], first.id, roles["cross_token"], 403))
-    return Play(sorted(attempts, key=lambda item: item.at), expected, roles)
+    answers, approvals = _officer_play(calendar, expected, roles)
+    return Play(sorted(attempts, key=lambda item: item.at), expected, roles, answers, approvals)
+
+
+def _officer_play(
+    calendar: Calendar, expected: dict[tuple[str, str], str], roles: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The officer approves most applications, rejects one (with a reason) and leaves one unanswered; a unit
+    that never applies is never asked about."""
+    window = next((item for item in calendar.entry_windows if item.approval), None)
+    application = calendar.application_of(window) if window is not None else None
+    if application is None:
+        return {}, {}
+    units = calendar.unit_codes
+    roles |= {"rejected": units[3], "unanswered": units[4]}
+    answers: dict[str, str] = {}
+    approvals: dict[str, str] = {}
+    for unit in calendar.reporters_of(application):
+        if expected.get((unit, application.id)) == "missing":
+            approvals[unit] = "not_applied"
+            continue
+        answers[unit] = {roles["rejected"]: "reject", roles["unanswered"]: "timeout"}.get(unit, "approve")
+        approvals[unit] = {"approve": "approved", "reject": "rejected", "timeout": "timed_out"}[answers[unit]]
+    return answers, approvals
 
 
 @dataclass
@@ -113,14 +146,19 @@ class Stage:
     calendar: Calendar
     engine: Engine
     tokens: dict[str, str]
+    password: str  # the officer's, for Airflow's login
+
+    def api(self, base: str) -> AirflowApi:
+        """Airflow's REST API as the province's officer, signed in."""
+        return wait_for(lambda: AirflowApi.login(base, OFFICER, self.password), 60, "登录 Airflow", self.log)
 
     @property
     def log(self) -> Path:
-        return self.home / "standalone.log" if self.cluster is None else self.cluster.home / "scheduler.log"
+        return (self.home / "logs" if self.cluster is None else self.cluster.home) / "scheduler.log"
 
-    def launcher(self) -> contextlib.AbstractContextManager[str]:
-        """Airflow started: ``airflow standalone``, or the cluster; gives its base URL."""
-        return standalone(self.env, self.log) if self.cluster is None else _cluster_base(self.cluster)
+    def launcher(self) -> contextlib.AbstractContextManager[Components]:
+        """Airflow started: its four components under the watchdog (LocalExecutor, SQLite), or the cluster."""
+        return local_airflow(self.env, self.home / "logs") if self.cluster is None else _cluster_base(self.cluster)
 
 
 def simulate(
@@ -133,51 +171,72 @@ def simulate(
     workers: int = 2,
     drills: tuple[str, ...] = (),
     outcome_file: Path | None = None,
+    limits: dict[str, str] | None = None,
     out: Callable[[str], None] = print,
 ) -> bool:
     """Run the play on a real Airflow; print the final status table and the verdict; True if it passed.
 
     ``executor`` "local": ``airflow standalone`` on SQLite. "celery": the cluster of ``include.devtools.cluster``
     (PostgreSQL, Redis, ``workers`` Celery workers); after the campaign the validation runs it triggered are
-    let through and must succeed with their tasks spread over the workers. ``drills`` (celery only):
-    "restart-scheduler" kills the scheduler in the middle of the campaign and starts it again.
-    ``outcome_file``: the outcome (states, gates, the run's state, the stages validated) as JSON, to compare
-    two runs of the same play.
+    let through and must succeed with their tasks spread over the workers. ``drills``: "restart-scheduler"
+    (celery only) kills the scheduler in the middle of the campaign and starts it again; "kill-triggerer" kills
+    the triggerer there and leaves it to the watchdog to start again.
+    ``outcome_file``: the outcome (states, gates, the run's state, the stages validated, and the load: task-start
+    latencies, retries, API errors, lock errors, restarts) as JSON, to compare two runs of the same play.
+    ``limits``: Airflow's limits of a local run instead of ``LOCAL_LIMITS`` (``{}``: Airflow's defaults).
     """
-    stage = _set_stage(calendar_id, span, startup, executor, workers)
+    stage = _set_stage(calendar_id, span, startup, executor, workers, limits)
     calendar, cluster, names = stage.calendar, stage.cluster, stage.calendar.unit_names
     play = make_play(calendar, seed)
     _announce(stage, play, workers, out)
     problems: list[str] = []
-    with stage.launcher() as base:
+    with stage.launcher() as airflow:
+        api = stage.api(airflow.base)
         if "restart-scheduler" in drills and cluster is not None:
             threading.Thread(target=_restart_scheduler, args=(cluster, calendar, out), daemon=True).start()
-        sent, timings, paused = _play_all(base, stage, play)
+        if "kill-triggerer" in drills:
+            threading.Thread(target=_kill_triggerer, args=(airflow, calendar, out), daemon=True).start()
+        officer = Officer(api, calendar, play)
+        officer.start()
+        sent, timings, paused = _play_all(api, stage, play)
         problems += sent
         slowest = max((answer for _, answer in timings.values()), default=0.0)
         out(f"报送已全部发出（应答最慢 {slowest:.1f} 秒），等待战役在 {local_text(calendar.ends, end=True)} 结束……")
-        run, instances, triggered = _await_run(base, calendar, stage.log)
+        run, instances, triggered = _await_run(api, calendar, stage.log)
+        problems += officer.stop()
         problems += _check_validation(calendar, run["dag_run_id"], triggered, paused, out)
         if cluster is not None and not drills:
-            problems += _let_validation_run(base, calendar, cluster, out)
-        if cluster is not None and cluster.restarts:
-            out(f"看护进程重启了：{'、'.join(cluster.restarts)}")
+            problems += _let_validation_run(api, calendar, cluster, out)
+        if airflow.restarts:
+            out(f"看护进程重启了：{'、'.join(airflow.restarts)}")
+        if "kill-triggerer" in drills and "triggerer" not in airflow.restarts:
+            problems.append("演练杀掉的 triggerer 没有被看护进程重启")
+        restarts = list(airflow.restarts)
 
     status = campaign_status(stage.engine, calendar, pendulum.now("UTC"))
     problems += _check(calendar, play, status, instances, run["state"], names, timings)
-    if cluster is not None:
-        problems += _check_once(stage.engine, calendar, names)
+    problems += _check_approvals(stage.engine, calendar, play, status, instances)
+    problems += _check_once(stage.engine, calendar, names)
     _print_table(calendar, play, status, out)
     if outcome_file is not None:
-        outcome_file.write_text(
-            json.dumps(_outcome(status, instances, run["state"], triggered, calendar), ensure_ascii=False, indent=1),
-            encoding="utf-8",
-        )
+        outcome = _outcome(status, instances, run["state"], triggered, calendar)
+        outcome |= {
+            "home": str(stage.home),
+            "load": _load(instances, stage.log.parent, restarts),
+            "approval_tasks": {
+                ti["rendered_map_index"]: ti["state"] for ti in instances if ".approve_" in ti["task_id"]
+            },
+            "problems": problems,
+        }
+        outcome_file.write_text(json.dumps(outcome, ensure_ascii=False, indent=1), encoding="utf-8")
     stage.engine.dispose()
     if cluster is not None:
         cluster.drop_databases()
+    approvals = f"、{len(play.approvals)} 项省级审批" if play.approvals else ""
     verdict = (
-        f"通过（{len(play.expected)} 项报送状态、{len(instances)} 个任务与模拟一致）" if not problems else "未通过"
+        f"通过（{len(play.expected)} 项报送状态{approvals}、{len(instances)} 个任务与模拟一致）"
+        if not problems
+        else "未通过"
     )
     out(f"模拟结果：{verdict}")
     for problem in problems:
@@ -185,14 +244,23 @@ def simulate(
     return not problems
 
 
-def _set_stage(calendar_id: str, span: dt.timedelta, startup: float, executor: str, workers: int) -> Stage:
+def _set_stage(
+    calendar_id: str,
+    span: dt.timedelta,
+    startup: float,
+    executor: str,
+    workers: int,
+    limits: dict[str, str] | None = None,
+) -> Stage:
     """A temporary home with Airflow's environment (or a cluster's), the calendar compressed to start in
     ``startup`` seconds, a fresh store made for the run, and a token per unit and for the province."""
     source_file = registry.calendar_path(calendar_id)
     if source_file is None:
         raise FileNotFoundError(f"找不到日历“{calendar_id}”")
     home = Path(tempfile.mkdtemp(prefix="campaign-simulate-"))
-    env = airflow_env(home, free_port())
+    env = airflow_env(home, free_port(), limits)
+    password = signed_in_users(env, {OFFICER: "admin"})[OFFICER]
+    env["CAMPAIGN_APPROVERS"] = f"{OFFICER}:{OFFICER}"  # only the officer may answer (include/orchestration/gates.py)
     cluster = None
     if executor == "celery":
         from include.devtools.cluster import prepare
@@ -212,7 +280,7 @@ def _set_stage(calendar_id: str, span: dt.timedelta, startup: float, executor: s
     now = pendulum.now("UTC")
     tokens = {unit.code: issue_token(engine, unit.code, now)[1] for unit in calendar.unit_list}
     tokens[PROVINCE] = issue_token(engine, PROVINCE, now)[1]
-    return Stage(home, env, cluster, calendar, engine, tokens)
+    return Stage(home, env, cluster, calendar, engine, tokens, password)
 
 
 def _announce(stage: Stage, play: Play, workers: int, out: Callable[[str], None]) -> None:
@@ -225,6 +293,12 @@ def _announce(stage: Stage, play: Play, workers: int, out: Callable[[str], None]
         f"角色：从不报送 {names[play.roles['never']]}，关闭后报送 {names[play.roles['after_closing']]}，"
         f"冒用令牌 {names[play.roles['cross_token']]}→{names[play.roles['victim']]}"
     )
+    if play.answers:
+        by_answer = {answer: names[unit] for unit, answer in play.answers.items() if answer != "approve"}
+        out(
+            f"省级审批（{OFFICER}，经 Airflow 的 HITL 接口）：批准 {list(play.answers.values()).count('approve')} 个，"
+            f"驳回 {by_answer['reject']}，不予答复（超时）{by_answer['timeout']}"
+        )
     if stage.cluster is not None:
         out(
             f"执行器：CeleryExecutor，{workers} 个 worker；PostgreSQL（元数据库与战役库）、Redis；"
@@ -235,7 +309,7 @@ def _announce(stage: Stage, play: Play, workers: int, out: Callable[[str], None]
 Timings = dict[tuple[str, str], tuple[float, float]]  # (unit, milestone) -> (sent after plan, answer) in seconds
 
 
-def _play_all(base: str, stage: Stage, play: Play) -> tuple[list[str], Timings, bool]:
+def _play_all(api: AirflowApi, stage: Stage, play: Play) -> tuple[list[str], Timings, bool]:
     """Every attempt at its instant, each in a thread of its own; the problems, the timings, and whether the
     validation DAG was paused before its first run."""
     timings: Timings = {}
@@ -243,8 +317,8 @@ def _play_all(base: str, stage: Stage, play: Play) -> tuple[list[str], Timings, 
     with ThreadPoolExecutor(max_workers=len(play.attempts)) as pool:
         played = []
         for attempt in play.attempts:
-            paused = paused or _pause_validation(base, until=attempt.at)
-            played.append(pool.submit(_play_one, base, stage, attempt, timings))
+            paused = paused or _pause_validation(api, until=attempt.at)
+            played.append(pool.submit(_play_one, api.base, stage, attempt, timings))
         problems = [problem for future in played if (problem := future.result())]
     return problems, timings, paused
 
@@ -274,26 +348,110 @@ def _play_one(base: str, stage: Stage, attempt: Attempt, timings: Timings) -> st
     )
 
 
-def _await_run(base: str, calendar: Calendar, log: Path) -> tuple[dict, list[dict], list[dict]]:
+class Officer:
+    """The province's officer at Airflow's Required Actions, through its HITL API: each application as it comes
+    in is approved, or rejected with a reason, or left unanswered (it times out when the window closes).
+
+    The officer reads a request for ``READS`` seconds before answering, as a person does. An answer within a
+    second or two of the request meets a race in Airflow 3.3.2's scheduler: the exit of the task process that
+    parked the task in awaiting_input is reported after the answer has queued the task again, and the scheduler
+    takes the task for killed externally and retries it (process_executor_events excuses a resumed task only
+    while it is still "scheduled"). The retry asks again, and the answer to the first request is not recorded
+    unless the resumed task got as far as recording it. So a request asked a second time is a problem of the
+    verdict.
+    """
+
+    READS = 10.0
+
+    def __init__(self, api: AirflowApi, calendar: Calendar, play: Play) -> None:
+        self.api, self.calendar, self.play = api, calendar, play
+        window = next((item for item in calendar.entry_windows if item.approval), None)
+        application = calendar.application_of(window) if window is not None else None
+        self.applicants = calendar.reporters_of(application) if application is not None else []  # by map index
+        self.answered: dict[str, int] = {}  # unit -> the HTTP status of the last answer
+        self.asked: Counter = Counter()  # unit -> requests answered
+        self.problems: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._answer_all, daemon=True, name="officer")
+
+    def start(self) -> None:
+        if self.play.answers:
+            self._thread.start()
+
+    def stop(self) -> list[str]:
+        """Stop answering; the problems seen: an answer refused, an application never asked about."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        names = self.calendar.unit_names
+        for unit, answer in self.play.answers.items():
+            if answer != "timeout" and self.answered.get(unit) != 200:
+                self.problems.append(
+                    f"省级审批：{names[unit]}的申请未能答复（{self.answered.get(unit, '从未被询问')}）"
+                )
+            if self.asked[unit] > 1:
+                self.problems.append(f"省级审批：{names[unit]}的申请答复后又被询问（共答复 {self.asked[unit]} 次）")
+        return self.problems
+
+    def _answer_all(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                waiting = self.api.get(
+                    f"/api/v2/dags/{self.calendar.id}/dagRuns/~/hitlDetails", response_received=False, limit=100
+                )["hitl_details"]
+            except httpx.HTTPError:
+                continue  # a busy moment: asked again in a second
+            for detail in waiting:
+                self._answer(detail)
+
+    def _answer(self, detail: dict) -> None:
+        ti = detail["task_instance"]
+        unit = self.applicants[ti["map_index"]]
+        answer = self.play.answers.get(unit)
+        if answer in (None, "timeout"):
+            return
+        if (pendulum.now("UTC") - pendulum.parse(detail["created_at"])).total_seconds() < self.READS:
+            return
+        body = {
+            "chosen_options": ["Approve" if answer == "approve" else "Reject"],
+            "params_input": {"reason": REJECTION if answer == "reject" else None},
+        }
+        path = f"/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/{ti['map_index']}"
+        try:
+            response = self.api.patch(f"{path}/hitlDetails", body)
+        except httpx.HTTPError as exc:
+            self.answered[unit] = 0
+            self.problems.append(f"省级审批：答复{self.calendar.unit_names[unit]}时出错（{exc!r}）")
+            return
+        self.answered[unit] = response.status_code
+        self.asked[unit] += 1
+        if response.status_code != 200:
+            self.problems.append(
+                f"省级审批：答复{self.calendar.unit_names[unit]}得到 HTTP {response.status_code}"
+                f"（{response.text[:200]}）"
+            )
+
+
+def _await_run(api: AirflowApi, calendar: Calendar, log: Path) -> tuple[dict, list[dict], list[dict]]:
     """The campaign's run once it has finished, its task instances, and the validation runs it triggered."""
 
     def finished_run() -> dict | None:
-        runs = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns")["dag_runs"]
+        runs = api.get(f"/api/v2/dags/{calendar.id}/dagRuns")["dag_runs"]
         return next((run for run in runs if run["state"] in ("success", "failed")), None)
 
     budget = (calendar.ends - pendulum.now("UTC")).total_seconds() + 300
     run = wait_for(finished_run, budget, "战役运行结束", log)
-    instances = get_json(f"{base}/api/v2/dags/{calendar.id}/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)
-    triggered = get_json(f"{base}/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
+    instances = api.get(f"/api/v2/dags/{calendar.id}/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)
+    triggered = api.get("/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
     return run, instances["task_instances"], triggered
 
 
 @contextlib.contextmanager
-def _cluster_base(cluster: Cluster) -> Iterator[str]:
+def _cluster_base(cluster: Cluster) -> Iterator[Components]:
     from include.devtools.cluster import running
 
     with running(cluster, keep_databases=True) as started:  # the store is read after the run
-        yield started.base
+        yield started
 
 
 def _restart_scheduler(cluster: Cluster, calendar: Calendar, out: Callable[[str], None]) -> None:
@@ -308,13 +466,44 @@ def _restart_scheduler(cluster: Cluster, calendar: Calendar, out: Callable[[str]
     out(f"演练：{local_text(pendulum.now('UTC'))} 杀掉 scheduler（分析阶段开始前 3 秒），15 秒后重启")
 
 
-def _let_validation_run(base: str, calendar: Calendar, cluster: Cluster, out: Callable[[str], None]) -> list[str]:
+def _kill_triggerer(airflow: Components, calendar: Calendar, out: Callable[[str], None]) -> None:
+    """Fault drill: the triggerer dies (SIGKILL) 3 s before the analysis phase starts, where the entry window closes
+    and the gates of the completion reports give up; nobody starts it again but the watchdog."""
+    import os
+    import signal
+
+    analysis = next(phase for phase in calendar.phases_in_order() if phase.id.value == "analysis")
+    time.sleep(max(0.0, (analysis.starts - pendulum.now("UTC")).total_seconds() - 3))
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(airflow.processes["triggerer"].pid, signal.SIGKILL)
+    out(f"演练：{local_text(pendulum.now('UTC'))} 杀掉 triggerer（分析阶段开始前 3 秒），由看护进程重启")
+
+
+def _load(instances: list[dict], logs: Path, restarts: list[str]) -> dict:
+    """How the run bore its load: each task's start after the scheduler scheduled it (seconds), the tasks that
+    needed a retry, the api-server's 5xx answers, the "database is locked" errors in every log, the restarts."""
+    latencies = sorted(
+        (pendulum.parse(ti["start_date"]) - pendulum.parse(ti["scheduled_when"])).total_seconds()
+        for ti in instances
+        if ti.get("start_date") and ti.get("scheduled_when")
+    )
+    texts = {file.stem: file.read_text(errors="replace") for file in logs.glob("*.log")}
+    return {
+        "task_start_latency": latencies,
+        "retried": sum(1 for ti in instances if (ti.get("try_number") or 0) > 1),
+        "api_errors": sum(text.count("status_code=5") for name, text in texts.items() if name == "api-server"),
+        "locked": sum(text.count("database is locked") for text in texts.values()),
+        "restarts": restarts,
+    }
+
+
+def _let_validation_run(api: AirflowApi, calendar: Calendar, cluster: Cluster, out: Callable[[str], None]) -> list[str]:
     """Unpause the validation DAG: the runs the campaign triggered must each succeed, a problem list per unit,
     with the units' tasks spread over the workers."""
-    httpx.patch(f"{base}/api/v2/dags/validation", json={"is_paused": False}, timeout=10).raise_for_status()
+    api.patch("/api/v2/dags/validation", {"is_paused": False}).raise_for_status()
 
     def finished() -> list[dict] | None:
-        runs = get_json(f"{base}/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
+        runs = api.get("/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
         ours = [run for run in runs if run["dag_run_id"].startswith(f"{calendar.id}__")]
         return ours if ours and all(run["state"] in ("success", "failed") for run in ours) else None
 
@@ -323,7 +512,7 @@ def _let_validation_run(base: str, calendar: Calendar, cluster: Cluster, out: Ca
     where: Counter = Counter()
     lists = 0
     for run in runs:
-        tasks = get_json(f"{base}/api/v2/dags/validation/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)
+        tasks = api.get(f"/api/v2/dags/validation/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)
         mapped = [ti for ti in tasks["task_instances"] if ti["map_index"] >= 0]
         lists += len(mapped)
         where.update(ti["hostname"] for ti in mapped)
@@ -385,13 +574,13 @@ def _outcome(status: dict, instances: list[dict], run_state: str, triggered: lis
     }
 
 
-def _pause_validation(base: str, until: dt.datetime) -> bool:
+def _pause_validation(api: AirflowApi, until: dt.datetime) -> bool:
     """Pause the validation DAG as soon as it is parsed (trying until ``until``): the runs the campaign triggers
     then wait queued instead of loading a small machine (three stages seconds apart, a task per unit each)
     while the play's timing is judged."""
     while True:
         try:
-            response = httpx.patch(f"{base}/api/v2/dags/validation", json={"is_paused": True}, timeout=10)
+            response = api.patch("/api/v2/dags/validation", {"is_paused": True})
             if response.status_code == 200:
                 return True
         except httpx.HTTPError:
@@ -472,6 +661,72 @@ def _check(
     return problems
 
 
+APPROVAL_TASK = {  # the outcome -> the approval task's state and label in the grid
+    "approved": ("success", "已批准"),
+    "rejected": ("success", "已驳回"),
+    "timed_out": ("failed", "超时未审批"),
+    "not_applied": ("failed", "未申请"),
+}
+
+
+def _check_approvals(engine: Engine, calendar: Calendar, play: Play, status: dict, instances: list[dict]) -> list[str]:
+    """Every approval task, every record and every window as the officer's play says: the task's state and
+    label, the store's outcome with the officer's name and reason, the audit's words, and each window opened
+    exactly where everything it needs was in and approved, and closed at the calendar's instant."""
+    if not play.approvals:
+        return []
+    from sqlalchemy import select
+
+    from include.store.db import session_scope
+    from include.store.models import AuditEntry, WindowState
+
+    names, by_name = calendar.unit_names, {name: code for code, name in calendar.unit_names.items()}
+    problems = []
+    tasks = [ti for ti in instances if ti["map_index"] >= 0 and ".approve_" in ti["task_id"]]
+    if len(tasks) != len(play.approvals):
+        problems.append(f"审批任务 {len(tasks)} 个，应为 {len(play.approvals)} 个")
+    for ti in tasks:
+        name, _, label = (ti["rendered_map_index"] or "").partition(" · ")
+        want = APPROVAL_TASK[play.approvals.get(by_name.get(name), "")] if by_name.get(name) in play.approvals else None
+        if (ti["state"], label) != want:
+            problems.append(f"审批任务 {ti['task_id']}[{ti['rendered_map_index']}]：{ti['state']}，应为 {want}")
+    units = {unit["unit"]: unit for unit in status["units"]}
+    window = next(item for item in calendar.entry_windows if item.approval)
+    with session_scope(engine) as session:
+        closed = {
+            row.unit: row.closed_at
+            for row in session.scalars(select(WindowState).where(WindowState.campaign_id == calendar.id))
+        }
+        audit = {
+            (row.unit, row.action): row.detail
+            for row in session.scalars(select(AuditEntry).where(AuditEntry.campaign_id == calendar.id))
+        }
+    for unit, outcome in play.approvals.items():
+        answer = units[unit]["entry_window"]["approval"]
+        want_by = OFFICER if outcome in ("approved", "rejected") else None
+        want_reason = REJECTION if outcome == "rejected" else None
+        if (answer["state"], answer["by"], answer["reason"]) != (outcome, want_by, want_reason):
+            problems.append(f"{names[unit]}的审批记录 {answer}，应为 {outcome}（审批人 {want_by}，原因 {want_reason}）")
+        words = {"approved": "省级审批：批准", "rejected": "省级审批：驳回", "timed_out": "省级审批：超时未审批"}
+        action = {"approved": "approved", "rejected": "rejected", "timed_out": "approval_timed_out"}.get(outcome)
+        if action is not None:
+            detail = audit.get((unit, action), "")
+            if not detail.startswith(words[outcome]) or (want_by is not None and want_by not in detail):
+                problems.append(f"{names[unit]}的审计记录“{detail}”，应以“{words[outcome]}”开头并写明审批人")
+        needs = all(play.expected.get((unit, milestone)) != "missing" for milestone in window.requires)
+        should_open = needs and outcome == "approved"
+        opened = units[unit]["entry_window"]["opened_at"] is not None
+        if opened != should_open:
+            problems.append(
+                f"{names[unit]}的录入窗口{'曾开放' if opened else '从未开放'}，应{'开放' if should_open else '不开放'}"
+            )
+        if opened and closed.get(unit) != window.closes:
+            problems.append(
+                f"{names[unit]}的录入窗口关闭于 {closed.get(unit)}，应于 {local_text(window.closes, end=True)}"
+            )
+    return problems
+
+
 def _print_table(calendar: Calendar, play: Play, status: dict, out: Callable[[str], None]) -> None:
     columns = [item["id"] for item in status["units"][0]["milestones"]]
     out("单位".ljust(10) + "".join(column.ljust(22) for column in columns) + "录入窗口")
@@ -484,4 +739,5 @@ def _print_table(calendar: Calendar, play: Play, status: dict, out: Callable[[st
             cells.append(word.ljust(20))
         window = unit["entry_window"]
         opened = "曾开放" if window and window["opened_at"] else "未开放"
-        out(unit["name"].ljust(8, "　") + "".join(cells) + f"{WINDOW_WORDS[window['state']]}（{opened}）")
+        approval = f"　省级审批：{APPROVAL_WORDS[window['approval']['state']]}" if window.get("approval") else ""
+        out(unit["name"].ljust(8, "　") + "".join(cells) + f"{WINDOW_WORDS[window['state']]}（{opened}）{approval}")
