@@ -222,7 +222,7 @@ def simulate(
         outcome = _outcome(status, instances, run["state"], triggered, calendar)
         outcome |= {
             "home": str(stage.home),
-            "load": _load(instances, stage.log.parent, restarts),
+            "load": _load(instances, calendar, Path(stage.env["AIRFLOW_HOME"]), stage.log.parent, restarts),
             "approval_tasks": {
                 ti["rendered_map_index"]: ti["state"] for ti in instances if ".approve_" in ti["task_id"]
             },
@@ -467,32 +467,49 @@ def _restart_scheduler(cluster: Cluster, calendar: Calendar, out: Callable[[str]
 
 
 def _kill_triggerer(airflow: Components, calendar: Calendar, out: Callable[[str], None]) -> None:
-    """Fault drill: the triggerer dies (SIGKILL) 3 s before the analysis phase starts, where the entry window closes
-    and the gates of the completion reports give up; nobody starts it again but the watchdog."""
+    """Fault drill: the triggerer dies (SIGKILL) 3 s before the first entry window closes (where gates give up and
+    the approvals not answered time out), or before the analysis phase; nobody starts it again but the watchdog."""
     import os
     import signal
 
-    analysis = next(phase for phase in calendar.phases_in_order() if phase.id.value == "analysis")
-    time.sleep(max(0.0, (analysis.starts - pendulum.now("UTC")).total_seconds() - 3))
+    at = min(
+        [window.closes for window in calendar.entry_windows]
+        or [phase.starts for phase in calendar.phases_in_order() if phase.id.value == "analysis"]
+    )
+    time.sleep(max(0.0, (at - pendulum.now("UTC")).total_seconds() - 3))
     with contextlib.suppress(ProcessLookupError):
         os.killpg(airflow.processes["triggerer"].pid, signal.SIGKILL)
-    out(f"演练：{local_text(pendulum.now('UTC'))} 杀掉 triggerer（分析阶段开始前 3 秒），由看护进程重启")
+    out(f"演练：{local_text(pendulum.now('UTC'))} 杀掉 triggerer（{local_text(at)} 前 3 秒），由看护进程重启")
 
 
-def _load(instances: list[dict], logs: Path, restarts: list[str]) -> dict:
-    """How the run bore its load: each task's start after the scheduler scheduled it (seconds), the tasks that
-    needed a retry, the api-server's 5xx answers, the "database is locked" errors in every log, the restarts."""
-    latencies = sorted(
-        (pendulum.parse(ti["start_date"]) - pendulum.parse(ti["scheduled_when"])).total_seconds()
+def _instants(calendar: Calendar) -> dict[str, dt.datetime]:
+    """The campaign DAG's instant tasks (a phase's start, a due instant, a window's opening or closing, the
+    system's closing) and the instant each waits for."""
+    from include.orchestration.dag_factory import build_dag
+
+    return {task.task_id: task.due_at for task in build_dag(calendar).tasks if isinstance(task, CalendarInstantSensor)}
+
+
+def _load(instances: list[dict], calendar: Calendar, airflow_home: Path, logs: Path, restarts: list[str]) -> dict:
+    """How the run bore its load: how late each instant task finished after its instant (seconds: what the load
+    costs a window's closing or a phase's start), the tasks that needed a retry, the scheduler's "state changed
+    externally" verdicts, the api-server's 5xx answers, the tasks' API timeouts, the "database is locked" errors
+    in every log, and the components the watchdog restarted."""
+    instants = _instants(calendar)
+    lateness = sorted(
+        (pendulum.parse(ti["end_date"]) - instants[ti["task_id"]]).total_seconds()
         for ti in instances
-        if ti.get("start_date") and ti.get("scheduled_when")
+        if ti["task_id"] in instants and ti.get("end_date")
     )
     texts = {file.stem: file.read_text(errors="replace") for file in logs.glob("*.log")}
+    task_logs = [file.read_text(errors="replace") for file in (airflow_home / "logs").rglob("*.log")]
     return {
-        "task_start_latency": latencies,
+        "instant_lateness": lateness,
         "retried": sum(1 for ti in instances if (ti.get("try_number") or 0) > 1),
-        "api_errors": sum(text.count("status_code=5") for name, text in texts.items() if name == "api-server"),
-        "locked": sum(text.count("database is locked") for text in texts.values()),
+        "state_mismatch": texts.get("scheduler", "").count("but the task instance's state attribute is"),
+        "api_errors": texts.get("api-server", "").count("status_code=5"),
+        "api_timeouts": sum(text.count("ReadTimeout") for text in [*texts.values(), *task_logs]),
+        "locked": sum(text.count("database is locked") for text in [*texts.values(), *task_logs]),
         "restarts": restarts,
     }
 
@@ -643,11 +660,7 @@ def _check(
             problems.append(f"闸门 {ti['task_id']}[{ti['rendered_map_index']}]：{ti['state']}，应为 {want}")
     if len(gates) != len(play.expected):
         problems.append(f"闸门 {len(gates)} 个，应为 {len(play.expected)} 个")
-    from include.orchestration.dag_factory import build_dag
-
-    instants = {
-        task.task_id: task.due_at for task in build_dag(calendar).tasks if isinstance(task, CalendarInstantSensor)
-    }
+    instants = _instants(calendar)
     for ti in instances:
         if ti["task_id"] in instants:
             if ti["state"] != "success" or pendulum.parse(ti["end_date"]) < instants[ti["task_id"]]:
