@@ -123,3 +123,29 @@ def test_default_store_is_sqlite_under_campaign_home(tmp_path, run_cli):
     code, out, _ = run_cli("db", "upgrade")
     assert code == 0 and "战役状态库已升级到最新版本" in out
     assert (tmp_path / "home" / "campaign.db").is_file()
+
+
+def test_approvals_recorded_before_outcomes_existed_keep_their_meaning(store_url):
+    """Issue 17: the old approval task recorded a timeout as a rejection by "airflow:unknown" (nobody had
+    answered). Migration 0006 makes those timeouts and keeps every other refusal a rejection."""
+    command.upgrade(alembic_config(store_url), "0005_outbox_lease")
+    engine = make_engine(store_url)
+    rows = [("140100", True, "airflow:7"), ("140200", False, "cli:李科员"), ("140500", False, "airflow:unknown")]
+    with engine.begin() as connection:
+        for unit, approved, by in rows:
+            connection.execute(
+                text(
+                    'INSERT INTO approvals (campaign_id, "window", unit, approved, decided_by, decided_at) '
+                    "VALUES ('2017-shanxi', 'entry', :unit, :approved, :by, '2017-11-22 01:00:00')"
+                ),
+                {"unit": unit, "approved": approved, "by": by},
+            )
+    upgrade(store_url)
+    with engine.connect() as connection:
+        outcomes = connection.execute(text("SELECT unit, outcome, decided_by FROM approvals ORDER BY unit")).all()
+    engine.dispose()
+    assert [tuple(row) for row in outcomes] == [
+        ("140100", "approved", "airflow:7"),
+        ("140200", "rejected", "cli:李科员"),
+        ("140500", "timed_out", None),
+    ]

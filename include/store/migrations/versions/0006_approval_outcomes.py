@@ -22,9 +22,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("reason", sa.Text(), nullable=True))
         batch.add_column(sa.Column("decided_by_name", sa.String(length=120), nullable=True))
         batch.alter_column("decided_by", existing_type=sa.String(length=120), nullable=True)
-    # Decisions recorded before outcomes existed: a rejection was a rejection (a timeout was recorded as one too,
-    # by "airflow:unknown"; it cannot be told apart from the record alone).
-    op.execute("UPDATE approvals SET outcome = 'rejected' WHERE NOT approved")
+    # Decisions recorded before outcomes existed. The old approval task recorded a timeout as a rejection by
+    # "airflow:unknown" (a timeout has no responder): those were timeouts. Every other refusal was a rejection.
+    op.execute(
+        "UPDATE approvals SET outcome = 'timed_out', decided_by = NULL "
+        "WHERE NOT approved AND decided_by = 'airflow:unknown'"
+    )
+    op.execute("UPDATE approvals SET outcome = 'rejected' WHERE NOT approved AND outcome <> 'timed_out'")
 
 
 def downgrade() -> None:
