@@ -10,6 +10,7 @@ from include import timetable as moved_timetable
 from include.orchestration.reminder_timetable import WorkingDayTimetable
 from include.orchestration.timetable import CampaignTimetable
 from include.web.mount import CampaignApp
+from include.web.ui_timezone import BeijingTimeByDefault
 
 
 class CampaignPlugin(AirflowPlugin):
@@ -22,6 +23,10 @@ class CampaignPlugin(AirflowPlugin):
         moved_reminder_timetable.WorkingDayTimetable,
     ]
     fastapi_apps = [{"app": CampaignApp(), "url_prefix": "/campaign", "name": "扶贫战役 API"}]  # noqa: RUF012
+    # Airflow's UI in Beijing time unless its user picked another zone (include/web/ui_timezone.py).
+    fastapi_root_middlewares = [  # noqa: RUF012
+        {"middleware": BeijingTimeByDefault, "args": [], "kwargs": {}, "name": "界面默认北京时间"}
+    ]
     # The progress pages, served by the app above, in the UI's menu (opened inside the UI at /plugin/campaign-progress).
     external_views = [  # noqa: RUF012
         {"name": "战役进度", "href": "/campaign/progress/", "destination": "nav", "url_route": "campaign-progress"}

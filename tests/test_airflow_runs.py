@@ -24,6 +24,7 @@ from include.orchestration.instant_sensor import CalendarInstantSensor
 from include.rules.stages import STAGES
 from include.store.db import make_engine
 from include.store.events import passed_instants
+from include.web.ui_timezone import SCRIPT
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.airflow
@@ -212,6 +213,9 @@ def test_two_minute_campaign_under_a_local_airflow(tmp_path):
         assert {ti["rendered_map_index"].split(" · ")[1] for ti in gates} == {"按时"}
 
         # The seed campaigns are over: shown in the UI, never run unless someone triggers them.
+        # The UI's pages choose Beijing time where the user chose no zone (include/web/ui_timezone.py).
+        ui_page = httpx.get(f"{airflow.base}/dags/e2e-shandong", timeout=10)
+        assert ui_page.status_code == 200 and SCRIPT.decode() in ui_page.text, ui_page.text[:500]
         listed = httpx.get(f"{base}/dags", params={"limit": 100}, timeout=10).json()["dags"]
         assert {"2020-shandong", "2017-shanxi", "2020-chongqing-longju", "2023-zibo-jixia"} <= {
             dag["dag_id"] for dag in listed
