@@ -66,6 +66,9 @@ class Play:
     approvals: dict[str, str] = field(default_factory=dict)  # unit -> approved | rejected | timed_out | not_applied
 
 
+# The outcome's fields that differ from one run of the same play to the next (where it ran, how it bore the load);
+# the others are what two runs must agree on.
+RUN_SPECIFIC = ("home", "load", "problems")
 OFFICER = "张处长"  # the province's officer, a user of Airflow's simple auth manager on a simulated run
 REJECTION = "申请书未加盖公章，请盖章后重新提交"
 
