@@ -29,7 +29,11 @@ open(sys.argv[1], "w").write(str(child.pid))
 time.sleep(600)
 """
 DIES = "import time; time.sleep(0.5); raise SystemExit(3)"  # a component that exits by itself
-STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+# One that ignores SIGTERM, and says so once it does (a SIGTERM before that would end it after all).
+STUBBORN = (
+    "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "open(sys.argv[1], 'w').write('ignoring'); time.sleep(600)"
+)
 
 
 @dataclass
@@ -62,15 +66,15 @@ def test_a_component_that_dies_is_started_again_and_logged(tmp_path: Path):
 
 
 def test_a_stop_leaves_no_process_even_in_a_group_of_its_own(tmp_path: Path):
-    pid_file = tmp_path / "child.pid"
+    pid_file, ignoring = tmp_path / "child.pid", tmp_path / "ignoring"
     components = Fake(
         tmp_path / "logs",
         dict(os.environ),
-        programs={"scheduler": [RUNS, str(pid_file)], "api-server": [STUBBORN]},
+        programs={"scheduler": [RUNS, str(pid_file)], "api-server": [STUBBORN, str(ignoring)]},
     )
     components.start("scheduler")
     components.start("api-server")
-    assert wait_until(lambda: pid_file.exists() and pid_file.read_text())
+    assert wait_until(lambda: pid_file.exists() and pid_file.read_text() and ignoring.exists())
     child = int(pid_file.read_text())
     leaders = [process.pid for process in components.processes.values()]
     assert os.getpgid(child) == child != os.getpgid(leaders[0])  # the child is not in its parent's group

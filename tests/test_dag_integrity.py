@@ -158,7 +158,11 @@ def test_the_plugin_loads_without_the_web_app():
         check=True,
         cwd=ROOT,
     )
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["include.web", "include.web.mount"]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        "include.web",
+        "include.web.mount",
+        "include.web.ui_timezone",
+    ]
 
 
 def test_an_invalid_calendar_shows_its_problems_and_hides_no_other_campaign(tmp_path, monkeypatch):
