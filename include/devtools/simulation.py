@@ -685,6 +685,13 @@ APPROVAL_TASK = {  # the outcome -> the approval task's state and label in the g
 }
 
 
+APPROVAL_AUDIT = {  # the outcome -> its audit action and the words its entry begins with
+    "approved": ("approved", "省级审批：批准"),
+    "rejected": ("rejected", "省级审批：驳回"),
+    "timed_out": ("approval_timed_out", "省级审批：超时未审批"),
+}
+
+
 def _check_approvals(engine: Engine, calendar: Calendar, play: Play, status: dict, instances: list[dict]) -> list[str]:
     """Every approval task, every record and every window as the officer's play says: the task's state and
     label, the store's outcome with the officer's name and reason, the audit's words, and each window opened
@@ -703,7 +710,7 @@ def _check_approvals(engine: Engine, calendar: Calendar, play: Play, status: dic
         problems.append(f"审批任务 {len(tasks)} 个，应为 {len(play.approvals)} 个")
     for ti in tasks:
         name, _, label = (ti["rendered_map_index"] or "").partition(" · ")
-        want = APPROVAL_TASK[play.approvals.get(by_name.get(name), "")] if by_name.get(name) in play.approvals else None
+        want = APPROVAL_TASK.get(play.approvals.get(by_name.get(name)))
         if (ti["state"], label) != want:
             problems.append(f"审批任务 {ti['task_id']}[{ti['rendered_map_index']}]：{ti['state']}，应为 {want}")
     units = {unit["unit"]: unit for unit in status["units"]}
@@ -723,12 +730,11 @@ def _check_approvals(engine: Engine, calendar: Calendar, play: Play, status: dic
         want_reason = REJECTION if outcome == "rejected" else None
         if (answer["state"], answer["by"], answer["reason"]) != (outcome, want_by, want_reason):
             problems.append(f"{names[unit]}的审批记录 {answer}，应为 {outcome}（审批人 {want_by}，原因 {want_reason}）")
-        words = {"approved": "省级审批：批准", "rejected": "省级审批：驳回", "timed_out": "省级审批：超时未审批"}
-        action = {"approved": "approved", "rejected": "rejected", "timed_out": "approval_timed_out"}.get(outcome)
-        if action is not None:
+        if outcome in APPROVAL_AUDIT:
+            action, words = APPROVAL_AUDIT[outcome]
             detail = audit.get((unit, action), "")
-            if not detail.startswith(words[outcome]) or (want_by is not None and want_by not in detail):
-                problems.append(f"{names[unit]}的审计记录“{detail}”，应以“{words[outcome]}”开头并写明审批人")
+            if not detail.startswith(words) or (want_by is not None and want_by not in detail):
+                problems.append(f"{names[unit]}的审计记录“{detail}”，应以“{words}”开头并写明审批人")
         needs = all(play.expected.get((unit, milestone)) != "missing" for milestone in window.requires)
         should_open = needs and outcome == "approved"
         opened = units[unit]["entry_window"]["opened_at"] is not None
