@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from include.calendar.instants import local_text
 from include.calendar.model import PHASE_ORDER, Calendar, Unit
 from include.calendar.regions import cities, region
+from include.calendar.tree import Node, Tree, county_nodes
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def calendar_from_dict(raw: Any, file: str | os.PathLike[str] = "<calendar>") ->
         raise CalendarError(file, [_structure_problem(error) for error in exc.errors()]) from None
     units, problems = _resolve_units(calendar)
     calendar._unit_list = tuple(units)
+    calendar._tree = _tree(calendar)
     problems += check_calendar(calendar)
     if problems:
         raise CalendarError(file, problems)
@@ -159,6 +161,17 @@ def _resolve_units(calendar: Calendar) -> tuple[list[Unit], list[Problem]]:
             problems.append(Problem(where, f"单位代码 {unit.code} 重复"))
         seen.add(unit.code)
     return units, problems
+
+
+def _tree(calendar: Calendar) -> Tree:
+    """The office at the root, its units below it and, under a province's cities, their counties (GB/T 2260)."""
+    office = calendar.office
+    nodes = [Node(office.code, office.name, calendar.office_level, None)]
+    for unit in calendar.unit_list:
+        nodes.append(Node(unit.code, unit.name, calendar.units.level, office.code))
+        if calendar.units.level == "city" and re.fullmatch(r"\d{6}", unit.code):
+            nodes += county_nodes(unit.code, calendar.year)
+    return Tree(nodes)
 
 
 def check_calendar(calendar: Calendar) -> list[Problem]:

@@ -14,6 +14,7 @@ import pendulum
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, PrivateAttr
 
 from include.calendar.instants import TIMEZONE, local_iso, parse_instant
+from include.calendar.tree import Level, Tree
 
 
 def _to_instant(value: object) -> pendulum.DateTime:
@@ -112,6 +113,8 @@ class Milestone(_Frozen):
     # Who does it: the units (the default; they get reminders) or the office itself (a training it holds,
     # the problem lists it sends back), which nobody is reminded of.
     by: Literal["units", "office"] = "units"
+    # The level of the units that owe it (county for seed 000's data entry); the calendar's units by default.
+    level: Level | None = None
 
 
 class EntryWindow(_Frozen):
@@ -197,6 +200,7 @@ class Calendar(_Frozen):
     compressed_from: CompressedFrom | None = None
 
     _unit_list: tuple[Unit, ...] = PrivateAttr(default=())
+    _tree: Tree = PrivateAttr(default_factory=lambda: Tree([]))
 
     @property
     def unit_list(self) -> tuple[Unit, ...]:
@@ -212,6 +216,41 @@ class Calendar(_Frozen):
     def unit_names(self) -> dict[str, str]:
         """Each reporting unit's code → its name."""
         return {unit.code: unit.name for unit in self.unit_list}
+
+    @property
+    def tree(self) -> Tree:
+        """Every unit of the campaign at every level, the office at the root, resolved by the loader."""
+        return self._tree
+
+    @property
+    def office_level(self) -> Level:
+        return "province" if self.units.level == "city" else "township"
+
+    def level_of(self, milestone: Milestone) -> Level:
+        """The level that owes the milestone: its own, the office's for the office's work, else the units'."""
+        if milestone.by == "office":
+            return self.office_level
+        return milestone.level or self.units.level
+
+    def owers(self, milestone: Milestone) -> list[str]:
+        """The units that owe the milestone (a report, or a declaration that it is done): its listed
+        reporters, else every unit of its level; nobody for the office's own work."""
+        if milestone.by == "office":
+            return []
+        if milestone.reporters and milestone.reporters != "all":
+            return list(milestone.reporters)
+        level = self.level_of(milestone)
+        if level == self.units.level:
+            return self.unit_codes
+        return [node.code for node in self.tree.at_level(level)]
+
+    def owed_by(self, code: str) -> list[Milestone]:
+        """The milestones the unit owes, by due instant."""
+        return [item for item in sorted(self.milestones, key=lambda item: item.due) if code in self.owers(item)]
+
+    def name_of(self, code: str) -> str:
+        node = self.tree.get(code)
+        return node.name if node is not None else code
 
     def phases_in_order(self) -> list[Phase]:
         return sorted(self.phases, key=lambda phase: (PHASE_ORDER.index(phase.id), phase.starts))

@@ -88,6 +88,14 @@ def counties(city_code: str, year: int) -> list[Region]:
     return found
 
 
+def first_and_last_year(code: str) -> tuple[int, int]:
+    """The first and the last year the code was valid (0 and 9999 where the table gives no bound)."""
+    spans = [m for part in _table().get(code, "").split(",") if (m := _SPAN.match(part))]
+    if not spans:
+        return 0, 9999
+    return min(int(m["first"] or 0) for m in spans), max(int(m["last"] or 9999) for m in spans)
+
+
 def codes_until(year: int) -> list[str]:
     """Every county-level or higher code that existed in some year up to ``year``: the birth places an ID may name.
 

@@ -24,6 +24,8 @@ def calendar_json(calendar: Calendar) -> dict[str, Any]:
                 "phase": item.phase,
                 "due": local_iso(item.due),
                 "reporters": calendar.reporters_of(item),
+                "level": calendar.level_of(item),
+                "by": item.by,
             }
             for item in sorted(calendar.milestones, key=lambda item: item.due)
         ],

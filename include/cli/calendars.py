@@ -11,14 +11,17 @@ from include.calendar import Calendar, CalendarError, read_calendar
 from include.calendar.compress import compress, to_yaml
 from include.calendar.instants import local_iso
 from include.calendar.render import calendar_json, calendar_text
+from include.calendar.tree import LEVEL_WORDS, LEVELS, Node
 from include.cli.common import (
     EXIT_INVALID,
     Commands,
+    UsageError,
     duration_option,
     instant_option,
     load_calendar,
     now_at,
 )
+from include.masking import short_masked
 from include.paths import write_atomically
 
 DEMO_SOURCE = "2020-shandong"
@@ -46,6 +49,32 @@ def cmd_calendar_show(args: argparse.Namespace) -> int:
         print(json.dumps(calendar_json(calendar), ensure_ascii=False, indent=2))
     else:
         print(calendar_text(calendar), end="")
+    return 0
+
+
+def unit_nodes(calendar: Calendar, level: str | None, under: str | None) -> list[Node]:
+    """The campaign's units, of one level or all, under one unit or the whole tree; refuse an unknown code."""
+    if under is not None and under not in calendar.tree:
+        raise UsageError(
+            f"战役 {calendar.id} 没有单位代码 {short_masked(under, 12)}。"
+            f"请用 campaign units --campaign {calendar.id} 查看全部单位。"
+        )
+    nodes = calendar.tree.subtree(under) if under is not None else list(calendar.tree)
+    return [node for node in nodes if level is None or node.level == level]
+
+
+def cmd_units(args: argparse.Namespace) -> int:
+    calendar = load_calendar(args.campaign, file_ok=True)
+    nodes = unit_nodes(calendar, args.level, args.under)
+    if args.json:
+        print(json.dumps([node.as_json() for node in nodes], ensure_ascii=False, indent=2))
+        return 0
+    counts = "，".join(f"{LEVEL_WORDS[level]} {n}" for level in LEVELS if (n := sum(x.level == level for x in nodes)))
+    print(f"{calendar.name}：{len(nodes)} 个单位（{counts or '无'}）")
+    depth = {node.code: len(calendar.tree.ancestors(node.code)) for node in nodes}
+    top = min(depth.values(), default=0)
+    for node in nodes:
+        print(f"{'  ' * (depth[node.code] - top)}{node.code}  {node.name}（{LEVEL_WORDS[node.level]}）")
     return 0
 
 
@@ -89,6 +118,13 @@ def register(commands: Commands) -> None:
     squeeze.add_argument("--out", required=True, metavar="FILE")
     squeeze.add_argument("--id", dest="new_id", help="新日历编号（默认 ID-compressed）")
     squeeze.set_defaults(handler=cmd_calendar_compress)
+
+    units = commands.add_parser("units", help="战役的各级单位：省、市、县区（乡镇、村）")
+    units.add_argument("--campaign", required=True, metavar="ID")
+    units.add_argument("--level", choices=LEVELS, help="只列出这一级")
+    units.add_argument("--under", metavar="CODE", help="只列出这个单位及其下级")
+    units.add_argument("--json", action="store_true")
+    units.set_defaults(handler=cmd_units)
 
     demo = commands.add_parser("demo", help="在战役主目录生成压缩的 2020-shandong 演示战役")
     demo.add_argument("--at", help="以此时刻为“现在”（ISO-8601，带时区）")
