@@ -6,6 +6,7 @@ a province can be derived for the year of any campaign instead of being typed by
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from dataclasses import dataclass
@@ -52,6 +53,12 @@ def _table() -> dict[str, str]:
     return table
 
 
+@functools.cache
+def _codes() -> tuple[str, ...]:
+    """Every code of the table, in order (sorted once: a province's counties are read at each calendar load)."""
+    return tuple(sorted(_table()))
+
+
 def region(code: str, year: int) -> Region | None:
     """The region with this code in that year, or None if the code did not exist then."""
     names = _table().get(code)
@@ -63,7 +70,7 @@ def cities(province_code: str, year: int) -> list[Region]:
     """Prefecture-level units (市, 地区, 州, 盟) of a province valid in that year, by code."""
     prefix = province_code[:2]
     found = []
-    for code in sorted(_table()):
+    for code in _codes():
         if not code.startswith(prefix) or code[2:] == "0000" or code[4:] != "00":
             continue
         # 9000 groups county-level units directly under the province.
@@ -79,9 +86,10 @@ def cities(province_code: str, year: int) -> list[Region]:
 def counties(city_code: str, year: int) -> list[Region]:
     """County-level units (区, 县, 县级市 …) of a city valid in that year, by code."""
     prefix = city_code[:4]
+    codes = _codes()
     found = []
-    for code in sorted(_table()):
-        if code.startswith(prefix) and not code.endswith("00"):
+    for code in codes[bisect.bisect_left(codes, prefix) : bisect.bisect_left(codes, prefix + "~")]:
+        if not code.endswith("00"):
             item = region(code, year)
             if item is not None:
                 found.append(item)
@@ -101,9 +109,4 @@ def codes_until(year: int) -> list[str]:
 
     An ID keeps the code of the place where it was first issued, so a code abolished since is still valid.
     """
-    found = []
-    for code, names in _table().items():
-        firsts = [int(m["first"] or 0) for part in names.split(",") if (m := _SPAN.match(part))]
-        if not firsts or min(firsts) <= year:
-            found.append(code)
-    return sorted(found)
+    return [code for code in _codes() if first_and_last_year(code)[0] <= year]

@@ -59,13 +59,6 @@ class Tree:
     def get(self, code: str) -> Node | None:
         return self._nodes.get(code)
 
-    def __getitem__(self, code: str) -> Node:
-        return self._nodes[code]
-
-    @property
-    def root(self) -> Node:
-        return next(iter(self._nodes.values()))
-
     def children(self, code: str) -> list[Node]:
         return [self._nodes[child] for child in self._children.get(code, [])]
 
