@@ -5,6 +5,8 @@ The app's clock is fixed at seed 000's instants: "11月30日24时前" and "12月
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -64,8 +66,8 @@ def test_another_units_token_is_refused_403_and_audited(world):
     assert response.status_code == 403
     body = response.json()
     assert body["error"] == "forbidden"
-    assert "此凭证只能为单位 370200 报送，不能代济南市报送" in body["message"]
-    assert ("refused", JINAN, False) in audit_actions(engine)
+    assert "此凭证只能为单位 370200 及其下级单位报送，不能代济南市报送" in body["message"]
+    assert ("refused", JINAN, True) in audit_actions(engine)  # an attempt to act for another unit
     with session_scope(engine) as session:
         assert session.scalars(select(Report)).first() is None
 
@@ -106,17 +108,81 @@ def test_status_reads_respect_the_token(world):
     everyone = client.get(
         "/api/campaigns/2020-shandong/status", headers={"Authorization": f"Bearer {tokens['province']}"}
     )
-    assert everyone.status_code == 200 and len(everyone.json()["units"]) == 16
+    assert everyone.status_code == 200 and len(everyone.json()["units"]) == 16 + 136  # the cities and their counties
     own = client.get("/api/campaigns/2020-shandong/status", headers={"Authorization": f"Bearer {tokens[QINGDAO]}"})
-    assert [unit["unit"] for unit in own.json()["units"]] == [QINGDAO]
+    units = own.json()["units"]
+    assert units[0]["unit"] == QINGDAO and len(units) == 1 + 10  # 青岛市 and its 10 districts and cities
+    assert {unit["parent"] for unit in units[1:]} == {QINGDAO}
     jinan = client.get(
         f"/api/campaigns/2020-shandong/units/{JINAN}/status", headers={"Authorization": f"Bearer {tokens[JINAN]}"}
     )
-    assert jinan.json()["milestones"][0]["state"] == "on_time"
+    assert next(item for item in jinan.json()["milestones"] if item["id"] == "completion_report")["state"] == "on_time"
     assert jinan.json()["entry_window"]["state"] == "open"
     other = client.get(
         f"/api/campaigns/2020-shandong/units/{JINAN}/status", headers={"Authorization": f"Bearer {tokens[QINGDAO]}"}
     )
-    assert other.status_code == 403 and other.json()["message"] == "此令牌只能查看单位 370200 的状态。"
+    assert other.status_code == 403 and other.json()["message"] == "此令牌只能查看单位 370200 及其下级单位的状态。"
     missing = client.get("/api/campaigns/2019-nowhere/status", headers={"Authorization": f"Bearer {tokens[JINAN]}"})
     assert missing.status_code == 404 and "没有战役“2019-nowhere”" in missing.json()["message"]
+
+
+LIXIA, SHIZHONG, LAOSHAN = "370102", "370103", "370212"  # 济南市's 历下区 and 市中区, 青岛市's 崂山区
+
+
+def test_a_countys_token_reads_and_acts_for_that_county_only(world):
+    """Issue 15: "A county's token acts for that county only; a city's token sees its counties and may act for them
+    (recorded as on behalf)". Seed 000: "11月30日24时前，县、乡扶贫部门完成全部数据录入和系统操作工作"."""
+    client, _, _, engine = world
+    lixia = issue_token(engine, LIXIA, parse_instant("2020-11-01T00:00+08:00"))[1]
+
+    def get(path: str, token: str):
+        return client.get(f"/api/campaigns/2020-shandong{path}", headers={"Authorization": f"Bearer {token}"})
+
+    own = get("/status", lixia).json()["units"]
+    assert [unit["unit"] for unit in own] == [LIXIA]
+    assert get(f"/units/{LIXIA}/status", lixia).status_code == 200
+    for other in (SHIZHONG, LAOSHAN, JINAN):  # its city's other county, another city's county, its own city
+        refused = get(f"/units/{other}/status", lixia)
+        assert refused.status_code == 403 and "只能查看单位 370102 及其下级单位" in refused.json()["message"]
+    declared = client.post(
+        "/api/reports",
+        headers={"Authorization": f"Bearer {lixia}"},
+        data={"campaign": "2020-shandong", "unit": LIXIA, "milestone": "entry_done"},
+    )  # a declaration carries no file
+    assert declared.status_code == 201 and declared.json()["on_behalf"] is False
+    refused = client.post(
+        "/api/reports",
+        headers={"Authorization": f"Bearer {lixia}"},
+        data={"campaign": "2020-shandong", "unit": SHIZHONG, "milestone": "entry_done"},
+    )
+    assert refused.status_code == 403 and "不能代市中区报送" in refused.json()["message"]
+
+
+def test_a_citys_token_sees_exactly_its_counties_and_declares_for_them_on_behalf(world, run_cli):
+    client, tokens, _, engine = world
+    code, out, _ = run_cli("units", "--campaign", "2020-shandong", "--under", JINAN, "--level", "county", "--json")
+    counties = {unit["code"] for unit in json.loads(out)}
+    assert code == 0 and len(counties) == 12
+    seen = client.get("/api/campaigns/2020-shandong/status", headers={"Authorization": f"Bearer {tokens[JINAN]}"})
+    units = seen.json()["units"]
+    assert {unit["unit"] for unit in units} == counties | {JINAN}
+    rates = [rate for rate in seen.json()["rates"] if rate["milestone"] == "entry_done"]
+    assert [rate["office"] for rate in rates] == [JINAN]  # no rate of the province or of another city
+    response = client.post(
+        "/api/reports",
+        headers={"Authorization": f"Bearer {tokens[JINAN]}"},
+        data={"campaign": "2020-shandong", "unit": SHIZHONG, "milestone": "entry_done"},
+    )
+    assert response.status_code == 201 and response.json()["on_behalf"] is True
+    with session_scope(engine) as session:
+        report = session.scalars(select(Report).where(Report.unit == SHIZHONG)).one()
+        assert (report.kind, report.on_behalf, report.file_name) == ("declaration", True, None)
+    assert ("accepted", SHIZHONG, True) in audit_actions(engine)
+    assert (
+        client.get(
+            f"/api/campaigns/2020-shandong/units/{LAOSHAN}/status", headers={"Authorization": f"Bearer {tokens[JINAN]}"}
+        ).status_code
+        == 403
+    )
+    refused = post(client, tokens[JINAN], LAOSHAN, milestone="entry_done")
+    assert refused.status_code == 403

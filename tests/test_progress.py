@@ -53,17 +53,26 @@ def test_progress_worst_first_with_entered_share_and_open_problems(run_cli, tmp_
     report = json.loads(out)
     units = report["units"]
     assert [u["unit"] for u in units[:2]] == ["371700", "371600"]  # 菏泽市 missing, then 滨州市 late
-    assert units[0]["milestones"][0] == {"id": "completion_report", "state": "missing", "received_at": None}
-    assert units[1]["milestones"][0]["state"] == "late"
+
+    def report_of(unit: dict) -> dict:
+        return next(item for item in unit["milestones"] if item["id"] == "completion_report")
+
+    assert report_of(units[0]) == {"id": "completion_report", "state": "missing", "received_at": None}
+    assert report_of(units[1])["state"] == "late"
     jinan = next(u for u in units if u["unit"] == "370100")
     qingdao = next(u for u in units if u["unit"] == "370200")
-    assert (jinan["entered"], jinan["roster"]) == (30, 1000) and jinan["share"] == 0.03
-    assert (qingdao["entered"], qingdao["roster"], qingdao["share"]) == (30, 40, 0.75)
+    # no share of the registry (1,000 and 40 registered households): this year's forms are its changes
+    assert (jinan["entered"], qingdao["entered"]) == (30, 30) and "roster" not in jinan
+    # 济南市's share is of the milestones due by 12-02 that it and its 12 counties have completed: its own
+    # completion report of cascade training, collection and the report; each county's entry_done
+    assert jinan["done"] == {"expected": 3 + 12, "received": 1, "on_time": 1} and jinan["share"] == round(1 / 15, 4)
     assert [u["unit"] for u in units].index("370100") < [u["unit"] for u in units].index("370200")
     problems = [p for p in validated["problems"] if p["unit"] == "370100"]
     assert jinan["open_problems"] == len(problems) > 0 and jinan["problems_stage"] == "analysis"
     zibo = next(u for u in units if u["unit"] == "370300")
-    assert (zibo["entered"], zibo["roster"], zibo["share"], zibo["open_problems"]) == (0, None, None, 0)
+    assert (zibo["entered"], zibo["open_problems"]) == (0, 0)
+    counties = next(level for level in report["levels"] if level["level"] == "county")
+    assert len(counties["units"]) == 136 and counties["units"][0]["entered"] is None
 
 
 def test_progress_workbook_has_a_chart_and_text_cells(run_cli, tmp_path):
@@ -71,12 +80,21 @@ def test_progress_workbook_has_a_chart_and_text_cells(run_cli, tmp_path):
     out = tmp_path / "进度.xlsx"
     code, stdout, err = run_cli("progress", "--campaign", "2020-shandong", "--at", AT, "--xlsx", out)
     assert code == 0, err
-    assert "16 个单位" in stdout
+    assert "16 个市，136 个县区" in stdout
     ws = openpyxl.load_workbook(out)["进度"]
     assert ws._charts, "a native chart of completion per unit"
     rows = list(ws.iter_rows(min_row=4, values_only=True))
     assert [row[0] for row in rows[:2]] == ["菏泽市", "滨州市"]
-    assert rows[0][2] == "未报" and rows[1][2] == "逾期"
-    jinan = next(row for row in rows if row[0] == "济南市")
     headers = [c.value for c in ws[3]]
-    assert jinan[headers.index("已录入（户）")] == 30 and jinan[headers.index("底数（户）")] == 1000
+    report = headers.index("各市报送动态管理工作开展情况")
+    assert rows[0][report] == "未报" and rows[1][report] == "逾期"
+    jinan = next(row for row in rows if row[0] == "济南市")
+    assert jinan[headers.index("已录入（户）")] == 30 and jinan[headers.index("到期事项已完成")] == "1/15"
+    assert "底数（户）" not in headers
+    wb = openpyxl.load_workbook(out)
+    assert len([row for row in wb["县区进度"].iter_rows(min_row=4, values_only=True) if row[0]]) == 136
+    rates = list(wb["报送率"].iter_rows(min_row=2, values_only=True))
+    province = next(
+        row for row in rates if row[0] == "山东省扶贫开发办公室" and row[2] == "各市报送动态管理工作开展情况"
+    )
+    assert province[3:6] == (16, 15, 14)  # 16 cities expected, 15 received (滨州市 late), 14 on time

@@ -48,7 +48,8 @@ def test_the_province_sees_every_city_worst_first_with_an_svg_chart(page):
     assert len(units) == 16 and units[-2:] == [QINGDAO, JINAN]  # the 14 missing first, then late, then on time
     assert re.search(rf'data-unit="{JINAN}">.*?data-state="on_time">按时', html)
     assert re.search(rf'data-unit="{QINGDAO}">.*?data-state="late">逾期', html)
-    assert html.count('data-state="missing">未报') == 14
+    # 14 cities' completion reports missing, and every city's cascade training and collection undeclared
+    assert html.count('data-state="missing">未报') == 14 + 16 * 2
     assert "<svg" in html and html.count("<rect") == 32  # a track and a bar per city
     assert "<script" not in html and "http" not in html.split("<svg", 1)[0].lower().replace("http://www.w3", "")
 

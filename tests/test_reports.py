@@ -112,7 +112,7 @@ def test_the_same_file_twice_is_one_report_and_a_changed_file_a_new_version(engi
     # The first version decides on time or late.
     _, out, _ = run_cli("status", "--campaign", "2020-shandong", "--at", "2020-12-05T00:00+08:00", "--json")
     jinan = next(unit for unit in json.loads(out)["units"] if unit["unit"] == JINAN)
-    assert jinan["milestones"][0] == {
+    assert next(item for item in jinan["milestones"] if item["id"] == "completion_report") == {
         "id": "completion_report",
         "state": "on_time",
         "received_at": "2020-11-20T10:00:00+08:00",
@@ -124,7 +124,12 @@ def test_unknown_unit_and_milestone_are_refused_with_what_to_do(engine, run_cli)
     assert code == 2 and body["refused"] == "unknown_unit" and "请核对单位代码" in body["message"]
     code, body, _ = submit(run_cli, JINAN, "province_training", "2020-11-20T10:00+08:00")
     assert code == 2 and body["refused"] == "unknown_milestone"
-    assert "该单位应报送的节点：completion_report、verification_report、summary_report" in body["message"]
+    owed = "cascade_training、collection_done、completion_report、verification_report、summary_report"
+    assert f"该单位应报送的节点：{owed}" in body["message"]  # the cities' milestones; entry_done is the counties'
+    code, body, _ = submit(run_cli, JINAN, "entry_done", "2020-11-20T10:00+08:00")
+    assert code == 2 and body["refused"] == "unknown_milestone"
+    code, body, _ = submit(run_cli, "370000", "completion_report", "2020-11-20T10:00+08:00")
+    assert code == 2 and body["refused"] == "unknown_unit"  # the office is no reporting unit
 
 
 def test_entry_window_opens_with_the_completion_report(engine, run_cli):
@@ -176,17 +181,29 @@ def test_status_states_at_an_instant(engine, run_cli):
     assert code == 0
     status = json.loads(out)
     assert status["campaign"] == "2020-shandong" and status["at"] == "2020-12-05T00:00:00+08:00"
-    assert len(status["units"]) == 16
-    states = {unit["unit"]: [item["state"] for item in unit["milestones"]] for unit in status["units"]}
+    levels = [unit["level"] for unit in status["units"]]
+    assert (levels.count("city"), levels.count("county"), len(levels)) == (16, 136, 152)
+    reports = ("completion_report", "verification_report", "summary_report")
+    states = {
+        unit["unit"]: [item["state"] for item in unit["milestones"] if item["id"] in reports]
+        for unit in status["units"]
+    }
     assert states[JINAN] == ["on_time", "pending", "pending"]
     assert states[QINGDAO] == ["late", "pending", "pending"]
     assert states[ZIBO] == ["missing", "pending", "pending"]
+    lixia = next(unit for unit in status["units"] if unit["unit"] == "370102")
+    assert (lixia["parent"], [item["id"] for item in lixia["milestones"]]) == (JINAN, ["entry_done", "data_completed"])
+    assert [item["state"] for item in lixia["milestones"]] == ["missing", "pending"]  # seed 000: 11月30日24时前
     windows = {unit["unit"]: unit["entry_window"]["state"] for unit in status["units"]}
     assert windows[JINAN] == "closed" and windows[ZIBO] == "closed"
     # Earlier, Qingdao's late report had not come in yet.
     code, out, _ = run_cli("status", "--campaign", "2020-shandong", "--at", "2020-11-25T00:00+08:00", "--json")
     earlier = {unit["unit"]: unit for unit in json.loads(out)["units"]}
-    assert earlier[QINGDAO]["milestones"][0] == {"id": "completion_report", "state": "pending", "received_at": None}
+    assert next(item for item in earlier[QINGDAO]["milestones"] if item["id"] == "completion_report") == {
+        "id": "completion_report",
+        "state": "pending",
+        "received_at": None,
+    }
     assert earlier[JINAN]["entry_window"]["state"] == "open"
 
 

@@ -150,6 +150,7 @@ class ReminderPolicy(_Frozen):
     progress_margin: float = Field(default=0.10, ge=0, le=1)  # behind the expected share by more than this
     channel: str = "dm-{code}"  # the Slack channel of a unit or an office, by its code
     channels: dict[str, str] = {}  # channels that do not follow the pattern, by code
+    level_channels: dict[Level, str] = {}  # a pattern per level ({code}, {parent}): 136 counties need no entries
     province: Office | None = None  # the province's office, where the calendar's office is below it
     progress_url: str = "http://localhost:8080/campaign/progress/{campaign}"
 

@@ -68,7 +68,11 @@ def cmd_tokens_issue(args: argparse.Namespace) -> int:
 
     at = now_at(args.at)
     campaign = load_calendar(args.campaign) if args.campaign else None
-    if campaign is not None and args.unit != PROVINCE and args.unit not in campaign.unit_names:
+    if (
+        campaign is not None
+        and args.unit != PROVINCE
+        and (args.unit not in campaign.tree or args.unit == campaign.office.code)
+    ):
         raise UsageError(f"战役 {campaign.id} 没有单位“{short_masked(args.unit)}”")
     if args.expires:
         expires = at + duration_option(args.expires, "--expires")
@@ -146,26 +150,40 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from include.door.status import STATE_WORDS, WINDOW_WORDS, campaign_status
+    from include.calendar.tree import LEVEL_WORDS
+    from include.door.status import STATE_WORDS, WINDOW_WORDS, campaign_status, lagging_first
     from include.door.windows import APPROVAL_WORDS
 
     calendar = load_calendar(args.campaign)
+    if args.under is not None and args.under not in calendar.tree:
+        raise UsageError(f"战役 {calendar.id} 没有单位代码 {short_masked(args.under, 12)}（campaign units 查看）")
     engine = open_engine()
-    status = campaign_status(engine, calendar, now_at(args.at))
+    status = campaign_status(engine, calendar, now_at(args.at), under=args.under)
     engine.dispose()
     if args.json:
         print_json(status)
         return 0
     print(f"{calendar.name}　截至 {status['at']}")
-    for unit in status["units"]:
+    names = {item.id: item.name for item in calendar.milestones}
+    for rate in status["rates"]:
+        if not rate["due"]:
+            continue
+        children, subtree = rate["children"], rate["subtree"]
+        lagging = "、".join(calendar.name_of(code) for code in rate["lagging"])
+        print(
+            f"【{rate['name']}】{names[rate['milestone']]}：下级 {children['received']}/{children['expected']} 已完成"
+            f"（按时 {children['on_time']}）；全辖 {subtree['received']}/{subtree['expected']}"
+            f"（按时率 {subtree['on_time_rate']:.0%}）{f'　未完成：{lagging}' if lagging else ''}"
+        )
+    for unit in lagging_first(status["units"]):
         cells = "　".join(f"{item['id']}:{STATE_WORDS[item['state']]}" for item in unit["milestones"])
         window = unit["entry_window"]
-        approval = (window or {}).get("approval")
+        approval = (window or {}).get("approval") if unit["level"] == calendar.units.level else None
         answer = f"　省级审批:{APPROVAL_WORDS[approval['state']]}" if approval else ""
         if approval and approval["reason"]:
             answer += f"（{approval['reason']}）"
         print(
-            f"{unit['name']}（{unit['unit']}）　{cells}　"
+            f"{unit['name']}（{unit['unit']}，{LEVEL_WORDS[unit['level']]}）　{cells}　"
             f"录入窗口:{WINDOW_WORDS[window['state']] if window else '—'}{answer}"
         )
     return 0
@@ -217,6 +235,7 @@ def register(commands: Commands) -> None:
 
     status = commands.add_parser("status", help="各单位报送与录入窗口状态")
     status.add_argument("--campaign", required=True, metavar="ID")
+    status.add_argument("--under", metavar="CODE", help="只看这个单位及其下级（如一个市和它的县区）")
     status.add_argument("--at")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)

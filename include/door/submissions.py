@@ -35,6 +35,7 @@ from include.store.audit import audit
 from include.store.db import session_scope
 from include.store.models import Report
 
+DECLARATION = "declaration"  # the kind of a report that only says a milestone is done (it may carry no file)
 ATTEMPTS = 8  # versions taken by submissions racing this one: read again and retry, then answer busy
 
 
@@ -115,7 +116,8 @@ class _Attempt:
 
     @property
     def on_behalf(self) -> bool:
-        return self.actor.unit is None
+        """The province's, or a unit's for a unit below it (a city for its county)."""
+        return self.actor.unit != self.unit
 
     def record(self, session: Session, action: str, detail: str) -> None:
         """This attempt's entry in the audit log."""
@@ -127,7 +129,7 @@ class _Attempt:
             actor=self.actor.name,
             campaign_id=calendar.id,
             # A value the calendar does not know is the sender's, not a code: kept only masked.
-            unit=self.unit if self.unit in calendar.unit_names else short_masked(self.unit, 8),
+            unit=self.unit if self.unit in calendar.tree else short_masked(self.unit, 8),
             milestone=self.milestone_id
             if any(item.id == self.milestone_id for item in calendar.milestones)
             else short_masked(self.milestone_id, 8),
@@ -219,26 +221,27 @@ def submit_report(
 
 def _milestone_owed(attempt: _Attempt) -> Milestone:
     """The milestone asked for, if the unit exists, owes it a report, and the sender may act for the unit."""
-    calendar, unit, names = attempt.calendar, attempt.unit, attempt.calendar.unit_names
-    if unit not in names:
+    calendar, unit = attempt.calendar, attempt.unit
+    if unit not in calendar.tree or unit == calendar.office.code:
         raise attempt.refuse(
             "unknown_unit",
             f"战役 {calendar.id} 没有单位“{short_masked(unit)}”。"
-            f"请核对单位代码（campaign calendar show {calendar.id}）。",
+            f"请核对单位代码（campaign units --campaign {calendar.id}）。",
         )
+    name = calendar.name_of(unit)
     milestone = next((item for item in calendar.milestones if item.id == attempt.milestone_id), None)
-    if milestone is None or milestone.report is None or unit not in calendar.reporters_of(milestone):
-        known = "、".join(item.id for item in calendar.milestones if unit in calendar.reporters_of(item))
+    if milestone is None or unit not in calendar.owers(milestone):
+        known = "、".join(item.id for item in calendar.owed_by(unit))
         raise attempt.refuse(
             "unknown_milestone",
-            f"{names[unit]}无需报送节点“{short_masked(attempt.milestone_id, 32)}”。"
-            f"该单位应报送的节点：{known or '无'}。",
+            f"{name}无需报送节点“{short_masked(attempt.milestone_id, 32)}”。该单位应报送的节点：{known or '无'}。",
         )
-    if attempt.actor.unit is not None and attempt.actor.unit != unit:
+    acting = attempt.actor.unit
+    if acting is not None and acting != unit and not (acting in calendar.tree and calendar.tree.within(unit, acting)):
         raise attempt.refuse(
             "forbidden",
-            f"此凭证只能为单位 {attempt.actor.unit} 报送，不能代{names[unit]}报送。"
-            "请使用本单位的令牌，或请省级办公室代报。",
+            f"此凭证只能为单位 {acting} 及其下级单位报送，不能代{name}报送。"
+            "请使用本单位的令牌，或请上级单位、省级办公室代报。",
         )
     return milestone
 
@@ -300,7 +303,7 @@ def _take(
             continue
     raise attempt.refuse(
         "busy",
-        f"同一时间{calendar.unit_names[unit]}有多份“{milestone.name}”在报送，本份未能保存，未作任何更改。请稍后重新报送。",
+        f"同一时间{calendar.name_of(unit)}有多份“{milestone.name}”在报送，本份未能保存，未作任何更改。请稍后重新报送。",
     )
 
 
@@ -337,7 +340,7 @@ def _new_version(
             campaign_id=attempt.calendar.id,
             unit=attempt.unit,
             milestone=milestone.id,
-            kind=milestone.report.value,
+            kind=milestone.report.value if milestone.report else DECLARATION,
             version=version,
             received_at=attempt.at,
             late=late,
@@ -350,7 +353,11 @@ def _new_version(
     )
     session.flush()
     lateness = f"逾期（截止 {local_text(milestone.due, end=True)}）" if late else "按时"
-    behalf = "（省级代报）" if attempt.on_behalf else ""
+    behalf = ""
+    if attempt.on_behalf:
+        behalf = (
+            "（省级代报）" if attempt.actor.unit is None else f"（{attempt.calendar.name_of(attempt.actor.unit)}代报）"
+        )
     attempt.record(
         session, "late" if late else "accepted", f"收到“{milestone.name}”第 {version} 版，{lateness}{behalf}"
     )

@@ -1,14 +1,16 @@
-"""How far each unit has got: households entered against its roster (the registry figures it uploaded).
+"""How far each unit has got: its milestones (on time, late, missing) and those of the units below it, the
+households it has entered, its open problems; and every office's reporting rates (include/door/status.py).
 
 Entered households are the distinct households of the campaign's household forms in the records store
-(new poor, edge, unstable …); the roster is the sum of ``registered_households`` over the counties of
-the unit's ``registry`` upload (include/forms/specs/registry.yaml).
+(new poor, edge, unstable …), counted for the unit that uploaded them. No share of an unrelated total is
+shown: the registry's registered households are the whole roster, while this year's forms hold the
+changes (new identifications are about 5 % of it, seed 004); a unit's share is of the milestones due so
+far that it and its units below have completed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +18,15 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from include.calendar import Calendar
-from include.calendar.model import EntryWindow
+from include.calendar.tree import LEVEL_WORDS, LEVELS
 from include.door.status import STATE_WORDS
 from include.forms import records
 from include.forms.spec import get_form
 
-ROSTER_FORM = "registry"
 
-
-@dataclass(frozen=True)
-class UnitProgress:
-    unit: str
-    entered: int  # households in the records in force
-    roster: int | None  # registered households; None when the unit has uploaded no registry figures
-
-    @property
-    def share(self) -> float | None:
-        return self.entered / self.roster if self.roster else None
-
-
-def unit_progress(calendar: Calendar, units: list[str] | None = None) -> dict[str, UnitProgress]:
-    codes = units or calendar.unit_codes
+def entered_households(calendar: Calendar) -> dict[str, int]:
+    """Per unit that uploads: the distinct households in its records in force, over the household forms."""
+    codes = calendar.unit_codes
     entered = dict.fromkeys(codes, 0)
     for form_id in calendar.forms:
         form = get_form(form_id)
@@ -48,79 +38,91 @@ def unit_progress(calendar: Calendar, units: list[str] | None = None) -> dict[st
         counts = frame.group_by("unit").agg(pl.col(form.household_key).n_unique().alias("n")).collect()
         for unit, n in counts.iter_rows():
             entered[unit] = entered.get(unit, 0) + int(n)
-    roster: dict[str, int] = {}
-    if ROSTER_FORM in calendar.forms:
-        frame = records.scan(
-            calendar.id, ROSTER_FORM, "counties", codes, pinned=records.pin(calendar.id, ROSTER_FORM, codes)
-        )
-        if frame is not None:
-            sums = frame.group_by("unit").agg(pl.col("registered_households").sum()).collect()
-            roster = {unit: int(total or 0) for unit, total in sums.iter_rows()}
-    return {code: UnitProgress(code, entered.get(code, 0), roster.get(code)) for code in codes}
+    return entered
 
 
-def expected_share(window: EntryWindow, at: dt.datetime) -> float:
-    """The share of the roster entered by ``at`` if entry went evenly over the window (0 before it opens)."""
-    if at <= window.opens:
-        return 0.0
-    if at >= window.closes:
-        return 1.0
-    return (at - window.opens) / (window.closes - window.opens)
+def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime, under: str | None = None) -> dict[str, Any]:
+    """Per level (cities, then counties …), per unit: milestone states, what it and its units below have completed
+    of the milestones due so far, households entered, open problems; lagging first. ``under`` narrows to a subtree.
 
-
-def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime) -> dict[str, Any]:
-    """Per unit: milestone states, households entered against the roster, open problems; worst first.
-
-    Worst means: more reports missing, then more late, then the smaller share of the roster entered, then
-    more open problems.
+    Lagging means: more milestones missing, then more late, then the smaller share completed, then more open
+    problems. ``units`` and ``milestones`` are the top level's (the grid's rows and columns).
     """
     from include.door.status import campaign_status
     from include.rules.problems import open_problems
 
-    status = campaign_status(engine, calendar, at)
-    entered = unit_progress(calendar)
-    units = []
+    tree = calendar.tree
+    status = campaign_status(engine, calendar, at, under=under)
+    entered = entered_households(calendar)
+    top = set(calendar.unit_codes)
+    rows = []
     for unit in status["units"]:
+        code = unit["unit"]
         states = [item["state"] for item in unit["milestones"]]
-        progress = entered[unit["unit"]]
-        problems = open_problems(calendar.id, unit["unit"])
-        units.append(
+        due = [
+            item["state"]
+            for other in status["units"]
+            if tree.within(other["unit"], code)
+            for item in other["milestones"]
+            if item["state"] != "pending"
+        ]
+        received = sum(state in ("on_time", "late") for state in due)
+        problems = open_problems(calendar.id, code) if code in top else None
+        rows.append(
             {
-                "unit": unit["unit"],
+                "unit": code,
                 "name": unit["name"],
+                "level": unit["level"],
+                "parent": unit["parent"],
                 "milestones": unit["milestones"],
                 "missing": states.count("missing"),
                 "late": states.count("late"),
-                "entered": progress.entered,
-                "roster": progress.roster,
-                "share": round(progress.share, 4) if progress.share is not None else None,
+                "done": {"expected": len(due), "received": received, "on_time": due.count("on_time")},
+                "share": round(received / len(due), 4) if due else None,
+                "entered": entered.get(code),
                 "open_problems": problems[1] if problems else None,
                 "problems_stage": problems[0] if problems else None,
                 "entry_window": unit["entry_window"],
             }
         )
-    units.sort(
+    rows.sort(
         key=lambda u: (
             -u["missing"],
             -u["late"],
-            u["share"] if u["share"] is not None else -1,
+            u["share"] if u["share"] is not None else 2,
             -(u["open_problems"] or 0),
         )
     )
     names = {item.id: item.name for item in calendar.milestones}
-    reported = [item["id"] for item in status["units"][0]["milestones"]] if status["units"] else []
-    milestones = [{"id": item, "name": names[item]} for item in reported]
+    levels = []
+    for level in LEVELS:
+        units = [row for row in rows if row["level"] == level]
+        if not units:
+            continue
+        ids = [item["id"] for item in units[0]["milestones"]]
+        levels.append(
+            {
+                "level": level,
+                "word": LEVEL_WORDS[level],
+                "milestones": [{"id": item, "name": names[item]} for item in ids],
+                "units": units,
+            }
+        )
+    first = levels[0] if levels else {"milestones": [], "units": []}
     return {
         "campaign": calendar.id,
         "name": calendar.name,
         "at": status["at"],
-        "milestones": milestones,
-        "units": units,
+        "milestones": first["milestones"],
+        "units": first["units"],
+        "levels": levels,
+        "rates": status["rates"],
     }
 
 
 def write_progress_xlsx(report: dict[str, Any], out: Path) -> Path:
-    """The progress report as a workbook: a table per unit (worst first) and a native bar chart of completion."""
+    """The progress report as a workbook: a sheet per level (lagging first) with a native bar chart of the share
+    completed, and the offices' reporting rates."""
     from openpyxl import Workbook
     from openpyxl.chart import BarChart, Reference
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -128,44 +130,87 @@ def write_progress_xlsx(report: dict[str, Any], out: Path) -> Path:
 
     from include.forms.xlsx import print_setup, save_atomically, text_cell
 
+    def header(ws: Any, row: int) -> None:
+        for cell in ws[row]:
+            cell.font = Font(bold=True)
+            cell.fill = PatternFill("solid", fgColor="DDEBF7")
+            cell.alignment = Alignment(wrap_text=True, vertical="center")
+        ws.row_dimensions[row].height = 48
+
     wb = Workbook()
-    ws = wb.active
-    ws.title = "进度"
-    ws["A1"] = f"{report['name']} 进度（截至 {report['at']}）"
-    ws["A1"].font = Font(bold=True, size=14)
-    milestones = [item["name"] for item in report["milestones"]]
-    headers = ["单位", "代码", *milestones, "已录入（户）", "底数（户）", "完成比例", "未整改问题"]
-    ws.append([])
-    ws.append(headers)
-    for cell in ws[3]:
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor="DDEBF7")
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
-    ws.row_dimensions[3].height = 48
-    for unit in report["units"]:
+    wb.remove(wb.active)
+    for n, level in enumerate(report["levels"] or [{"word": "单位", "milestones": [], "units": []}]):
+        ws = wb.create_sheet("进度" if n == 0 else f"{level['word']}进度")
+        ws["A1"] = f"{report['name']} {level['word']}进度（截至 {report['at']}，落后的在前）"
+        ws["A1"].font = Font(bold=True, size=14)
+        milestones = [item["name"] for item in level["milestones"]]
+        headers = ["单位", "代码", "上级", *milestones, "已录入（户）", "到期事项已完成", "完成比例", "未整改问题"]
+        ws.append([])
+        ws.append(headers)
+        header(ws, 3)
+        for unit in level["units"]:
+            row = ws.max_row + 1
+            text_cell(ws, row, 1, unit["name"])
+            text_cell(ws, row, 2, unit["unit"])
+            text_cell(ws, row, 3, unit["parent"] or "")
+            for column, item in enumerate(unit["milestones"], start=4):
+                text_cell(ws, row, column, STATE_WORDS.get(item["state"], item["state"]))
+            column = 4 + len(milestones)
+            ws.cell(row=row, column=column, value=unit["entered"])
+            text_cell(ws, row, column + 1, f"{unit['done']['received']}/{unit['done']['expected']}")
+            share = ws.cell(row=row, column=column + 2, value=unit["share"])
+            share.number_format = "0%"
+            ws.cell(row=row, column=column + 3, value=unit["open_problems"])
+        for column in range(1, len(headers) + 1):
+            ws.column_dimensions[get_column_letter(column)].width = 14 if column > 3 else 10
+        if level["units"]:
+            chart = BarChart()
+            chart.type = "bar"
+            chart.title = "到期事项完成比例"
+            chart.legend = None
+            share_column = 6 + len(milestones)
+            chart.add_data(Reference(ws, min_col=share_column, min_row=3, max_row=ws.max_row), titles_from_data=True)
+            chart.set_categories(Reference(ws, min_col=1, min_row=4, max_row=ws.max_row))
+            chart.x_axis.scaling.orientation = "maxMin"
+            chart.height, chart.width = 3 + 0.6 * len(level["units"]), 20
+            ws.add_chart(chart, f"A{ws.max_row + 3}")
+        print_setup(ws, pages_high=1)
+    ws = wb.create_sheet("报送率")
+    ws.append(
+        [
+            "单位",
+            "层级",
+            "事项",
+            "下级应报",
+            "下级已报",
+            "下级按时",
+            "下级报送率",
+            "全辖应报",
+            "全辖已报",
+            "全辖按时率",
+            "未完成的下级",
+        ]
+    )
+    header(ws, 1)
+    names = {item["id"]: item["name"] for level in report["levels"] for item in level["milestones"]}
+    for rate in report["rates"]:
+        if not rate["due"]:
+            continue
+        children, subtree = rate["children"], rate["subtree"]
         row = ws.max_row + 1
-        text_cell(ws, row, 1, unit["name"])
-        text_cell(ws, row, 2, unit["unit"])
-        for n, item in enumerate(unit["milestones"], start=3):
-            text_cell(ws, row, n, STATE_WORDS.get(item["state"], item["state"]))
-        column = 3 + len(milestones)
-        ws.cell(row=row, column=column, value=unit["entered"])
-        ws.cell(row=row, column=column + 1, value=unit["roster"])
-        share = ws.cell(row=row, column=column + 2, value=unit["share"] or 0)
-        share.number_format = "0%"
-        ws.cell(row=row, column=column + 3, value=unit["open_problems"])
-    for n in range(1, len(headers) + 1):
-        ws.column_dimensions[get_column_letter(n)].width = 14 if n > 2 else 10
-    if report["units"]:
-        chart = BarChart()
-        chart.type = "bar"
-        chart.title = "各单位录入完成比例"
-        chart.legend = None
-        share_column = 5 + len(milestones)
-        chart.add_data(Reference(ws, min_col=share_column, min_row=3, max_row=ws.max_row), titles_from_data=True)
-        chart.set_categories(Reference(ws, min_col=1, min_row=4, max_row=ws.max_row))
-        chart.x_axis.scaling.orientation = "maxMin"
-        chart.height, chart.width = 3 + 0.6 * len(report["units"]), 20
-        ws.add_chart(chart, f"A{ws.max_row + 3}")
-    print_setup(ws, pages_high=1)
+        text_cell(ws, row, 1, rate["name"])
+        text_cell(ws, row, 2, LEVEL_WORDS[rate["level"]])
+        text_cell(ws, row, 3, names.get(rate["milestone"], rate["milestone"]))
+        for column, value in enumerate(
+            (children["expected"], children["received"], children["on_time"], children["received_rate"],
+             subtree["expected"], subtree["received"], subtree["on_time_rate"]),
+            start=4,
+        ):  # fmt: skip
+            cell = ws.cell(row=row, column=column, value=value)
+            if isinstance(value, float):
+                cell.number_format = "0%"
+        text_cell(ws, row, 11, "、".join(rate["lagging_names"]))
+    for column in range(1, 12):
+        ws.column_dimensions[get_column_letter(column)].width = 12
+    print_setup(ws)
     return save_atomically(wb, out)

@@ -183,20 +183,18 @@ def _ingest(
 
 @router.get("/api/campaigns/{campaign}/status")
 def all_status(request: Request, campaign: str, who: Auth) -> dict[str, Any]:
-    """Every unit's status (province token), or the caller's own unit only (unit token)."""
-    status = campaign_status(engine_of(request), calendar_for(campaign, who), now_of(request))
-    if not who.is_province:
-        status["units"] = [item for item in status["units"] if item["unit"] == who.unit]
-    return status
+    """Every unit's status (province token), or the caller's unit and the units below it (a unit's token)."""
+    under = None if who.is_province else who.unit
+    return campaign_status(engine_of(request), calendar_for(campaign, who), now_of(request), under=under)
 
 
 @router.get("/api/campaigns/{campaign}/units/{unit}/status")
 def unit_status(request: Request, campaign: str, unit: str, who: Auth) -> dict[str, Any]:
-    """One unit's status; a unit's token may read its own only."""
+    """One unit's status; a unit's token may read its own and those of the units below it."""
     calendar = calendar_for(campaign, who)
     checked("unit", unit)
-    if not who.is_province and who.unit != unit:
-        raise refusal(403, "forbidden", f"此令牌只能查看单位 {who.unit} 的状态。")
+    if not who.is_province and not (unit in calendar.tree and calendar.tree.within(unit, who.unit)):
+        raise refusal(403, "forbidden", f"此令牌只能查看单位 {who.unit} 及其下级单位的状态。")
     unit_of(calendar, unit)
     status = campaign_status(engine_of(request), calendar, now_of(request))
     found = next(item for item in status["units"] if item["unit"] == unit)

@@ -110,5 +110,5 @@ def calendar_for(campaign: str, who: Credential) -> Calendar:
 
 
 def unit_of(calendar: Calendar, unit: str) -> None:
-    if unit not in calendar.unit_names:
+    if unit not in calendar.tree or unit == calendar.office.code:
         raise refusal(404, "unknown_unit", f"战役 {calendar.id} 没有单位“{unit}”。请核对单位代码。")

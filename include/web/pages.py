@@ -103,16 +103,16 @@ def progress_index(
 def progress_page(
     request: Request, campaign: str, token: str | None = None, authorization: Annotated[str | None, Header()] = None
 ) -> Response:
-    """The unit × milestone matrix and the completion chart: every unit for the province, one's own for a unit."""
+    """The unit × milestone matrix and the completion chart: every unit for the province; a unit's own subtree
+    (a city and its counties) for a unit's token."""
     from include.progress.report import progress_report
 
     context = _page_context(request, campaign, token, authorization)
     if isinstance(context, Response):
         return context
     who, calendar = context
-    report = progress_report(engine_of(request), calendar, now_of(request))
-    if not who.is_province:
-        report["units"] = [unit for unit in report["units"] if unit["unit"] == who.unit]
+    under = None if who.is_province else who.unit
+    report = progress_report(engine_of(request), calendar, now_of(request), under=under)
     return HTMLResponse(progress_html(report, whole=who.is_province))
 
 
@@ -130,10 +130,13 @@ def unit_page(
     if isinstance(context, Response):
         return context
     who, calendar = context
-    if not who.is_province and who.unit != unit:
-        return message_page("无法查看", f"此令牌只能查看单位 {who.unit} 的进度。", 403)
-    report = progress_report(engine_of(request), calendar, now_of(request))
-    found = [item for item in report["units"] if item["unit"] == unit]
-    if not found:
+    tree = calendar.tree
+    if not who.is_province and not (unit in tree and tree.within(unit, who.unit)):
+        return message_page("无法查看", f"此令牌只能查看单位 {who.unit} 及其下级单位的进度。", 403)
+    if unit not in tree or unit == calendar.office.code:
         return message_page("无法查看", f"战役 {campaign} 没有单位“{short_masked(unit)}”。", 404)
+    report = progress_report(engine_of(request), calendar, now_of(request), under=unit)
+    found = [row for level in report["levels"] for row in level["units"] if row["unit"] == unit]
+    if not found:
+        return message_page("无法查看", f"{calendar.name_of(unit)}在本战役中没有应完成的事项。", 404)
     return HTMLResponse(unit_html(report, found[0]))

@@ -56,9 +56,15 @@ def progress_html(report: dict[str, Any], *, whole: bool) -> str:
 
 
 def unit_html(report: dict[str, Any], unit: dict[str, Any]) -> str:
-    """One unit's drill-down: its reports, entry window, households and problems."""
-    names = {item["id"]: item["name"] for item in report["milestones"]}
-    return render("unit.html", report=report, unit=unit, names=names)
+    """One unit's drill-down: its milestones, entry window, households and problems; the reporting rates of the
+    units below it and their rows, lagging first, each a link one level further down."""
+    names = {item["id"]: item["name"] for level in report["levels"] for item in level["milestones"]}
+    children = [row for level in report["levels"] for row in level["units"] if row["parent"] == unit["unit"]]
+    columns = next(
+        (level["milestones"] for level in report["levels"] if children and level["level"] == children[0]["level"]), []
+    )
+    rates = [rate for rate in report["rates"] if rate["office"] == unit["unit"] and rate["due"]]
+    return render("unit.html", report=report, unit=unit, names=names, children=children, columns=columns, rates=rates)
 
 
 def index_html(campaigns: list[str]) -> str:
