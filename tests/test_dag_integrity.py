@@ -70,6 +70,7 @@ def test_phases_are_task_groups_with_chinese_names(dagbag):
         "entry.due_entry_done",
         "entry.ends",
         "entry.gate_completion_report",
+        "entry.gate_entry_done",
         "entry.starts",
         "entry.window_entry_closes",
         "entry.window_entry_opens",
@@ -84,10 +85,19 @@ def test_one_gate_per_reporting_milestone_mapped_over_its_units(dagbag, plan):
     dag = dagbag.dags[plan]
     gates = {task.task_id.split(".")[-1]: task for task in dag.tasks if task.task_id.split(".")[-1].startswith("gate_")}
     expected = {f"gate_{item.id}": item for item in calendar.milestones if calendar.reporters_of(item)}
-    assert sorted(gates) == sorted(expected)
+    below = {f"gate_{item.id}": item for item in calendar.milestones if item.level == "county"}
+    assert sorted(gates) == sorted(expected | below)
     for task_id, gate in gates.items():
-        assert gate.expand_input.value["unit"] == calendar.reporters_of(expected[task_id])
         assert gate.partial_kwargs["map_index_template"] == "{{ gate_label | default(task.unit_names[task.unit]) }}"
+        if task_id in expected:
+            assert gate.expand_input.value["unit"] == calendar.reporters_of(expected[task_id])
+            assert gate.partial_kwargs["below"] is None
+            continue
+        # a county-level milestone: one gate per city, waiting for the city's own counties
+        assert gate.expand_input.value["unit"] == calendar.unit_codes
+        counties = gate.partial_kwargs["below"]
+        assert sum(len(codes) for codes in counties.values()) == len(calendar.tree.at_level("county"))
+        assert all(code[:4] == city[:4] for city, codes in counties.items() for code in codes)
 
 
 def test_shanxi_asks_the_province_to_approve_each_city(dagbag):

@@ -27,10 +27,10 @@ def test_the_play_has_every_role():
         read_calendar(CONFIG_CAMPAIGNS / "2020-shandong.yaml"), pendulum.datetime(2030, 1, 1), parse_duration("3m")
     )
     play = make_play(calendar)
-    states = Counter(play.expected.values())
+    states = Counter(state for (unit, _), state in play.expected.items() if unit in calendar.unit_names)
     assert states["missing"] == 3 + 1  # the city that never reports, and one refused after the closing
     assert states["late"] >= 1 and states["on_time"] > states["late"]
-    assert Counter(item.expect_http for item in play.attempts)[403] == 1
+    assert Counter(item.expect_http for item in play.attempts if item.unit in calendar.unit_names)[403] == 1
     assert Counter(item.expect_http for item in play.attempts)[409] == 1
     refused = next(item for item in play.attempts if item.expect_http == 409)
     assert refused.at >= calendar.system_close.at
@@ -39,6 +39,23 @@ def test_the_play_has_every_role():
         milestone = next(item for item in calendar.milestones if item.id == attempt.milestone)
         if attempt.expect_http == 201:
             assert (attempt.at < milestone.due) == (play.expected[key] == "on_time")
+    # The counties (seed 000: "县、乡扶贫部门完成全部数据录入"): all 136 play each county-level milestone; 菏泽市's
+    # 9 never declare, 济南市 has one late (where late ones are still taken: data_completed is due at the closing),
+    # 烟台市's declare through the city's token, one tries a sibling's token
+    counties = {node.code for node in calendar.tree.at_level("county")}
+    for milestone, late in (("entry_done", 1), ("data_completed", 0)):
+        played = Counter(play.expected[(code, milestone)] for code in counties)
+        assert played == {"on_time": 136 - 9 - late, "missing": 9} | ({"late": 1} if late else {})
+        assert play.gates[("370100", milestone)] == ("success", "12/12 县区已完成" + (" · 逾期 1" if late else ""))
+        assert play.gates[("371700", milestone)] == ("failed", "0/9 县区已完成 · 未完成 9")
+        assert play.gates[("370200", milestone)] == ("success", "10/10 县区已完成")
+        assert len(play.gates) % 16 == 0
+        behalf = [item for item in play.attempts if item.milestone == milestone and item.token_of == "370600"]
+        assert len(behalf) == len(calendar.tree.children("370600"))
+        crossed = [item for item in play.attempts if item.milestone == milestone and item.expect_http == 403]
+        assert [(item.unit[:4], item.token_of[:4], item.unit != item.token_of) for item in crossed] == [
+            ("3701", "3701", True)
+        ]
 
 
 def test_simulated_shandong_campaign_passes(sqlite_simulation):

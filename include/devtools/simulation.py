@@ -32,6 +32,7 @@ import pendulum
 from include.calendar import Calendar, read_calendar, registry
 from include.calendar.compress import compress, to_yaml
 from include.calendar.instants import local_text
+from include.calendar.tree import LEVEL_WORDS
 from include.devtools.components import Components
 from include.devtools.local_airflow import AirflowApi, airflow_env, free_port, local_airflow, signed_in_users, wait_for
 from include.door.status import STATE_WORDS, WINDOW_WORDS, campaign_status
@@ -64,6 +65,9 @@ class Play:
     # application (approve, reject, or leave it to time out), and the outcome the store must then record.
     answers: dict[str, str] = field(default_factory=dict)  # unit -> approve | reject | timeout
     approvals: dict[str, str] = field(default_factory=dict)  # unit -> approved | rejected | timed_out | not_applied
+    # Milestones the units below owe (Shandong's counties' data entry): each top-level unit's gate, as the grid
+    # must show it: (unit, milestone) -> (state, label after the unit's name), e.g. ("success", "12/12 县区已完成").
+    gates: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
 
 # The outcome's fields that differ from one run of the same play to the next (where it ran, how it bore the load);
@@ -112,8 +116,62 @@ def make_play(calendar: Calendar, seed: int = 2020) -> Play:
     first = milestones[0]
     victim_at = next(item.at for item in attempts if (item.unit, item.milestone) == (roles["victim"], first.id))
     attempts.append(Attempt(victim_at - dt.timedelta(seconds=1), roles["victim"], first.id, roles["cross_token"], 403))
+    gates = _below_play(calendar, rng, roles, attempts, expected)
     answers, approvals = _officer_play(calendar, expected, roles)
-    return Play(sorted(attempts, key=lambda item: item.at), expected, roles, answers, approvals)
+    return Play(sorted(attempts, key=lambda item: item.at), expected, roles, answers, approvals, gates)
+
+
+def _below_play(
+    calendar: Calendar,
+    rng: random.Random,
+    roles: dict[str, str],
+    attempts: list[Attempt],
+    expected: dict[tuple[str, str], str],
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """The counties' part, where the calendar has one (seed 000: "县、乡扶贫部门完成全部数据录入"): every county
+    declares on time, except one late under the first city and none under the city that never reports; the
+    counties of one city declare through their city's token (on behalf); one county tries its sibling's.
+    Returns each city's gate as the grid must show it."""
+    units = calendar.unit_codes
+    roles |= {"late_county_city": units[0], "on_behalf": units[5 % len(units)]}
+    gates: dict[tuple[str, str], tuple[str, str]] = {}
+    for milestone in calendar.milestones:
+        level = calendar.level_of(milestone)
+        if level == calendar.units.level or milestone.by == "office":
+            continue
+        owers = set(calendar.owers(milestone))
+        phase = calendar.phase(milestone.phase)
+        door = calendar.door_closes(milestone)
+        word = LEVEL_WORDS[level]
+        for city in units:
+            counties = [node.code for node in calendar.tree.subtree(city)[1:] if node.code in owers]
+            if not counties:
+                continue
+            late = 0
+            for index, county in enumerate(counties):
+                if city == roles["never"]:
+                    expected[(county, milestone.id)] = "missing"
+                    continue
+                token = city if city == roles["on_behalf"] else county
+                if city == roles["late_county_city"] and index == 1 and (door - milestone.due).total_seconds() > 4:
+                    at = milestone.due + (door - milestone.due) * rng.uniform(0.15, 0.4)
+                    expected[(county, milestone.id)] = "late"
+                    late += 1
+                else:  # spread wide over the phase: 136 counties answer within seconds of each other otherwise
+                    at = phase.starts + (milestone.due - phase.starts) * rng.uniform(0.15, 0.75)
+                    expected[(county, milestone.id)] = "on_time"
+                attempts.append(Attempt(at, county, milestone.id, token, 201))
+            if city == roles["late_county_city"] and len(counties) > 1:  # a county's token is not its sibling's
+                sibling = next(item for item in attempts if (item.unit, item.milestone) == (counties[0], milestone.id))
+                attempts.append(
+                    Attempt(sibling.at - dt.timedelta(seconds=1), counties[0], milestone.id, counties[1], 403)
+                )
+            done = len(counties) if city != roles["never"] else 0
+            label = f"{done}/{len(counties)} {word}已完成" + (f" · 逾期 {late}" if late else "")
+            gates[(city, milestone.id)] = (
+                ("success", label) if done == len(counties) else ("failed", f"{label} · 未完成 {len(counties) - done}")
+            )
+    return gates
 
 
 def _officer_play(
@@ -281,7 +339,7 @@ def _set_stage(
         upgrade(env.get("CAMPAIGN_DB_URL") or f"sqlite:///{Path(env['CAMPAIGN_HOME']) / 'campaign.db'}")
     )
     now = pendulum.now("UTC")
-    tokens = {unit.code: issue_token(engine, unit.code, now)[1] for unit in calendar.unit_list}
+    tokens = {node.code: issue_token(engine, node.code, now)[1] for node in calendar.tree if node.parent is not None}
     tokens[PROVINCE] = issue_token(engine, PROVINCE, now)[1]
     return Stage(home, env, cluster, calendar, engine, tokens, password)
 
@@ -296,6 +354,13 @@ def _announce(stage: Stage, play: Play, workers: int, out: Callable[[str], None]
         f"角色：从不报送 {names[play.roles['never']]}，关闭后报送 {names[play.roles['after_closing']]}，"
         f"冒用令牌 {names[play.roles['cross_token']]}→{names[play.roles['victim']]}"
     )
+    if play.gates:
+        below = {unit for unit, _ in play.expected if unit not in names}
+        out(
+            f"下级单位：{len(below)} 个{LEVEL_WORDS[calendar.tree.get(min(below)).level]}报告完成"
+            f"{'、'.join(sorted({m for _, m in play.gates}))}；{names[play.roles['late_county_city']]}有一个逾期，"
+            f"{names[play.roles['on_behalf']]}由市代报，{names[play.roles['never']]}的从不报告"
+        )
     if play.answers:
         by_answer = {answer: names[unit] for unit, answer in play.answers.items() if answer != "approve"}
         out(
@@ -346,7 +411,7 @@ def _play_one(base: str, stage: Stage, attempt: Attempt, timings: Timings) -> st
     if response.status_code == attempt.expect_http:
         return None
     return (
-        f"{stage.calendar.unit_names[attempt.unit]} {attempt.milestone}：HTTP {response.status_code}，"
+        f"{stage.calendar.name_of(attempt.unit)} {attempt.milestone}：HTTP {response.status_code}，"
         f"应为 {attempt.expect_http}（{response.text[:200]}）"
     )
 
@@ -651,18 +716,19 @@ def _check(
                 late_by, answer = timings[key]
                 ahead = (due[key[1]] - planned[key]).total_seconds()
                 timing = f"（计划在截止前 {ahead:.1f} 秒报送，实际晚发 {late_by:.1f} 秒，应答用时 {answer:.1f} 秒）"
-            problems.append(f"{names[key[0]]} {key[1]}：状态 {actual.get(key)}，应为 {state}{timing}")
+            problems.append(f"{calendar.name_of(key[0])} {key[1]}：状态 {actual.get(key)}，应为 {state}{timing}")
     by_name = {name: code for code, name in names.items()}
     words = {"on_time": ("success", "按时"), "late": ("success", "逾期"), "missing": ("failed", "未报送")}
     gates = [ti for ti in instances if ti["map_index"] >= 0 and ".gate_" in ti["task_id"]]
     for ti in gates:
         name, _, label = (ti["rendered_map_index"] or "").partition(" · ")
         key = (by_name.get(name), ti["task_id"].split(".gate_")[1])
-        want = words[play.expected[key]] if key in play.expected else None
+        want = play.gates.get(key) or (words[play.expected[key]] if key in play.expected else None)
         if want != (ti["state"], label):
             problems.append(f"闸门 {ti['task_id']}[{ti['rendered_map_index']}]：{ti['state']}，应为 {want}")
-    if len(gates) != len(play.expected):
-        problems.append(f"闸门 {len(gates)} 个，应为 {len(play.expected)} 个")
+    want_gates = sum(unit in names for unit, _ in play.expected) + len(play.gates)
+    if len(gates) != want_gates:
+        problems.append(f"闸门 {len(gates)} 个，应为 {want_gates} 个")
     instants = _instants(calendar)
     for ti in instances:
         if ti["task_id"] in instants:
@@ -750,11 +816,14 @@ def _check_approvals(engine: Engine, calendar: Calendar, play: Play, status: dic
 
 
 def _print_table(calendar: Calendar, play: Play, status: dict, out: Callable[[str], None]) -> None:
-    columns = [item["id"] for item in status["units"][0]["milestones"]]
+    """The units the play submits for (the calendar's top level), by the milestones it plays."""
+    played = {milestone for _, milestone in play.expected}
+    units = [unit for unit in status["units"] if unit["level"] == calendar.units.level]
+    columns = [item["id"] for item in units[0]["milestones"] if item["id"] in played] if units else []
     out("单位".ljust(10) + "".join(column.ljust(22) for column in columns) + "录入窗口")
-    for unit in status["units"]:
+    for unit in units:
         cells = []
-        for item in unit["milestones"]:
+        for item in (item for item in unit["milestones"] if item["id"] in played):
             word = STATE_WORDS[item["state"]]
             if play.expected.get((unit["unit"], item["id"])) != item["state"]:
                 word += "≠预期"

@@ -386,6 +386,19 @@ def _open_windows(session: Session, attempt: _Attempt, milestone: Milestone) -> 
     )
 
 
+def first_received_by(engine: Engine, calendar_id: str, units: list[str], milestone: str) -> dict[str, dt.datetime]:
+    """When each of the units' first version came in, for those that have reported or declared the milestone."""
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(Report.unit, func.min(Report.received_at))
+            .where(Report.campaign_id == calendar_id, Report.unit.in_(units), Report.milestone == milestone)
+            .group_by(Report.unit)
+        )
+        return {
+            unit: received.replace(tzinfo=dt.UTC) if received.tzinfo is None else received for unit, received in rows
+        }
+
+
 def first_received(engine: Engine, calendar_id: str, unit: str, milestone: str) -> dt.datetime | None:
     """When the unit's first version of the report came in (what counts for on time or late)."""
     with session_scope(engine) as session:

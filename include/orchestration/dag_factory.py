@@ -26,6 +26,7 @@ from include.calendar.instants import local_iso, local_text
 from include.calendar.model import EntryWindow, Milestone, Phase
 from include.calendar.registry import check_id_matches_file
 from include.calendar.render import calendar_markdown
+from include.calendar.tree import LEVEL_WORDS
 from include.orchestration.gates import GATE_LABEL, ProvinceApproval, ReportGate, poll_seconds, province_approvers
 from include.orchestration.instant_sensor import CalendarInstantSensor
 from include.orchestration.timetable import CampaignTimetable
@@ -57,8 +58,23 @@ def _instant_task(
     )
 
 
+def gate_units(calendar: Calendar, milestone: Milestone) -> tuple[list[str], dict[str, list[str]] | None]:
+    """Whom a milestone's gate is mapped over: the reporting units (the calendar's level); or, for a milestone
+    the units below owe (seed 000: "县、乡扶贫部门完成全部数据录入"), each top-level unit with its own that owe it."""
+    if calendar.level_of(milestone) == calendar.units.level or milestone.by == "office":
+        return calendar.reporters_of(milestone), None
+    owers = set(calendar.owers(milestone))
+    below = {
+        code: [node.code for node in calendar.tree.subtree(code)[1:] if node.code in owers]
+        for code in calendar.unit_codes
+    }
+    below = {code: units for code, units in below.items() if units}
+    return list(below), below
+
+
 def milestone_tasks(calendar: Calendar, milestone: Milestone) -> tuple[CalendarInstantSensor, list[Any]]:
-    """The milestone's due instant, and one gate per reporting unit (mapped, named after the unit)."""
+    """The milestone's due instant, and one gate per reporting unit (mapped, named after the unit); where the units
+    below owe it, one per top-level unit that waits for all of its own (a city's counties)."""
     due = _instant_task(
         calendar,
         f"due_{milestone.id}",
@@ -67,22 +83,35 @@ def milestone_tasks(calendar: Calendar, milestone: Milestone) -> tuple[CalendarI
         milestone.due,
         f"截止：{milestone.name}",
     )
-    reporters = calendar.reporters_of(milestone)
-    if not reporters:
+    units, below = gate_units(calendar, milestone)
+    if not units:
         return due, []
+    word = LEVEL_WORDS[calendar.level_of(milestone)]
+    names = calendar.unit_names
+    if below is not None:
+        names = names | {code: calendar.name_of(code) for codes in below.values() for code in codes}
+    doc = (
+        f"各单位报送“{milestone.name}”：绿色为已报送（标注按时或逾期），紫色为等待中，红色为截至关闭仍未报送。"
+        if below is None
+        else f"各{word}完成“{milestone.name}”：每个单位一格，其下{word}全部报告完成后为绿色（标注完成数和逾期数），"
+        f"紫色为等待中，红色为截至关闭仍有{word}未完成。"
+    )
     gate = ReportGate.partial(
         task_id=f"gate_{milestone.id}",
-        task_display_name=f"报送：{milestone.name}（截止 {local_text(milestone.due, end=True)}）",
+        task_display_name=f"{'报送' if below is None else f'{word}完成'}：{milestone.name}"
+        f"（截止 {local_text(milestone.due, end=True)}）",
         campaign_id=calendar.id,
         milestone=milestone.id,
-        unit_names=calendar.unit_names,
+        unit_names=names,
         due=milestone.due,
         gives_up_at=calendar.door_closes(milestone),
         poll=poll_seconds(calendar.ends - calendar.starts),
+        below=below,
+        word=word,
         map_index_template=GATE_LABEL,
         **GATE_RETRY,
-        doc_md=f"各单位报送“{milestone.name}”：绿色为已报送（标注按时或逾期），紫色为等待中，红色为截至关闭仍未报送。",
-    ).expand(unit=reporters)
+        doc_md=doc,
+    ).expand(unit=units)
     return due, [gate]
 
 

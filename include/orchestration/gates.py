@@ -3,8 +3,11 @@
 A gate finishes when the unit's report for its milestone is in the campaign store: green and labelled
 "按时" or "逾期" in the grid. Until then it is deferred (purple), polling the store from the triggerer,
 so no worker slot is held. When the door of the milestone closes without a report, the gate fails
-(red) as "未报送". The province's approval of an entry window is a human-in-the-loop task per unit
-that first waits for the unit's application, then asks the province.
+(red) as "未报送". For a milestone the units below owe (seed 000: the counties' data entry), each unit's
+gate waits for all of its own (a city's counties) and its label counts them ("济南市 · 12/12 县区已完成 ·
+逾期 1"); it fails when the door closes with some missing ("济南市 · 10/12 县区已完成 · 未完成 2").
+The province's approval of an entry window is a human-in-the-loop task per unit that first waits for the
+unit's application, then asks the province.
 """
 
 from __future__ import annotations
@@ -34,6 +37,15 @@ def _engine(database_url: str) -> Any:
     return make_engine(database_url)
 
 
+def _received_by(
+    database_url: str, campaign: str, units: list[str], milestone: str, at: dt.datetime
+) -> dict[str, dt.datetime]:
+    from include.door.submissions import first_received_by
+
+    found = first_received_by(_engine(database_url), campaign, units, milestone)
+    return {unit: received for unit, received in found.items() if received <= at}
+
+
 def _received_at(database_url: str, campaign: str, unit: str, milestone: str, at: dt.datetime) -> dt.datetime | None:
     from include.door.submissions import first_received
 
@@ -42,10 +54,18 @@ def _received_at(database_url: str, campaign: str, unit: str, milestone: str, at
 
 
 class ReportTrigger(BaseTrigger):
-    """Fires when the unit's report is in the store, or when ``gives_up_at`` passes without one."""
+    """Fires when the unit's report is in the store, or when ``gives_up_at`` passes without one; given ``units``
+    (a city's counties), when all of theirs are in, or at ``gives_up_at`` with those that are."""
 
     def __init__(
-        self, database_url: str, campaign: str, unit: str, milestone: str, gives_up_at: str, poll_seconds: float
+        self,
+        database_url: str,
+        campaign: str,
+        unit: str,
+        milestone: str,
+        gives_up_at: str,
+        poll_seconds: float,
+        units: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.database_url = database_url
@@ -54,6 +74,7 @@ class ReportTrigger(BaseTrigger):
         self.milestone = milestone
         self.gives_up_at = gives_up_at
         self.poll_seconds = poll_seconds
+        self.units = units
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -65,6 +86,7 @@ class ReportTrigger(BaseTrigger):
                 "milestone": self.milestone,
                 "gives_up_at": self.gives_up_at,
                 "poll_seconds": self.poll_seconds,
+                **({"units": self.units} if self.units is not None else {}),
             },
         )
 
@@ -72,6 +94,15 @@ class ReportTrigger(BaseTrigger):
         gives_up_at = pendulum.parse(self.gives_up_at)
         while True:
             now = pendulum.now("UTC")
+            if self.units is not None:
+                found = await asyncio.to_thread(
+                    _received_by, self.database_url, self.campaign, self.units, self.milestone, now
+                )
+                if len(found) == len(self.units) or now >= gives_up_at:
+                    yield TriggerEvent({"received": {unit: at.isoformat() for unit, at in found.items()}})
+                    return
+                await asyncio.sleep(min(self.poll_seconds, max(0.1, (gives_up_at - now).total_seconds())))
+                continue
             received = await asyncio.to_thread(
                 _received_at, self.database_url, self.campaign, self.unit, self.milestone, now
             )
@@ -90,7 +121,9 @@ def poll_seconds(span: dt.timedelta) -> float:
 
 
 class ReportGate(BaseOperator):
-    """Waits for one unit's report for one milestone (map it over the units with ``unit``)."""
+    """Waits for one unit's report for one milestone (map it over the units with ``unit``); given ``below`` (each
+    unit's units that owe the milestone, with their names in ``unit_names`` and their level's word in ``word``),
+    for all of the unit's own."""
 
     ui_color = "#fff7e6"
 
@@ -104,6 +137,8 @@ class ReportGate(BaseOperator):
         due: dt.datetime,
         gives_up_at: dt.datetime,
         poll: float,
+        below: dict[str, list[str]] | None = None,
+        word: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -111,6 +146,8 @@ class ReportGate(BaseOperator):
         self.milestone = milestone
         self.unit = unit
         self.unit_names = unit_names
+        self.below = below
+        self.word = word
         self.due_at = pendulum.instance(due).in_timezone("UTC").isoformat()
         self.gives_up_at = pendulum.instance(gives_up_at).in_timezone("UTC").isoformat()
         self.poll = poll
@@ -120,6 +157,18 @@ class ReportGate(BaseOperator):
 
         url = database_url()
         now = pendulum.now("UTC")
+        if self.below is not None:
+            units = self.below[self.unit]
+            found = _received_by(url, self.campaign_id, units, self.milestone, now)
+            if len(found) == len(units) or now >= pendulum.parse(self.gives_up_at):
+                return self._finish_below(context, found)
+            self.defer(
+                trigger=ReportTrigger(
+                    url, self.campaign_id, self.unit, self.milestone, self.gives_up_at, self.poll, units=units
+                ),
+                method_name="report_in",
+            )
+            return None
         received = _received_at(url, self.campaign_id, self.unit, self.milestone, now)
         if received is not None or now >= pendulum.parse(self.gives_up_at):
             return self._finish(context, received)
@@ -130,6 +179,8 @@ class ReportGate(BaseOperator):
         return None
 
     def report_in(self, context: Any, event: dict[str, Any]) -> str:
+        if "received" in event:
+            return self._finish_below(context, {unit: pendulum.parse(at) for unit, at in event["received"].items()})
         received = event.get("received_at")
         return self._finish(context, pendulum.parse(received) if received else None)
 
@@ -145,6 +196,23 @@ class ReportGate(BaseOperator):
         late = received >= due
         context["gate_label"] = f"{name} · {'逾期' if late else '按时'}"
         self.log.info("%s：%s 收到，%s", name, local_text(received), "逾期" if late else "按时")
+        return "late" if late else "on_time"
+
+    def _finish_below(self, context: Any, received: dict[str, dt.datetime]) -> str:
+        name, units = self.unit_names[self.unit], self.below[self.unit] if self.below else []
+        due = pendulum.parse(self.due_at)
+        late = sum(at >= due for at in received.values())
+        label = f"{name} · {len(received)}/{len(units)} {self.word}已完成" + (f" · 逾期 {late}" if late else "")
+        missing = [unit for unit in units if unit not in received]
+        if missing:
+            context["gate_label"] = f"{label} · 未完成 {len(missing)}"
+            listed = "、".join(self.unit_names.get(unit, unit) for unit in missing)
+            raise RuntimeError(
+                f"{name}有 {len(missing)} 个{self.word}未在 {local_text(pendulum.parse(self.gives_up_at), end=True)} "
+                f"前完成“{self.milestone}”（截止 {local_text(due, end=True)}）：{listed}"
+            )
+        context["gate_label"] = label
+        self.log.info("%s：%s", name, label)
         return "late" if late else "on_time"
 
 
