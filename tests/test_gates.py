@@ -191,3 +191,55 @@ def test_no_application_by_the_closing_fails_without_a_retry(engine):
     with pytest.raises(AirflowFailException, match="未提交数据录入申请书"):
         approval(JINCHENG).application_in(context, {"received_at": None})
     assert context["gate_label"] == "晋城市 · 未申请"
+
+
+SHANDONG = read_calendar(CONFIG_CAMPAIGNS / "2020-shandong.yaml")
+
+
+def county_gate(gives_up_at) -> ReportGate:
+    """济南市's gate on the counties' data entry (seed 000: "11月30日24时前，县、乡扶贫部门完成全部数据录入")."""
+    from include.orchestration.dag_factory import gate_units
+
+    milestone = next(item for item in SHANDONG.milestones if item.id == "entry_done")
+    _, below = gate_units(SHANDONG, milestone)
+    return ReportGate(
+        task_id="gate_entry_done",
+        campaign_id=SHANDONG.id,
+        milestone="entry_done",
+        unit="370100",
+        unit_names={code: SHANDONG.name_of(code) for code in [*SHANDONG.unit_codes, *below["370100"]]},
+        due=milestone.due,
+        gives_up_at=gives_up_at,
+        poll=2.0,
+        below=below,
+        word="县区",
+    )
+
+
+def test_a_citys_gate_on_a_county_milestone_counts_its_counties(engine):
+    counties = [node.code for node in SHANDONG.tree.children("370100")]
+    assert len(counties) == 12 and county_gate(SHANDONG.system_close.at).below["370100"] == counties
+    for n, county in enumerate(counties[:11]):
+        at = "2020-12-01T10:00+08:00" if n == 0 else "2020-11-28T10:00+08:00"  # 历下区 late
+        submit_report(
+            engine, SHANDONG, unit=county, milestone_id="entry_done", at=parse_instant(at), actor=Actor("test")
+        )
+    with pytest.raises(TaskDeferred) as deferred:  # 商河县 has not declared: it waits, for all twelve
+        county_gate(pendulum.now("UTC").add(days=1)).execute({})
+    trigger = deferred.value.trigger
+    assert trigger.units == counties and trigger.serialize()[1]["units"] == counties
+    context: dict = {}
+    with pytest.raises(RuntimeError, match=r"济南市有 1 个县区未在 2020-12-31 24:00 前完成“entry_done”.*：商河县"):
+        county_gate(SHANDONG.system_close.at).execute(context)
+    assert context["gate_label"] == "济南市 · 11/12 县区已完成 · 逾期 1 · 未完成 1"
+    submit_report(
+        engine, SHANDONG, unit=counties[11], milestone_id="entry_done",
+        at=parse_instant("2020-11-30T23:00+08:00"), actor=Actor("test"),
+    )  # fmt: skip
+    context = {}
+    assert county_gate(pendulum.now("UTC").add(days=1)).execute(context) == "late"
+    assert context["gate_label"] == "济南市 · 12/12 县区已完成 · 逾期 1"
+    event = {"received": {code: "2020-11-28T02:00:00+00:00" for code in counties}}
+    context = {}
+    assert county_gate(SHANDONG.system_close.at).report_in(context, event) == "on_time"
+    assert context["gate_label"] == "济南市 · 12/12 县区已完成"

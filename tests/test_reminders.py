@@ -214,3 +214,58 @@ def test_a_town_tells_its_office_first_then_the_province(run_cli):
     escalations = {(r["kind"], r["channel"]) for r in reminders if r["milestone"] == "collection_done"}
     assert ("escalation_province", "dm-500000") in escalations
     assert ("escalation_parent", "dm-500101") in escalations
+
+
+def test_longjus_lagging_villages_are_reminded_and_the_town_gets_one_digest(run_cli):
+    """Seed 001: "10月24日前将拟新识别贫困户…名单经村（社区）负责人、第一书记签字盖章报镇扶贫办". Due Saturday 10-24
+    24:00: 10-26, 10-27 and 10-28 are the 1st to 3rd working days late. LJ01–LJ05 report on time, LJ06 late (10-26),
+    LJ07 and LJ08 never."""
+    town, villages = "500101", [f"LJ0{n}" for n in range(1, 9)]
+    for village in villages[:5]:
+        submit_to(run_cli, "2020-chongqing-longju", village, "signed_lists", "2020-10-20T10:00+08:00")
+    submit_to(run_cli, "2020-chongqing-longju", "LJ06", "signed_lists", "2020-10-26T10:00+08:00")
+
+    def signed(at: str) -> list[dict]:
+        return [r for r in remind(run_cli, at, campaign="2020-chongqing-longju") if r["milestone"] == "signed_lists"]
+
+    second = signed("2020-10-27T11:00+08:00")
+    assert {(r["unit"], r["kind"], r["to"], tuple(r["about"])) for r in second} == {
+        ("LJ07", "overdue", "LJ07", ("LJ07",)),
+        ("LJ08", "overdue", "LJ08", ("LJ08",)),
+        (town, "escalation_parent", town, ("LJ07", "LJ08")),
+    }
+    digest = next(r for r in second if r["kind"] == "escalation_parent")
+    assert digest["channel"] == f"dm-{town}" and digest["level"] == "township"
+    assert "以下2个村尚未报送" in digest["text"] and "龙驹镇村（社区）07、龙驹镇村（社区）08" in digest["text"]
+    third = signed("2020-10-28T11:00+08:00")
+    province = [r for r in third if r["kind"] == "escalation_province"]
+    assert [(r["unit"], r["to"], r["channel"], r["about"]) for r in province] == [
+        (town, "500000", "dm-500000", ["LJ07", "LJ08"])
+    ]  # one digest about the town, to the province's channel
+    assert {r["unit"] for r in third if r["kind"] == "overdue"} == {"LJ07", "LJ08"}
+
+
+def submit_to(run_cli, campaign: str, unit: str, milestone: str, at: str) -> None:
+    code, _, err = run_cli(
+        "report", "submit", "--campaign", campaign, "--unit", unit, "--milestone", milestone, "--at", at
+    )
+    assert code == 0, err
+
+
+def test_counties_channels_follow_their_levels_pattern(run_cli, tmp_path):
+    """136 counties need no hand-written entries: a pattern per level, and an entry only where one differs."""
+    from include.paths import CONFIG_CAMPAIGNS
+
+    text = (CONFIG_CAMPAIGNS / "2020-shandong.yaml").read_text(encoding="utf-8")
+    assert "\nid: 2020-shandong\n" in text and "\nreminders:" not in text
+    text = text.replace("\nid: 2020-shandong\n", "\nid: 2020-shandong-channels\n", 1)
+    text += (
+        '\nreminders:\n  level_channels:\n    county: "county-{parent}-{code}"\n  channels:\n    "370103": "shizhong"\n'
+    )
+    folder = tmp_path / "home" / "campaigns"
+    folder.mkdir(parents=True)
+    (folder / "2020-shandong-channels.yaml").write_text(text, encoding="utf-8")
+    reminders = remind(run_cli, "2020-11-25T09:00+08:00", campaign="2020-shandong-channels")
+    entry = {r["unit"]: r["channel"] for r in reminders if r["milestone"] == "entry_done"}
+    assert len(entry) == 136 and entry["370102"] == "county-370100-370102" and entry["370103"] == "shizhong"
+    assert {r["channel"] for r in reminders if r["level"] == "city"} == {f"dm-{city}" for city in CITIES}

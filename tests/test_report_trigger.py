@@ -76,3 +76,21 @@ def test_a_report_that_comes_in_while_it_waits_fires_it():
 def test_no_report_by_the_time_the_door_closes_fires_empty():
     url = upgrade()
     assert first_event(rebuilt(trigger(url, 0.3))) == {"received_at": None}
+
+
+def test_a_trigger_over_a_citys_counties_fires_when_all_are_in_or_at_the_closing_with_those_that_are():
+    """Seed 000: "11月30日24时前，县、乡扶贫部门完成全部数据录入": 济南市's gate waits for 历下区 and 市中区 here."""
+    url = upgrade()
+    counties = ["370102", "370103"]
+    gives_up_at = pendulum.now("UTC").add(seconds=0.5).isoformat()
+    waiting = ReportTrigger(url, CAMPAIGN, JINAN, "entry_done", gives_up_at, 0.1, units=counties)
+    assert rebuilt(waiting).serialize() == waiting.serialize() and waiting.serialize()[1]["units"] == counties
+    engine = make_engine(url)
+    declare = {"milestone_id": "entry_done", "at": ON_TIME, "actor": Actor(name="济南市", unit=JINAN)}
+    submit_report(engine, load_campaign(CAMPAIGN), unit="370102", **declare)
+    assert first_event(rebuilt(waiting)) == {"received": {"370102": ON_TIME.in_tz("UTC").isoformat()}}
+    submit_report(engine, load_campaign(CAMPAIGN), unit="370103", **declare)  # on behalf of its county
+    engine.dispose()
+    later = pendulum.now("UTC").add(seconds=60).isoformat()
+    every = ReportTrigger(url, CAMPAIGN, JINAN, "entry_done", later, 0.1, units=counties)
+    assert first_event(rebuilt(every)) == {"received": dict.fromkeys(counties, ON_TIME.in_tz("UTC").isoformat())}

@@ -177,6 +177,15 @@ class AirflowApi:
         response.raise_for_status()
         return response.json()
 
+    def get_all(self, path: str, key: str, **params: Any) -> list[Any]:
+        """Every item of a listing, page by page: the API gives at most ``maximum_page_limit`` (100) at once."""
+        items: list[Any] = []
+        while True:
+            page = self.get(path, **params, limit=100, offset=len(items))
+            items += page[key]
+            if not page[key] or len(items) >= page["total_entries"]:
+                return items
+
     def patch(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return httpx.patch(f"{self.base}{path}", json=body, headers=self.headers, timeout=30)
 

@@ -509,9 +509,9 @@ def _await_run(api: AirflowApi, calendar: Calendar, log: Path) -> tuple[dict, li
 
     budget = (calendar.ends - pendulum.now("UTC")).total_seconds() + 300
     run = wait_for(finished_run, budget, "战役运行结束", log)
-    instances = api.get(f"/api/v2/dags/{calendar.id}/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)
+    instances = api.get_all(f"/api/v2/dags/{calendar.id}/dagRuns/{run['dag_run_id']}/taskInstances", "task_instances")
     triggered = api.get("/api/v2/dags/validation/dagRuns", limit=100)["dag_runs"]
-    return run, instances["task_instances"], triggered
+    return run, instances, triggered
 
 
 @contextlib.contextmanager
@@ -597,7 +597,11 @@ def _let_validation_run(api: AirflowApi, calendar: Calendar, cluster: Cluster, o
     where: Counter = Counter()
     lists = 0
     for run in runs:
-        tasks = api.get(f"/api/v2/dags/validation/dagRuns/{run['dag_run_id']}/taskInstances", limit=1000)
+        tasks = {
+            "task_instances": api.get_all(
+                f"/api/v2/dags/validation/dagRuns/{run['dag_run_id']}/taskInstances", "task_instances"
+            )
+        }
         mapped = [ti for ti in tasks["task_instances"] if ti["map_index"] >= 0]
         lists += len(mapped)
         where.update(ti["hostname"] for ti in mapped)
