@@ -2,7 +2,8 @@
 
 The page is served by the campaign app on a local port, as the plugin serves it under Airflow; the test
 checks the matrix a province officer reads (seed 000's cities: 济南市 reported on time, 青岛市 late, the
-others not at all by 12-02) and saves screenshots in the test's temporary folder (pytest's ``tmp_path``,
+others not at all by 12-02) and drills down province → 济南市 → a county (seed 000: "11月30日24时前，县、乡扶贫部门
+完成全部数据录入": of 济南市's 12 counties 8 declared on time, 1 late, 3 not at all), and saves screenshots in the test's temporary folder (pytest's ``tmp_path``,
 never the repository); their paths are printed.
 """
 
@@ -38,6 +39,13 @@ def served(tmp_path):
             engine, calendar, unit=unit, milestone_id="completion_report", at=parse_instant(at),
             actor=Actor(name="test", unit=unit), file_name="报告.pdf", content=b"report",
         )  # fmt: skip
+    jinan = [node.code for node in calendar.tree.children("370100")]
+    for n, county in enumerate(jinan[:9]):
+        submit_report(
+            engine, calendar, unit=county, milestone_id="entry_done",
+            at=parse_instant("2020-12-01T09:00+08:00" if n == 8 else "2020-11-27T16:00+08:00"),
+            actor=Actor(name="test", unit="370100"),
+        )  # fmt: skip
     app = create_app(clock=lambda: parse_instant("2020-12-02T10:00+08:00"), database_url=url)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -64,7 +72,8 @@ def test_the_progress_page_in_headless_chromium(served, tmp_path):
         assert rows.count() == 16
         assert rows.nth(15).locator("td.name").inner_text() == "济南市"  # on time: last
         assert rows.nth(14).locator("td.name").inner_text() == "青岛市"  # late: before it
-        assert page.locator('td[data-state="missing"]').count() == 14
+        # 14 cities' completion reports, and each city's undeclared cascade training and collection
+        assert page.locator('td[data-state="missing"]').count() == 14 + 2 * 16
         colour = page.locator('td[data-state="missing"]').first.evaluate("e => getComputedStyle(e).backgroundColor")
         assert colour == "rgb(198, 40, 40)"  # red for 未报
         assert page.locator("svg rect").count() == 32 and page.locator("svg").is_visible()
@@ -72,7 +81,20 @@ def test_the_progress_page_in_headless_chromium(served, tmp_path):
         rows.nth(15).locator("a").click()
         page.wait_for_load_state()
         assert "济南市（370100）" in page.locator("h1").inner_text()
-        page.screenshot(path=str(OUT / "progress-unit.png"), full_page=True)
+        rate = page.locator('#rates tr[data-milestone="entry_done"]')
+        assert rate.locator("td").nth(1).inner_text() == "9/12" and rate.locator("td").nth(2).inner_text() == "8"
+        assert rate.locator("td").nth(5).inner_text() == "钢城区、平阴县、商河县"  # the three that have not
+        counties = page.locator("#children tbody tr")
+        assert counties.count() == 12
+        first = [counties.nth(n).locator("td.name").inner_text() for n in range(3)]
+        assert first == ["钢城区", "平阴县", "商河县"]  # lagging first, in the tree's order
+        assert counties.nth(3).locator('td[data-state="late"]').count() == 1  # then 莱芜区, late
+        page.screenshot(path=str(OUT / "progress-city.png"), full_page=True)
+        counties.nth(0).locator("a").click()
+        page.wait_for_load_state()
+        assert page.locator("h1").inner_text() == "钢城区（370117）"
+        assert "未报" in page.locator("table").first.inner_text()
+        page.screenshot(path=str(OUT / "progress-county.png"), full_page=True)
         browser.close()
     print("screenshots:", *sorted(OUT.iterdir()))
     assert (OUT / "progress-page.png").stat().st_size > 10_000

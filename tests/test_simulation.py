@@ -15,7 +15,8 @@ import pytest
 from include.calendar import read_calendar
 from include.calendar.compress import compress
 from include.calendar.instants import parse_duration
-from include.devtools.simulation import OFFICER, make_play
+from include.devtools.play import make_play
+from include.devtools.simulation import OFFICER
 from include.paths import CONFIG_CAMPAIGNS
 from tests.conftest import simulate
 

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -130,9 +131,8 @@ def base_url(env: dict[str, str]) -> str:
 
 
 def serve() -> int:
-    """``make start``: the components in the foreground until a signal; 0 if all stopped on SIGTERM, else 1."""
-    import threading
-
+    """``make start``: the components in the foreground until a signal; 0 if all stopped on SIGTERM, else 1; the
+    demo campaign's units at play beside them."""
     env = dict(os.environ)
     for key, value in (LOCAL_LIMITS | run_secrets()).items():
         env.setdefault(key, value)
@@ -144,6 +144,9 @@ def serve() -> int:
     for name in COMPONENTS:
         components.start(name)
     print(f"Airflow 的组件已启动（日志：{logs}）；看护进程会重启意外退出的组件。按 Ctrl-C 停止。", flush=True)
+    demo = Path(env["CAMPAIGN_HOME"]) / "campaigns" / "demo-2020-shandong.yaml"
+    if demo.exists() and env.get("CAMPAIGN_DEMO_PLAY", "1") != "0":
+        threading.Thread(target=_play_demo, args=(env, demo, stop), name="demo-play", daemon=True).start()
     with components.watched():
         stop.wait()
     print("停止 Airflow 的全部组件……", file=sys.stderr, flush=True)
@@ -153,6 +156,34 @@ def serve() -> int:
     if components.restarts:
         print(f"看护进程重启过：{'、'.join(components.restarts)}", file=sys.stderr, flush=True)
     return 0 if clean else 1
+
+
+def _play_demo(env: dict[str, str], demo: Path, stop: threading.Event) -> None:
+    """The demo's units, once the api-server answers (include/devtools/demo_play.py); its log beside the others'."""
+    from include.devtools.demo_play import play_demo
+    from include.store.db import database_url
+
+    logs = Path(env["CAMPAIGN_HOME"]) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / "demo-play.log").open("a", encoding="utf-8") as sink:
+
+        def log(line: str) -> None:
+            sink.write(line + "\n")
+            sink.flush()
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base_url(env)}/api/v2/monitor/health", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        while not healthy():
+            if stop.wait(3):
+                return
+        try:
+            play_demo(demo, f"{base_url(env)}/campaign", database_url(), stop, log, Path(env["CAMPAIGN_HOME"]) / "demo")
+        except Exception as error:  # the demo is a show: Airflow runs on without it
+            log(f"演示报送中断：{error!r}")
 
 
 @dataclass
