@@ -77,6 +77,11 @@ def test_the_progress_page_in_headless_chromium(served, tmp_path):
         colour = page.locator('td[data-state="missing"]').first.evaluate("e => getComputedStyle(e).backgroundColor")
         assert colour == "rgb(198, 40, 40)"  # red for 未报
         assert page.locator("svg rect").count() == 32 and page.locator("svg").is_visible()
+        entry = page.locator('#rates tr[data-milestone="entry_done"]')  # the province's rates on the counties' entry
+        assert entry.locator("td").nth(2).inner_text() == "0/16"  # no city has all its counties in
+        assert entry.locator("td").nth(6).inner_text() == "9/136"  # 9 of the province's 136 counties have
+        report = page.locator('#rates tr[data-milestone="completion_report"]')
+        assert report.locator("td").nth(2).inner_text() == "2/16" and report.locator("td").nth(3).inner_text() == "1"
         page.screenshot(path=str(OUT / "progress-page.png"), full_page=True)
         rows.nth(15).locator("a").click()
         page.wait_for_load_state()
@@ -94,6 +99,7 @@ def test_the_progress_page_in_headless_chromium(served, tmp_path):
         page.wait_for_load_state()
         assert page.locator("h1").inner_text() == "钢城区（370117）"
         assert "未报" in page.locator("table").first.inner_text()
+        assert "工作簿、已录入户数和问题清单按所属市汇总" in page.locator("body").inner_text()
         page.screenshot(path=str(OUT / "progress-county.png"), full_page=True)
         browser.close()
     print("screenshots:", *sorted(OUT.iterdir()))

@@ -79,6 +79,7 @@ def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime, under: 
                 "late": states.count("late"),
                 "done": {"expected": len(due), "received": received, "on_time": due.count("on_time")},
                 "share": round(received / len(due), 4) if due else None,
+                "uploads": code in top,  # the units that upload workbooks and get problem lists (a county's: its city)
                 "entered": entered.get(code),
                 "open_problems": problems[1] if problems else None,
                 "problems_stage": problems[0] if problems else None,

@@ -51,8 +51,12 @@ def render(template: str, **context: Any) -> str:
 
 
 def progress_html(report: dict[str, Any], *, whole: bool) -> str:
-    """The unit × milestone matrix (worst first) and the completion chart; ``whole`` when the reader sees all."""
-    return render("progress.html", report=report, whole=whole)
+    """The unit × milestone matrix (worst first), the reporting rates and the completion chart; ``whole`` when the
+    reader sees all (the rates are then the province's over its children, else the reader's own unit's)."""
+    offices = {unit["parent"] for unit in report["units"]} if whole else {unit["unit"] for unit in report["units"]}
+    rates = [rate for rate in report["rates"] if rate["office"] in offices and rate["due"]]
+    names = {item["id"]: item["name"] for level in report["levels"] for item in level["milestones"]}
+    return render("progress.html", report=report, whole=whole, rates=rates, names=names)
 
 
 def unit_html(report: dict[str, Any], unit: dict[str, Any]) -> str:
