@@ -186,3 +186,24 @@ def test_a_citys_token_sees_exactly_its_counties_and_declares_for_them_on_behalf
     )
     refused = post(client, tokens[JINAN], LAOSHAN, milestone="entry_done")
     assert refused.status_code == 403
+
+
+def test_a_token_for_another_campaigns_office_code_gets_nothing(world):
+    """2023-zibo-jixia's office is 370305, a county code (临淄区): a unit token for that code, issued without a
+    campaign, is no key to the street's villages."""
+    client, _, _, engine = world
+    token = issue_token(engine, "370305", parse_instant("2020-11-01T00:00+08:00"))[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/campaigns/2023-zibo-jixia/status", headers=headers).status_code == 403
+    assert client.get("/api/campaigns/2023-zibo-jixia/units/JX01/status", headers=headers).status_code == 403
+    refused = post(client, token, "JX01", milestone="entry_done", campaign="2023-zibo-jixia")
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    page = client.get("/progress/2023-zibo-jixia", headers=headers)
+    assert page.status_code == 403 and "不是本战役的单位" in page.text
+
+
+def test_a_unit_that_owes_nothing_is_404_not_500(world):
+    client, tokens, _, _ = world
+    headers = {"Authorization": f"Bearer {tokens['province']}"}
+    response = client.get("/api/campaigns/2017-shanxi/units/140105/status", headers=headers)  # 太原市小店区
+    assert response.status_code == 404 and response.json()["error"] == "nothing_owed"

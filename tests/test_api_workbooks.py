@@ -124,3 +124,15 @@ def test_template_download(world):
         "/api/campaigns/2020-shandong/forms/2017-2/template", headers={"Authorization": f"Bearer {tokens[JINAN]}"}
     )
     assert missing.status_code == 404
+
+
+def test_a_countys_workbook_goes_up_through_its_city(world):
+    """A county's data are its city's here: their records, windows and problem lists are kept per city."""
+    client, tokens, workbook = world
+    open_window(client, tokens[JINAN])
+    for token in (tokens[JINAN], tokens["province"]):
+        response = upload(client, token, workbook, unit="370102")  # 历下区
+        assert response.status_code == 422 and response.json()["error"] == "upload_by_parent"
+        assert response.json()["message"].startswith("历下区的工作簿请由济南市（370100）上传")
+    assert upload(client, tokens[QINGDAO], workbook, unit="370102").status_code == 403  # not 青岛市's county
+    assert records.current_version("2020-shandong", "2020-1", "370102") is None

@@ -243,3 +243,13 @@ def test_a_citys_gate_on_a_county_milestone_counts_its_counties(engine):
     context = {}
     assert county_gate(SHANDONG.system_close.at).report_in(context, event) == "on_time"
     assert context["gate_label"] == "济南市 · 12/12 县区已完成"
+
+
+def test_a_city_without_counties_has_a_gate_on_its_own_declaration(tmp_path):
+    from include.orchestration.dag_factory import gate_units
+    from tests.test_tree import guangdong
+
+    calendar = guangdong(tmp_path)
+    units, below = gate_units(calendar, next(item for item in calendar.milestones if item.id == "entry_done"))
+    assert below["441900"] == ["441900"] and below["442000"] == ["442000"]  # 东莞市, 中山市
+    assert len(units) == len(calendar.unit_codes) and all(len(below[code]) > 1 for code in ("440100", "440300"))

@@ -29,17 +29,26 @@ CITIES = [
     "371300", "371400", "371500",
 ]  # fmt: skip
 AT = "2020-12-02T09:00+08:00"
+DUE = 5  # the day's reminders: 滨州市 and 菏泽市 overdue, 菏泽市's training overdue, and two digests to the province
 CALENDAR = load_campaign("2020-shandong")
 
 
 @pytest.fixture
 def engine(tmp_path, run_cli):
-    for city in CITIES:  # 滨州市 (371600) and 菏泽市 (371700) do not report
+    def submit(unit: str, milestone: str, at: str) -> None:
         code, _, err = run_cli(
-            "report", "submit", "--campaign", "2020-shandong", "--unit", city, "--milestone", "completion_report",
-            "--at", "2020-11-20T10:00+08:00",
-        )  # fmt: skip
+            "report", "submit", "--campaign", "2020-shandong", "--unit", unit, "--milestone", milestone, "--at", at
+        )
         assert code == 0, err
+
+    for city in CITIES:  # 滨州市 (371600) and 菏泽市 (371700) do not report
+        submit(city, "completion_report", "2020-11-20T10:00+08:00")
+    for city in [*CITIES, "371600", "371700"]:  # every city declares its collection done, all but 菏泽市 training
+        if city != "371700":
+            submit(city, "cascade_training", "2020-09-30T10:00+08:00")
+        submit(city, "collection_done", "2020-11-10T10:00+08:00")
+    for county in CALENDAR.tree.at_level("county"):  # and every county its data entry
+        submit(county.code, "entry_done", "2020-11-28T10:00+08:00")
     engine = make_engine(upgrade())
     yield engine
     engine.dispose()
@@ -54,7 +63,8 @@ def slack():
 
 def due(engine):
     reminders = reminders_due(engine, CALENDAR, parse_instant(AT))
-    assert len(reminders) == 4  # overdue to 滨州市 and 菏泽市, each reported to the province office
+    assert len(reminders) == DUE
+    assert sorted(r.channel for r in reminders) == ["dm-370000", "dm-370000", "dm-371600", "dm-371700", "dm-371700"]
     return reminders
 
 
@@ -63,16 +73,16 @@ def sender(slack) -> senders.SlackSender:
 
 
 def test_the_same_reminders_twice_are_written_once(engine):
-    assert outbox.enqueue(engine, due(engine)) == 4
+    assert outbox.enqueue(engine, due(engine)) == DUE
     assert outbox.enqueue(engine, due(engine)) == 0
-    assert outbox.counts(engine) == {"pending": 4}
+    assert outbox.counts(engine) == {"pending": DUE}
 
 
 def test_every_reminder_arrives_once_and_a_rerun_sends_nothing(engine, slack):
     outbox.enqueue(engine, due(engine))
     result = delivery.deliver(engine, sender(slack))
-    assert (result.sent, result.failed) == (4, 0)
-    assert outbox.counts(engine) == {"sent": 4}
+    assert (result.sent, result.failed) == (DUE, 0)
+    assert outbox.counts(engine) == {"sent": DUE}
     keys = slack.fake.keys()
     assert set(keys) == {r.key for r in due(engine)} and set(keys.values()) == {1}
     # two notices to the province's channel within a second: the second met a 429 and waited Retry-After
@@ -80,14 +90,14 @@ def test_every_reminder_arrives_once_and_a_rerun_sends_nothing(engine, slack):
     assert {m["channel"] for m in slack.fake.messages} == {"dm-371600", "dm-371700", "dm-370000"}
     outbox.enqueue(engine, due(engine))
     assert delivery.deliver(engine, sender(slack)).sent == 0
-    assert len(slack.fake.messages) == 4
+    assert len(slack.fake.messages) == DUE
 
 
 def test_paced_by_channel_the_rate_limit_is_never_hit(engine, slack):
     """One message per channel per second, channels side by side: the province's two notices wait a second."""
     outbox.enqueue(engine, due(engine))
     result = delivery.deliver(engine, sender(slack), **senders.SlackSender.pace)
-    assert (result.sent, result.retried, slack.fake.calls["429"]) == (4, 0, 0)
+    assert (result.sent, result.retried, slack.fake.calls["429"]) == (DUE, 0, 0)
     province = [m for m in slack.fake.messages if m["channel"] == "dm-370000"]
     assert len(province) == 2 and float(province[1]["ts"].split(".")[0]) >= float(province[0]["ts"].split(".")[0])
 
@@ -99,7 +109,7 @@ def test_a_failed_or_unclear_answer_neither_loses_nor_doubles(engine, slack, fau
     outbox.enqueue(engine, due(engine))
     result = delivery.deliver(engine, sender(slack), backoff=0.05)
     assert result.failed == 0
-    assert outbox.counts(engine) == {"sent": 4}
+    assert outbox.counts(engine) == {"sent": DUE}
     keys = slack.fake.keys()
     assert set(keys) == {r.key for r in due(engine)} and set(keys.values()) == {1}, keys
     if fault in ("500-after", "slow"):
@@ -114,8 +124,8 @@ def test_an_outage_leaves_the_reminders_waiting_and_they_go_once_it_ends(engine,
     assert outbox.counts(engine).get("sent") is None
     slack.fake.down = False
     result = delivery.deliver(engine, sender(slack), backoff=0.01)
-    assert outbox.counts(engine) == {"sent": 4}
-    assert set(slack.fake.keys().values()) == {1} and len(slack.fake.messages) == 4
+    assert outbox.counts(engine) == {"sent": DUE}
+    assert set(slack.fake.keys().values()) == {1} and len(slack.fake.messages) == DUE
 
 
 def test_a_kill_mid_batch_then_a_restart_sends_each_reminder_once(engine, slack, tmp_path):
@@ -131,13 +141,13 @@ def test_a_kill_mid_batch_then_a_restart_sends_each_reminder_once(engine, slack,
     # sent) or pending: nothing is lost
     left = outbox.counts(engine)
     marked = left.get("sent", 0)
-    assert left.get("sending", 0) >= 1 and sum(left.values()) == 4 and set(left) <= {"sent", "sending", "pending"}
+    assert left.get("sending", 0) >= 1 and sum(left.values()) == DUE and set(left) <= {"sent", "sending", "pending"}
     restarted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert restarted.returncode == 0, restarted.stderr
     summary = json.loads(restarted.stdout)
     # the ones that had arrived are found by their key, not sent again; the others are sent once
-    assert (summary["new"], summary["recovered"], summary["sent"]) == (0, arrived - marked, 4 - arrived)
-    assert summary["outbox"] == {"sent": 4}
+    assert (summary["new"], summary["recovered"], summary["sent"]) == (0, arrived - marked, DUE - arrived)
+    assert summary["outbox"] == {"sent": DUE}
     keys = slack.fake.keys()
     assert set(keys) == {r.key for r in due(engine)} and set(keys.values()) == {1}
 
@@ -147,10 +157,10 @@ def test_without_a_token_reminders_go_to_the_local_sink(engine, run_cli, monkeyp
     code, out, err = run_cli("remind", "--campaign", "2020-shandong", "--at", AT, "--json")
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["via"] == "sink" and summary["sent"] == 4
+    assert summary["via"] == "sink" and summary["sent"] == DUE
     lines = [json.loads(line) for line in senders.sink_path().read_text(encoding="utf-8").splitlines()]
     assert sorted(line["key"] for line in lines) == sorted(r.key for r in due(engine))
     assert any("菏泽市：“各市报送动态管理工作开展情况”已于2020-11-30 24:00截止" in line["text"] for line in lines)
     code, out, _ = run_cli("remind", "--campaign", "2020-shandong", "--at", AT, "--json")
     assert json.loads(out)["sent"] == 0
-    assert len(senders.sink_path().read_text(encoding="utf-8").splitlines()) == 4
+    assert len(senders.sink_path().read_text(encoding="utf-8").splitlines()) == DUE

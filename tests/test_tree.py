@@ -28,3 +28,39 @@ def test_campaign_units_lists_one_city_and_its_counties(capsys) -> None:
     assert len(units) == 13 and all(unit["parent"] == "370100" for unit in units[1:])
     assert main(["units", "--campaign", "2020-shandong", "--under", "999999"]) == 2
     assert "没有单位代码" in capsys.readouterr().err
+
+
+def test_a_city_without_counties_owes_the_counties_work_itself(tmp_path):
+    """Guangdong 2020: 东莞市 (441900) and 中山市 (442000) have no counties in GB/T 2260 (their towns sit directly
+    under them); the counties' data entry (seed 000's "县、乡扶贫部门完成全部数据录入") is then the city's own."""
+    calendar = guangdong(tmp_path)
+    entry = next(item for item in calendar.milestones if item.id == "entry_done")
+    owers = calendar.owers(entry)
+    assert {"441900", "442000"} <= set(owers) and "440100" not in owers  # 广州市's districts owe it, not the city
+    assert all(calendar.tree.get(code).level == "county" for code in owers if code not in ("441900", "442000"))
+
+
+def guangdong(tmp_path):
+    """Seed 000's calendar, for Guangdong's office and cities instead of Shandong's."""
+    from include.calendar import read_calendar
+    from include.paths import CONFIG_CAMPAIGNS
+
+    text = (CONFIG_CAMPAIGNS / "2020-shandong.yaml").read_text(encoding="utf-8")
+    text = text.replace('code: "370000"', 'code: "440000"').replace('derive_from: "370000"', 'derive_from: "440000"')
+    text = text.replace("\nid: 2020-shandong\n", "\nid: 2020-guangdong\n")
+    (tmp_path / "2020-guangdong.yaml").write_text(text, encoding="utf-8")
+    return read_calendar(tmp_path / "2020-guangdong.yaml")
+
+
+def test_a_token_of_the_office_code_is_no_units_token():
+    """2023-zibo-jixia's office is 370305 (临淄区's code): a token issued for that code elsewhere gets nothing here."""
+    from include.calendar.registry import load_campaign
+
+    jixia = load_campaign("2023-zibo-jixia")
+    assert jixia.office.code == "370305"
+    village = jixia.unit_codes[0]
+    assert not jixia.may_act("370305", village) and not jixia.may_act("370305", "370305")
+    assert jixia.may_act(None, village) and jixia.may_act(village, village)
+    shandong = load_campaign("2020-shandong")
+    assert shandong.may_act("370100", "370102") and not shandong.may_act("370102", "370100")
+    assert not shandong.may_act("370102", "370103") and not shandong.may_act("370000", "370100")

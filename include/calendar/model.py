@@ -14,7 +14,7 @@ import pendulum
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, PrivateAttr
 
 from include.calendar.instants import TIMEZONE, local_iso, parse_instant
-from include.calendar.tree import Level, Tree
+from include.calendar.tree import LEVELS, Level, Tree
 
 
 def _to_instant(value: object) -> pendulum.DateTime:
@@ -243,11 +243,25 @@ class Calendar(_Frozen):
         level = self.level_of(milestone)
         if level == self.units.level:
             return self.unit_codes
-        return [node.code for node in self.tree.at_level(level)]
+        below = [node.code for node in self.tree.at_level(level)]
+        if LEVELS.index(level) < LEVELS.index(self.units.level):
+            return below
+        # a city without counties (东莞市, 嘉峪关市) does the counties' work itself
+        having = {ancestor.code for code in below for ancestor in self.tree.ancestors(code)}
+        return [code for code in self.unit_codes if code not in having] + below
 
     def owed_by(self, code: str) -> list[Milestone]:
         """The milestones the unit owes, by due instant."""
         return [item for item in sorted(self.milestones, key=lambda item: item.due) if code in self.owers(item)]
+
+    def may_act(self, acting: str | None, code: str) -> bool:
+        """Whether a credential of unit ``acting`` (None: the province's) may read or act for unit ``code``: its
+        own, or one below it. The office's code is no unit's: a token issued for that code (a county code reused
+        as a town plan's office) gets nothing here."""
+        if acting is None:
+            return True
+        tree = self.tree
+        return acting in tree and acting != self.office.code and code in tree and tree.within(code, acting)
 
     def name_of(self, code: str) -> str:
         node = self.tree.get(code)

@@ -77,7 +77,11 @@ def play_demo(
         return {}
     engine = make_engine(upgrade(database_url))
     now = pendulum.now("UTC")
-    tokens = {node.code: issue_token(engine, node.code, now)[1] for node in calendar.tree if node.parent is not None}
+    tokens = {  # scoped to the demo campaign, expiring with it
+        node.code: issue_token(engine, node.code, now, campaign_id=calendar.id, expires_at=calendar.ends)[1]
+        for node in calendar.tree
+        if node.parent is not None
+    }
     uploaders = calendar.unit_codes[:UPLOADERS]
     synthesize(calendar, workdir, households=30 * UPLOADERS, defect_rate=0.15, seed=7, units=uploaders)
     workbooks = {unit: next(workdir.glob(f"*-{unit}.xlsx")) for unit in uploaders}

@@ -229,19 +229,19 @@ def _milestone_owed(attempt: _Attempt) -> Milestone:
             f"请核对单位代码（campaign units --campaign {calendar.id}）。",
         )
     name = calendar.name_of(unit)
+    acting = attempt.actor.unit
+    if not calendar.may_act(acting, unit):  # before the milestone: a probe learns nothing of another unit
+        raise attempt.refuse(
+            "forbidden",
+            f"此凭证只能为单位 {acting} 及其下级单位报送，不能代{name}报送。"
+            "请使用本单位的令牌，或请上级单位、省级办公室代报。",
+        )
     milestone = next((item for item in calendar.milestones if item.id == attempt.milestone_id), None)
     if milestone is None or unit not in calendar.owers(milestone):
         known = "、".join(item.id for item in calendar.owed_by(unit))
         raise attempt.refuse(
             "unknown_milestone",
             f"{name}无需报送节点“{short_masked(attempt.milestone_id, 32)}”。该单位应报送的节点：{known or '无'}。",
-        )
-    acting = attempt.actor.unit
-    if acting is not None and acting != unit and not (acting in calendar.tree and calendar.tree.within(unit, acting)):
-        raise attempt.refuse(
-            "forbidden",
-            f"此凭证只能为单位 {acting} 及其下级单位报送，不能代{name}报送。"
-            "请使用本单位的令牌，或请上级单位、省级办公室代报。",
         )
     return milestone
 

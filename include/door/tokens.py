@@ -53,6 +53,11 @@ class Credential:
         return self.unit == PROVINCE
 
     @property
+    def acting(self) -> str | None:
+        """The unit the credential reads and acts for, with the units below it; None for the province's."""
+        return None if self.is_province else self.unit
+
+    @property
     def can_submit(self) -> bool:
         return self.kind in ("submit", "office")
 

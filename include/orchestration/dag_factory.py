@@ -64,8 +64,9 @@ def gate_units(calendar: Calendar, milestone: Milestone) -> tuple[list[str], dic
     if calendar.level_of(milestone) == calendar.units.level or milestone.by == "office":
         return calendar.reporters_of(milestone), None
     owers = set(calendar.owers(milestone))
-    below = {
+    below = {  # a city without counties owes it itself
         code: [node.code for node in calendar.tree.subtree(code)[1:] if node.code in owers]
+        or ([code] if code in owers else [])
         for code in calendar.unit_codes
     }
     below = {code: units for code, units in below.items() if units}

@@ -47,7 +47,7 @@ async def submit(request: Request, who: Submitter) -> JSONResponse:
                     unit=unit,
                     milestone_id=milestone,
                     at=now_of(request),
-                    actor=Actor(name=who.actor, unit=None if who.is_province else who.unit),
+                    actor=Actor(name=who.actor, unit=who.acting),
                     file_name=received.file_name,
                     file=received.file_path,
                 )
@@ -151,8 +151,16 @@ def _ingest(
 
     calendar = calendar_for(campaign, who)
     unit_of(calendar, unit)
-    if not who.is_province and who.unit != unit:
+    if not calendar.may_act(who.acting, unit):
         raise refusal(403, "forbidden", f"此令牌属于单位 {who.unit}，不能替单位 {unit} 上传。")
+    if unit not in calendar.unit_names:  # the records, windows and problem lists are the top level's
+        city = next(node.code for node in calendar.tree.ancestors(unit) if node.code in calendar.unit_names)
+        raise refusal(
+            422,
+            "upload_by_parent",
+            f"{calendar.name_of(unit)}的工作簿请由{calendar.name_of(city)}（{city}）上传：本战役的数据按"
+            f"{calendar.name_of(city)}汇总、校验和生成问题清单。",
+        )
     # The memory budget: a slot is taken only now, with the whole file on disk and the request checked.
     slots: threading.BoundedSemaphore = request.app.state.ingest_slots
     if not slots.acquire(blocking=False):
@@ -184,8 +192,11 @@ def _ingest(
 @router.get("/api/campaigns/{campaign}/status")
 def all_status(request: Request, campaign: str, who: Auth) -> dict[str, Any]:
     """Every unit's status (province token), or the caller's unit and the units below it (a unit's token)."""
-    under = None if who.is_province else who.unit
-    return campaign_status(engine_of(request), calendar_for(campaign, who), now_of(request), under=under)
+    calendar = calendar_for(campaign, who)
+    under = who.acting
+    if under is not None and not calendar.may_act(under, under):
+        raise refusal(403, "forbidden", f"单位 {who.unit} 不是战役 {campaign} 的单位，此令牌不能查看其状态。")
+    return campaign_status(engine_of(request), calendar, now_of(request), under=under)
 
 
 @router.get("/api/campaigns/{campaign}/units/{unit}/status")
@@ -193,9 +204,11 @@ def unit_status(request: Request, campaign: str, unit: str, who: Auth) -> dict[s
     """One unit's status; a unit's token may read its own and those of the units below it."""
     calendar = calendar_for(campaign, who)
     checked("unit", unit)
-    if not who.is_province and not (unit in calendar.tree and calendar.tree.within(unit, who.unit)):
+    if not calendar.may_act(who.acting, unit):
         raise refusal(403, "forbidden", f"此令牌只能查看单位 {who.unit} 及其下级单位的状态。")
     unit_of(calendar, unit)
-    status = campaign_status(engine_of(request), calendar, now_of(request))
-    found = next(item for item in status["units"] if item["unit"] == unit)
+    status = campaign_status(engine_of(request), calendar, now_of(request), under=unit)
+    found = next((item for item in status["units"] if item["unit"] == unit), None)
+    if found is None:
+        raise refusal(404, "nothing_owed", f"{calendar.name_of(unit)}在战役 {campaign} 中没有应完成的事项。")
     return {"campaign": status["campaign"], "at": status["at"], **found}

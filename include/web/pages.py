@@ -111,7 +111,9 @@ def progress_page(
     if isinstance(context, Response):
         return context
     who, calendar = context
-    under = None if who.is_province else who.unit
+    under = who.acting
+    if under is not None and not calendar.may_act(under, under):
+        return message_page("无法查看", f"单位 {who.unit} 不是本战役的单位，此链接不能查看本战役的进度。", 403)
     report = progress_report(engine_of(request), calendar, now_of(request), under=under)
     return HTMLResponse(progress_html(report, whole=who.is_province))
 
@@ -131,7 +133,7 @@ def unit_page(
         return context
     who, calendar = context
     tree = calendar.tree
-    if not who.is_province and not (unit in tree and tree.within(unit, who.unit)):
+    if not calendar.may_act(who.acting, unit):
         return message_page("无法查看", f"此令牌只能查看单位 {who.unit} 及其下级单位的进度。", 403)
     if unit not in tree or unit == calendar.office.code:
         return message_page("无法查看", f"战役 {campaign} 没有单位“{short_masked(unit)}”。", 404)

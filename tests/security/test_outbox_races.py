@@ -6,8 +6,8 @@ marked by a second one. A row whose lease ran out (its deliverer died) is looked
 most once more. A permanent answer about one message (an unknown channel) fails that message only.
 
 The reminders are 2020-shandong's of 12-02 with nothing reported (seed 000: "各市将动态管理工作开展情况报省扶贫
-开发办" by 2020-11-30 24:00): an overdue notice to each of the 16 cities and an escalation of each to the
-province's channel, 32 in all over 17 channels.
+开发办" by 2020-11-30 24:00, "9月30日前，市、县、乡逐级进行部署培训"): for each of the two, an overdue notice to each of
+the 16 cities and one digest of them to the province's channel, 34 in all over 17 channels.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 AT = "2020-12-02T09:00+08:00"
 JINAN, QINGDAO, HEZE = "370100", "370200", "371700"
 CALENDAR = read_calendar(CONFIG_CAMPAIGNS / "2020-shandong.yaml")
+DUE = 2 * (16 + 1)  # the day's reminders in play: two milestones, 16 cities and one digest each
 SCHEMA = "outbox_races"  # a schema of its own on PostgreSQL: other tests may reset ``public`` meanwhile
 
 
@@ -73,8 +74,14 @@ def slack():
 
 
 def due(engine):
-    reminders = reminders_due(engine, CALENDAR, parse_instant(AT))
-    assert len(reminders) == 32 and len({r.channel for r in reminders}) == 17
+    """The cities' two milestones of the day: the completion report and the cascade training (seed 000:
+    "9月30日前，市、县、乡逐级进行部署培训"), each overdue for all 16 and one digest to the province."""
+    reminders = [
+        r
+        for r in reminders_due(engine, CALENDAR, parse_instant(AT))
+        if r.milestone in ("completion_report", "cascade_training")
+    ]
+    assert len(reminders) == DUE and len({r.channel for r in reminders}) == 17
     assert any(
         r.text.startswith("【逾期】济南市：“各市报送动态管理工作开展情况”已于2020-11-30 24:00截止") for r in reminders
     )
@@ -134,7 +141,7 @@ def test_two_deliverers_at_once_send_each_reminder_once(store_url, slack):
     """The DAG's task and an operator's `campaign remind` at the same time, each with its own engine and client."""
     engines = [make_engine(store_url), make_engine(store_url)]
     reminders = due(engines[0])
-    assert outbox.enqueue(engines[0], reminders) == 32
+    assert outbox.enqueue(engines[0], reminders) == DUE
     results: dict[int, delivery.Delivery] = {}
     errors: list[BaseException] = []
 
@@ -162,10 +169,10 @@ def test_two_deliverers_at_once_send_each_reminder_once(store_url, slack):
     engine.dispose()
     keys = slack.fake.keys()
     assert set(keys) == {r.key for r in reminders} and set(keys.values()) == {1}, keys.most_common(5)
-    assert len(slack.fake.messages) == 32
-    assert left == {"sent": 32}
+    assert len(slack.fake.messages) == DUE
+    assert left == {"sent": DUE}
     assert all(row.receipt and row.sent_at for row in stored.values())
-    assert sum(r.sent + r.recovered for r in results.values()) >= 32
+    assert sum(r.sent + r.recovered for r in results.values()) >= DUE
 
 
 def test_two_deliverer_processes_on_one_store_send_each_reminder_once(store_url, tmp_path):
@@ -198,7 +205,7 @@ def test_two_deliverer_processes_on_one_store_send_each_reminder_once(store_url,
     lines = sink.read_text(encoding="utf-8").splitlines()
     written = [line.split('"key": "')[1].split('"')[0] for line in lines]
     assert sorted(written) == sorted(r.key for r in reminders)  # each once
-    assert outbox.counts(engine) == {"sent": 32}
+    assert outbox.counts(engine) == {"sent": DUE}
     engine.dispose()
 
 
@@ -213,13 +220,13 @@ def test_a_row_under_another_deliverers_live_lease_is_left_alone(engine, slack):
     sender = Looking(slack.url)
     result = delivery.deliver(engine, sender, backoff=0.5)
     assert time.monotonic() - started < 10  # it did not wait out its backoff rounds for a row not its own
-    assert (result.sent, result.recovered, result.failed) == (31, 0, 0)
+    assert (result.sent, result.recovered, result.failed) == (DUE - 1, 0, 0)
     assert jinan.key not in slack.fake.keys()  # not sent again ...
     assert sender.looked_up == [] and slack.fake.calls["conversations.history"] == 0  # ... nor looked up
     row = rows(engine)[jinan.key]
     assert (row.state, row.claimed_by, row.attempts) == ("sending", other, 1)  # nor marked
     assert row.lease_until == now + dt.timedelta(minutes=2)
-    assert outbox.counts(engine) == {"sent": 31, "sending": 1}
+    assert outbox.counts(engine) == {"sent": DUE - 1, "sending": 1}
 
 
 def test_a_row_whose_lease_ran_out_is_looked_up_and_sent_at_most_once(engine, slack):
@@ -236,12 +243,12 @@ def test_a_row_whose_lease_ran_out_is_looked_up_and_sent_at_most_once(engine, sl
     posted(slack, qingdao.key, qingdao.channel)  # 青岛市's notice got out before the crash; 济南市's did not
     sender = Looking(slack.url)
     result = delivery.deliver(engine, sender, backoff=0.05)
-    assert (result.sent, result.recovered, result.failed) == (31, 1, 0)
+    assert (result.sent, result.recovered, result.failed) == (DUE - 1, 1, 0)
     assert sorted(sender.looked_up) == sorted([jinan.key, qingdao.key])  # both looked up by their key, once
     assert slack.fake.calls["conversations.history"] == 1  # 济南市's channel has no message: nothing to read
     keys = slack.fake.keys()
     assert set(keys) == {r.key for r in reminders} and set(keys.values()) == {1}
-    assert outbox.counts(engine) == {"sent": 32}
+    assert outbox.counts(engine) == {"sent": DUE}
 
 
 def test_a_row_of_a_dead_process_on_this_machine_is_resolved_at_once(engine, slack):
@@ -256,9 +263,9 @@ def test_a_row_of_a_dead_process_on_this_machine_is_resolved_at_once(engine, sla
     now = pendulum.now("UTC")
     claim_as(engine, jinan.key, dead, lease_until=now + dt.timedelta(minutes=2), claimed_at=now)
     result = delivery.deliver(engine, senders.SlackSender(TOKEN, base_url=slack.url, timeout=5), backoff=0.05)
-    assert (result.sent, result.failed) == (32, 0)
-    assert set(slack.fake.keys().values()) == {1} and len(slack.fake.messages) == 32
-    assert outbox.counts(engine) == {"sent": 32}
+    assert (result.sent, result.failed) == (DUE, 0)
+    assert set(slack.fake.keys().values()) == {1} and len(slack.fake.messages) == DUE
+    assert outbox.counts(engine) == {"sent": DUE}
 
 
 class NoSuchChannel(senders.SlackSender):
@@ -287,12 +294,12 @@ def test_a_permanent_error_in_a_lookup_fails_that_reminder_only(engine, slack):
     sender = NoSuchChannel(slack.url, heze.channel)
     result = delivery.deliver(engine, sender, backoff=0.05)
     assert heze.key in sender.looked_up and jinan.key in sender.looked_up
-    assert (result.sent, result.failed) == (31, 1)
+    assert (result.sent, result.failed) == (DUE - 1, 1)
     row = rows(engine)[heze.key]
     assert row.state == "failed" and "channel_not_found" in row.last_error
     keys = slack.fake.keys()
     assert set(keys) == {r.key for r in reminders} - {heze.key} and set(keys.values()) == {1}
-    assert outbox.counts(engine) == {"sent": 31, "failed": 1}
+    assert outbox.counts(engine) == {"sent": DUE - 1, "failed": 1}
 
 
 class Broken(senders.SlackSender):
@@ -314,7 +321,7 @@ def test_an_error_sending_one_reminder_fails_that_reminder_only(engine, slack, e
     outbox.enqueue(engine, reminders)
     heze = next(r for r in reminders if r.unit == HEZE and r.kind == "overdue")
     result = delivery.deliver(engine, Broken(slack.url, heze.key, error), backoff=0.05)
-    assert (result.sent, result.failed) == (31, 1)
+    assert (result.sent, result.failed) == (DUE - 1, 1)
     row = rows(engine)[heze.key]
     assert row.state == "failed" and str(error) in row.last_error
     assert set(slack.fake.keys()) == {r.key for r in reminders} - {heze.key}
