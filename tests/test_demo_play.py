@@ -19,7 +19,7 @@ import uvicorn
 from include.calendar import read_calendar
 from include.calendar.compress import compress, to_yaml
 from include.calendar.instants import parse_duration
-from include.devtools.demo_play import play_demo
+from include.devtools.demo_play import own_declarations, play_demo
 from include.devtools.local_airflow import free_port
 from include.devtools.play import make_play
 from include.door.status import campaign_status
@@ -61,7 +61,13 @@ def test_the_demo_plays_every_unit_as_the_simulation_does(tmp_path):
     assert {key: states[key] for key in play.expected} == play.expected  # on time, late and never, as planned
     counties = [key for key in play.expected if key[0] not in calendar.unit_names]
     assert len(counties) == 2 * 136
-    assert done["报送 HTTP 201"] == sum(1 for item in play.attempts if item.expect_http == 201)
+    declared = own_declarations(calendar)  # the cities' training and collection, which have no gate
+    assert {(unit, milestone) for _, unit, milestone in declared} == {
+        (city, milestone) for city in calendar.unit_codes[:-1] for milestone in ("cascade_training", "collection_done")
+    }
+    assert all(states[(unit, milestone)] == "on_time" for _, unit, milestone in declared)
+    assert states[("371700", "cascade_training")] == "missing"  # 菏泽市 never reports
+    assert done["报送 HTTP 201"] == sum(1 for item in play.attempts if item.expect_http == 201) + len(declared)
     assert done["报送 HTTP 403"] == sum(1 for item in play.attempts if item.expect_http == 403) >= 2
     assert done["报送 HTTP 409"] == 1  # the city that reports after the closing
     assert done["上传工作簿 HTTP 201"] == 3

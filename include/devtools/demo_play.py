@@ -45,6 +45,7 @@ def steps_of(calendar: Calendar, workbooks: dict[str, Path]) -> list[Step]:
     that open its window, and the reminders two seconds after each due instant."""
     play = make_play(calendar)
     steps = [Step(item.at, "report", item.unit, item.milestone, item.token_of) for item in play.attempts]
+    steps += [Step(at, "report", unit, milestone, unit) for at, unit, milestone in own_declarations(calendar)]
     window = next(iter(calendar.entry_windows), None)
     for unit, file in workbooks.items():
         opened = [
@@ -57,6 +58,21 @@ def steps_of(calendar: Calendar, workbooks: dict[str, Path]) -> list[Step]:
     for milestone in calendar.milestones:
         steps.append(Step(milestone.due + dt.timedelta(seconds=2), "remind", milestone=milestone.id))
     return sorted(steps, key=lambda step: step.at)
+
+
+def own_declarations(calendar: Calendar) -> list[tuple[dt.datetime, str, str]]:
+    """What the simulation leaves out, having no gate to check it against: the top-level units' declarations of
+    the milestones they owe without a report (seed 000's "9月30日前，市、县、乡逐级进行部署培训"), each halfway
+    through its phase, by every unit but the one that never reports."""
+    never = make_play(calendar).roles["never"]
+    found = []
+    for milestone in calendar.milestones:
+        if milestone.report is not None or calendar.level_of(milestone) != calendar.units.level:
+            continue
+        phase = calendar.phase(milestone.phase)
+        at = phase.starts + (milestone.due - phase.starts) * 0.5
+        found += [(at, unit, milestone.id) for unit in calendar.owers(milestone) if unit != never]
+    return found
 
 
 def play_demo(
