@@ -82,6 +82,17 @@ class Components:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
 
+    def freeze(self, name: str, sig: int = signal.SIGSTOP) -> None:
+        """Stop (SIGSTOP) or go on with (SIGCONT) a component and every process under it: a drill freezes a worker
+        to see what it is running before it kills it, so that the task it kills cannot finish in between."""
+        import psutil
+
+        with contextlib.suppress(psutil.NoSuchProcess):
+            leader = psutil.Process(self.processes[name].pid)
+            for member in [leader, *leader.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    member.send_signal(sig)
+
     def start_later(self, name: str, seconds: float) -> None:
         """Start a stopped component again after ``seconds`` (from the watchdog's thread, which outlives it)."""
         self.later.append((time.monotonic() + seconds, name))
