@@ -21,7 +21,7 @@ from stdnum.cn import ric
 
 from include.calendar import Calendar
 from include.calendar.instants import TIMEZONE
-from include.calendar.regions import codes_until, counties, region
+from include.calendar.regions import codes_until, region
 from include.forms.spec import FieldSpec, FormSpec, get_form
 from include.forms.template import build_template
 from include.rules.catalog import INCOME_ITEMS_2017, RULES
@@ -86,11 +86,11 @@ def default_form(calendar: Calendar) -> FormSpec:
 
 def unit_prefixes(calendar: Calendar, unit: str) -> list[str]:
     """Six-digit region codes whose residents may belong to the unit (counties of a city; the office's own)."""
-    if unit.isdigit() and len(unit) == 6:
-        found = [county.code for county in counties(unit, calendar.year)]
-        if found:
-            return found
-    return [calendar.office.code]
+    found = [node.code for node in calendar.tree.children(unit) if node.level == "county"]
+    if found:
+        return found
+    node = calendar.tree.get(unit)
+    return [unit] if node is not None and node.level in ("city", "county") else [calendar.office.code]
 
 
 def make_id(rng: random.Random, prefix: str, birth: dt.date, male: bool) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from include.calendar import Calendar
 from include.calendar.instants import local_text
 from include.calendar.model import EntryWindow
+from include.door.places import address_check
 from include.door.windows import ApprovalView, approval_view, is_open
 from include.forms import records
 from include.forms.check import Checked, RowError, read_and_check
@@ -210,7 +211,7 @@ def ingest(
         _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{message}")
         raise WindowClosed(message)
     try:
-        checked = _read(path, calendar)
+        checked = _read(path, calendar, unit)
         if checked.accepted_rows == 0:
             if sum(checked.rows.values()) == 0:
                 raise WorkbookRefused("empty", "文件中没有填写任何数据行。请在模板的数据表中逐行填写后上传。")
@@ -275,11 +276,12 @@ def ingest(
     return result
 
 
-def _read(path: Path, calendar: Calendar) -> Checked:
-    """The workbook read and checked; a file that breaks the reader in a way no check names (an XML part that is
-    not XML, a bad CRC, an unknown compression, an encrypted entry) is refused like any damaged file, not a 500."""
+def _read(path: Path, calendar: Calendar, unit: str) -> Checked:
+    """The workbook read and checked, households outside the unit's part of the tree rejected; a file that breaks
+    the reader in a way no check names (an XML part that is not XML, a bad CRC, an unknown compression, an encrypted
+    entry) is refused like any damaged file, not a 500."""
     try:
-        return read_and_check(path, calendar.forms, calendar.id)
+        return read_and_check(path, calendar.forms, calendar.id, address_check(calendar, unit))
     except WorkbookRefused:
         raise
     except Exception as exc:  # the file's fault: what the reader raised goes to the server's log only

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -377,15 +377,23 @@ def _duplicates(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
     )
 
 
-def read_and_check(path: Path, allowed_forms: Iterable[str], campaign: str | None = None) -> Checked:
+# A check of the household rows that needs what the form does not know (the uploading unit's place in the tree,
+# include/door/places.py): given the household sheet's typed rows that passed their own checks, the rows it
+# rejects as _row, key (the field), message, raw. Their members are rejected with them.
+HouseholdCheck = Callable[[pl.DataFrame], pl.DataFrame]
+
+
+def read_and_check(
+    path: Path, allowed_forms: Iterable[str], campaign: str | None = None, households: HouseholdCheck | None = None
+) -> Checked:
     """Read the workbook (``WorkbookRefused`` if it fails as a whole, or was written for another ``campaign``) and
     check its rows, each sheet checked in its own thread as soon as it is read."""
-    return check_workbook(read_workbook(path, allowed_forms, hook=_check_sheet, campaign=campaign))
+    return check_workbook(read_workbook(path, allowed_forms, hook=_check_sheet, campaign=campaign), households)
 
 
-def check_workbook(workbook: Workbook) -> Checked:
+def check_workbook(workbook: Workbook, households: HouseholdCheck | None = None) -> Checked:
     """Join the per-sheet checks (``read_workbook``'s hook results) and check across sheets; rows with
-    any failing cell are left out of ``tables``."""
+    any failing cell are left out of ``tables``; ``households`` checks the household rows that passed."""
     form = workbook.form
     result = Checked(form=form)
     typed: dict[str, pl.DataFrame] = {}
@@ -404,6 +412,13 @@ def check_workbook(workbook: Workbook) -> Checked:
     key = form.household_key
     home = form.field(key).sheet if key else None
     if key and home:
+        if households is not None:
+            passed = typed[home].join(problems[home].select(ROW).unique(), on=ROW, how="anti")
+            outside = households(passed)
+            schema = problems[home].schema
+            problems[home] = pl.concat(
+                [problems[home], outside.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])]
+            )
         bad_home = problems[home].select(ROW).unique()
         all_households = typed[home].select(key, pl.col(ROW).alias("_home_row")).drop_nulls().unique(key, keep="first")
         rejected = all_households.join(bad_home, left_on="_home_row", right_on=ROW, how="semi")
