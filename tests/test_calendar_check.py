@@ -85,6 +85,16 @@ def child_after_parent(raw):
     raw["parent_deadlines"][0]["due"] = "2020-11-15T24:00+08:00"
 
 
+def level_of_the_office(raw):
+    # seed 000 gives the data entry to "县、乡扶贫部门"; written as the province's own, it is no unit's work
+    milestone(raw, "entry_done")["level"] = "province"
+
+
+def county_in_a_town_plan(raw):
+    # Longju's units are its villages ("各村"): a town plan has no counties to owe a milestone
+    milestone(raw, "signed_lists")["level"] = "county"
+
+
 BROKEN = [
     (
         "2020-shandong",
@@ -114,6 +124,8 @@ BROKEN = [
         "entry_windows[0].requires[0]",
         "引用了不存在的里程碑“completion_reprot”",
     ),
+    ("2020-shandong", level_of_the_office, "milestones[4].level", "“省”不在本办（省级）之下：里程碑应由下级单位承担"),
+    ("2020-chongqing-longju", county_in_a_town_plan, "milestones[1].level", "“县区”不在本办（乡镇级）之下"),
     (
         "2020-chongqing-longju",
         child_after_parent,

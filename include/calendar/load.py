@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from include.calendar.instants import local_text
 from include.calendar.model import PHASE_ORDER, Calendar, Unit
 from include.calendar.regions import cities, region
-from include.calendar.tree import Node, Tree, county_nodes
+from include.calendar.tree import LEVEL_WORDS, LEVELS, Node, Tree, county_nodes
 
 
 @dataclass(frozen=True)
@@ -239,6 +239,8 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
                     problems.append(Problem(f"{path}.reporters[{position}]", f"未知单位“{code}”"))
         if item.reporters and item.report is None:
             problems.append(Problem(f"{path}.report", "有报送单位的里程碑必须写明报送材料类型"))
+        if item.level is not None:
+            problems += _level_problems(calendar, f"{path}.level", item.level)
         within(f"{path}.due", item.within, item.due)
 
     for index, window in enumerate(calendar.entry_windows):
@@ -272,6 +274,14 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
     if calendar.income_period is not None:
         ordered("income_period.ends", calendar.income_period.starts, calendar.income_period.ends)
     return problems
+
+
+def _level_problems(calendar: Calendar, path: str, level: str) -> list[Problem]:
+    """A milestone's level must lie below the office: a province's cities, counties …; a town's villages."""
+    office = calendar.office_level
+    if LEVELS.index(level) <= LEVELS.index(office):
+        return [Problem(path, f"“{LEVEL_WORDS[level]}”不在本办（{LEVEL_WORDS[office]}级）之下：里程碑应由下级单位承担")]
+    return []
 
 
 def _unknown_phase(phase_id: str, phases: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from include import paths
 from include.calendar.load import CalendarError, Problem, read_calendar
 from include.calendar.model import Calendar
+from include.calendar.roster import with_roster
 
 CAMPAIGN_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 """A campaign id: lower-case letters, digits and hyphens, at most 64 characters (the store's column)."""
@@ -60,11 +61,13 @@ def check_id_matches_file(calendar: Calendar, file: Path) -> None:
         raise CalendarError(file, [Problem("id", f"编号“{calendar.id}”与文件名“{file.stem}”不一致")])
 
 
-def load_campaign(campaign_id: str) -> Calendar:
-    """The calendar of a campaign by id; `UnknownCampaign` if there is none, `CalendarError` if it is invalid."""
+def load_campaign(campaign_id: str, *, roster: bool = True) -> Calendar:
+    """The calendar of a campaign by id, with the roster of its townships and villages where one is loaded (not
+    with ``roster=False``: the calendar as shipped); `UnknownCampaign` if there is none, `CalendarError` if it is
+    invalid."""
     file = calendar_path(campaign_id)
     if file is None:
         raise UnknownCampaign(campaign_id)
     calendar = read_calendar(file)
     check_id_matches_file(calendar, file)
-    return calendar
+    return with_roster(calendar) if roster else calendar

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 from pathlib import Path
 
+from include.calendar.instants import local_text
 from include.cli.common import (
+    EXIT_INVALID,
     Commands,
     UsageError,
     duration_option,
@@ -189,7 +192,63 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_roster_template(args: argparse.Namespace) -> int:
+    from include.door.rosters import write_template
+
+    calendar = load_calendar(args.campaign)
+    write_template(calendar, Path(args.out))
+    print(f"已写出{calendar.name}的乡镇、村名册模板 → {args.out}")
+    return 0
+
+
+def cmd_roster_load(args: argparse.Namespace) -> int:
+    from include.calendar.registry import load_campaign
+    from include.door.rosters import RosterRefused, load_roster, read_xlsx, read_yaml
+
+    load_calendar(args.campaign)  # an unknown campaign is a usage error, as everywhere
+    calendar = load_campaign(args.campaign, roster=False)
+    at = now_at(args.at)
+    path = Path(args.file)
+    engine = open_engine()
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            roster = read_yaml(path)
+        else:
+            roster = read_xlsx(path, calendar.id, args.source or f"{path.name}（{local_text(at)}载入）")
+        loaded = load_roster(engine, calendar, roster, at, args.actor)
+    except RosterRefused as refused:
+        if args.json:
+            print(json.dumps({"status": "refused", "problems": refused.problems}, ensure_ascii=False, indent=2))
+        else:
+            print(f"名册未载入（{len(refused.problems)} 个问题），原名册保持不变：", file=sys.stderr)
+            for problem in refused.problems:
+                print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps({"status": "loaded", **loaded.as_json()}, ensure_ascii=False, indent=2))
+    else:
+        again = "，替换原名册" if loaded.replaced else ""
+        print(f"已载入{calendar.name}的名册：{loaded.townships} 个乡镇、{loaded.villages} 个村{again}")
+    return 0
+
+
 def register(commands: Commands) -> None:
+    roster = commands.add_parser("roster", help="乡镇、村名册：模板与载入")
+    roster_commands = roster.add_subparsers(dest="roster_command", required=True, metavar="子命令")
+    template = roster_commands.add_parser("template", help="写出名册的 Excel 模板")
+    template.add_argument("--campaign", required=True, metavar="ID")
+    template.add_argument("--out", required=True, metavar="FILE")
+    template.set_defaults(handler=cmd_roster_template)
+    load = roster_commands.add_parser("load", help="载入名册（.xlsx 模板或 .yaml），有问题则整体不载入")
+    load.add_argument("file", metavar="FILE")
+    load.add_argument("--campaign", required=True, metavar="ID")
+    load.add_argument("--source", help="名册来源（默认：文件名与载入时间）")
+    load.add_argument("--actor", default="cli", help="载入者（记入审计日志）")
+    load.add_argument("--at", help="以此时刻为“现在”（ISO-8601，带时区）")
+    load.add_argument("--json", action="store_true")
+    load.set_defaults(handler=cmd_roster_load)
     report = commands.add_parser("report", help="单位报送材料")
     report_commands = report.add_subparsers(dest="report_command", required=True, metavar="子命令")
     submit = report_commands.add_parser("submit", help="报送一份材料（到期后逾期标注，系统关闭后拒收）")

@@ -59,7 +59,8 @@ def place_of(calendar: Calendar, unit: str) -> Place | None:
         home = calendar.office.code  # a town plan's office is its county's code (500101 万州区)
         provinces, cities = _province_city(home, year)
         county = _region_name(home, year)
-        village = None if calendar.units.placeholder else (node.name,)
+        placeholder = any(unit.placeholder for unit in calendar.unit_list if unit.code == node.code)
+        village = None if placeholder else (node.name,)
         columns = [("address_county", (county,) if county else None), ("address_village", village)]
     else:
         provinces, cities = _province_city(node.code, year)
