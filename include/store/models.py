@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import Date, DateTime, ForeignKey, MetaData, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -202,3 +202,34 @@ class OutboxMessage(Base):
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())  # its claim holds until then
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     receipt: Mapped[str | None] = mapped_column(String(120))  # Slack's message ts, or the sink's line
+
+
+class WorkloadHousehold(Base):
+    """One household on a unit's list of this year's work (工作台账: the households to visit and update), as the
+    office loaded it (include/door/workload.py). The key is the forms' household key (户主证件号码, 户编号)."""
+
+    __tablename__ = "workload"
+    __table_args__ = (UniqueConstraint("campaign_id", "unit", "household"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str] = mapped_column(String(32))
+    household: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class DailyEntry(Base):
+    """A unit's entered households at the end of one day (seed 004: "每天统计…数量变化情况"): the households of its
+    accepted uploads, and how many of them are on its workload (None where it has none). Written on each upload
+    and each workload load, the day's last figure kept: the unit's trajectory."""
+
+    __tablename__ = "daily_entries"
+    __table_args__ = (UniqueConstraint("campaign_id", "unit", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str] = mapped_column(String(32))
+    day: Mapped[dt.date] = mapped_column(Date())
+    households: Mapped[int]
+    on_list: Mapped[int | None]
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -126,7 +126,7 @@ def _header_renamed(sheet: str, sheet_id: str, header: str, source: str | None, 
 def _id_as_number(good, tmp):
     def change(wb):
         cell = wb["家庭成员"][f"{column_of('members', 'A4 居民身份证(残疾人证)号码')}3"]
-        original = str(cell.value)
+        original = str(cell.value).replace("X", "0")  # one ending in X is no number in Excel: its digits are
         cell.value = float(original)  # what Excel keeps of a pasted 18-digit ID: 3.70114E+17
         return {original}
 
