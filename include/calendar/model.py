@@ -270,6 +270,9 @@ class Calendar(_Frozen):
     def phases_in_order(self) -> list[Phase]:
         return sorted(self.phases, key=lambda phase: (PHASE_ORDER.index(phase.id), phase.starts))
 
+    def milestone(self, milestone_id: str) -> Milestone | None:
+        return next((item for item in self.milestones if item.id == milestone_id), None)
+
     def phase(self, phase_id: str) -> Phase | None:
         return next((phase for phase in self.phases if phase.id == phase_id), None)
 

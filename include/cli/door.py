@@ -234,7 +234,59 @@ def cmd_roster_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workload_template(args: argparse.Namespace) -> int:
+    from include.door.workload import write_template
+
+    calendar = load_calendar(args.campaign)
+    write_template(calendar, Path(args.out))
+    print(f"已写出{calendar.name}的工作台账模板 → {args.out}")
+    return 0
+
+
+def cmd_workload_load(args: argparse.Namespace) -> int:
+    from include.door.workload import WorkloadRefused, load_workload, read_workload_xlsx
+
+    calendar = load_calendar(args.campaign)
+    at = now_at(args.at)
+    path = Path(args.file)
+    engine = open_engine()
+    try:
+        by_unit = read_workload_xlsx(path, calendar)
+        loaded = load_workload(engine, calendar, by_unit, at, args.actor, args.source or path.name)
+    except WorkloadRefused as refused:
+        if args.json:
+            print(json.dumps({"status": "refused", "problems": refused.problems}, ensure_ascii=False, indent=2))
+        else:
+            print(f"工作台账未载入（{len(refused.problems)} 个问题），原台账保持不变：", file=sys.stderr)
+            for problem in refused.problems:
+                print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps({"status": "loaded", "units": loaded}, ensure_ascii=False, indent=2))
+    else:
+        listed = "，".join(f"{calendar.name_of(unit)} {n} 户" for unit, n in loaded.items())
+        print(f"已载入{calendar.name}的工作台账：{listed}")
+    return 0
+
+
 def register(commands: Commands) -> None:
+    workload = commands.add_parser("workload", help="工作台账（本年度须入户核实、更新的户）：模板与载入")
+    workload_commands = workload.add_subparsers(dest="workload_command", required=True, metavar="子命令")
+    template = workload_commands.add_parser("template", help="写出工作台账的 Excel 模板")
+    template.add_argument("--campaign", required=True, metavar="ID")
+    template.add_argument("--out", required=True, metavar="FILE")
+    template.set_defaults(handler=cmd_workload_template)
+    load = workload_commands.add_parser("load", help="载入工作台账（替换文件中各单位原有的台账）")
+    load.add_argument("file", metavar="FILE")
+    load.add_argument("--campaign", required=True, metavar="ID")
+    load.add_argument("--source", help="台账来源（默认：文件名）")
+    load.add_argument("--actor", default="cli", help="载入者（记入审计日志）")
+    load.add_argument("--at", help="以此时刻为“现在”（ISO-8601，带时区）")
+    load.add_argument("--json", action="store_true")
+    load.set_defaults(handler=cmd_workload_load)
+
     roster = commands.add_parser("roster", help="乡镇、村名册：模板与载入")
     roster_commands = roster.add_subparsers(dest="roster_command", required=True, metavar="子命令")
     template = roster_commands.add_parser("template", help="写出名册的 Excel 模板")

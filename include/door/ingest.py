@@ -31,6 +31,7 @@ from include.calendar.instants import local_text
 from include.calendar.model import EntryWindow
 from include.door.places import address_check
 from include.door.windows import ApprovalView, approval_view, is_open
+from include.door.workload import record_day
 from include.forms import records
 from include.forms.check import Checked, RowError, read_and_check
 from include.forms.spec import FormSpec
@@ -273,7 +274,20 @@ def ingest(
             session.flush()  # the audit row is in the store's transaction before the records go live
             publication.publish()  # and the commit at the end of this block makes both visible
         # a failed commit propagates through ``publishing``, which puts the previous version back
+    if publication.changed:
+        _keep_the_days_figures(engine, calendar, unit, at)
     return result
+
+
+def _keep_the_days_figures(engine: Engine, calendar: Calendar, unit: str, at: dt.datetime) -> None:
+    """The day's entered households of the unit, its counties and the offices above (include/door/workload.py).
+    The upload is stored already: a figure that cannot be kept now is logged, and kept with the next upload."""
+    tree = calendar.tree
+    units = [node.code for node in tree.subtree(unit)] + [node.code for node in tree.ancestors(unit)]
+    try:
+        record_day(engine, calendar, at, units)
+    except Exception:  # the upload stands; only the day's statistics wait for the next one
+        log.exception("未能记录 %s 当日的录入统计", unit)
 
 
 def _read(path: Path, calendar: Calendar, unit: str) -> Checked:

@@ -1,11 +1,14 @@
 """How far each unit has got: its milestones (on time, late, missing) and those of the units below it, the
-households it has entered, its open problems; and every office's reporting rates (include/door/status.py).
+households it has entered, its workload and projected finish, its open problems; and every office's reporting
+rates (include/door/status.py).
 
-Entered households are the distinct households of the campaign's household forms in the records store
-(new poor, edge, unstable …), counted for the unit that uploaded them. No share of an unrelated total is
-shown: the registry's registered households are the whole roster, while this year's forms hold the
-changes (new identifications are about 5 % of it, seed 004); a unit's share is of the milestones due so
-far that it and its units below have completed.
+Entered households are the distinct households of the campaign's household forms in the uploads in force, each
+counted for the county its address names (a city's for its counties together). Against a workload (工作台账,
+include/door/workload.py) a unit's progress is the share of its list entered, with the pace of its last days and
+the day it will finish at that pace. Where no workload is loaded no share of households is shown: the registry's
+registered households are the whole roster, while this year's forms hold the changes (new identifications are
+about 5 % of it, seed 004). A unit's ``share`` is of the milestones due so far that it and its units below have
+completed.
 """
 
 from __future__ import annotations
@@ -14,31 +17,12 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from sqlalchemy.engine import Engine
 
 from include.calendar import Calendar
 from include.calendar.tree import LEVEL_WORDS, LEVELS
 from include.door.status import STATE_WORDS
-from include.forms import records
-from include.forms.spec import get_form
-
-
-def entered_households(calendar: Calendar) -> dict[str, int]:
-    """Per unit that uploads: the distinct households in its records in force, over the household forms."""
-    codes = calendar.unit_codes
-    entered = dict.fromkeys(codes, 0)
-    for form_id in calendar.forms:
-        form = get_form(form_id)
-        if not form.household_key or not any(sheet.id == "households" for sheet in form.sheets):
-            continue
-        frame = records.scan(calendar.id, form.id, "households", codes, pinned=records.pin(calendar.id, form.id, codes))
-        if frame is None:
-            continue
-        counts = frame.group_by("unit").agg(pl.col(form.household_key).n_unique().alias("n")).collect()
-        for unit, n in counts.iter_rows():
-            entered[unit] = entered.get(unit, 0) + int(n)
-    return entered
+from include.door.workload import entered_now, projections
 
 
 def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime, under: str | None = None) -> dict[str, Any]:
@@ -53,7 +37,8 @@ def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime, under: 
 
     tree = calendar.tree
     status = campaign_status(engine, calendar, at, under=under)
-    entered = entered_households(calendar)
+    entered = entered_now(engine, calendar)
+    ahead = projections(engine, calendar, at)
     top = set(calendar.unit_codes)
     rows = []
     for unit in status["units"]:
@@ -80,7 +65,9 @@ def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime, under: 
                 "done": {"expected": len(due), "received": received, "on_time": due.count("on_time")},
                 "share": round(received / len(due), 4) if due else None,
                 "uploads": code in top,  # the units that upload workbooks and get problem lists (a county's: its city)
-                "entered": entered.get(code),
+                "entered": entered[code].households if code in entered else 0,
+                "new": entered[code].households - (entered[code].on_list or 0) if code in ahead else None,
+                "workload": ahead[code].as_json() if code in ahead else None,
                 "open_problems": problems[1] if problems else None,
                 "problems_stage": problems[0] if problems else None,
                 "entry_window": unit["entry_window"],

@@ -13,8 +13,11 @@ declared it is never reminded of it. Kinds, for the units that have not:
   province, one per parent office (one where the parent is the province itself);
 - ``closing``: on the day an entry window or the system closes, even a holiday, to the units concerned.
 
-No pace reminder is sent: a pace needs the unit's own workload (issue 15, item 4), and the registry's
-registered households are no such thing (this year's forms hold the changes, about 5 % of it).
+- ``pace``: on working days of the entry, to a unit with a workload (工作台账, include/door/workload.py) that
+  has not declared its entry done and that, at the pace of its last days, will finish after its deadline (or
+  has entered nothing in those days); ``pace_parent``: one digest to its parent office naming them all.
+  A unit without a workload gets none: the registry's registered households are no workload (this year's forms
+  hold the changes, about 5 % of it).
 
 Each reminder has a dedupe key (campaign, milestone, unit, kind, day): the outbox sends a key once. ``unit`` is
 whom it is about (the parent office for a digest), ``to`` the unit whose channel receives it, ``about`` the
@@ -24,6 +27,7 @@ units it covers. Texts are Chinese and carry no names, ID numbers or phone numbe
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +38,7 @@ from include.calendar.instants import last_day, local_day, local_text
 from include.calendar.tree import LEVEL_WORDS
 from include.calendar.workdays import is_working_day, working_days_between
 from include.door.status import campaign_status, main_window
+from include.door.workload import PACE_DAYS, entry_span, projections
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,9 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
             if to_province:
                 add(milestone.id, parent, "escalation_province", text, to=province.code, about=tuple(children))
 
+    if working:
+        _pace_reminders(engine, calendar, at, states, add, url)
+
     window = main_window(calendar)
     for item in calendar.entry_windows:
         if last_day(item.closes) != day or item.closes == calendar.system_close.at:
@@ -184,3 +192,52 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
                 f"【系统关闭】{unit['name']}：信息系统将于{closes}关闭，关闭后不能再录入或修改数据。",
             )  # fmt: skip
     return found
+
+
+def _pace_reminders(
+    engine: Engine, calendar: Calendar, at: dt.datetime, states: dict, add: Callable[..., None], url: str
+) -> None:
+    """The units whose pace misses their deadline (those with a workload, entry not declared done), each told
+    where its pace takes it, and one digest per parent office naming them."""
+    day = local_day(at)
+    behind: dict[str, list[tuple[str, str]]] = {}
+    for code, ahead in sorted(projections(engine, calendar, at).items()):
+        node = calendar.tree.get(code)
+        start, _, milestone = entry_span(calendar, code)
+        owed = calendar.milestone(milestone) if milestone else None
+        if node is None or owed is None or code not in calendar.owers(owed):
+            continue  # an office's sum of its counties: the counties are told, the office gets the digest
+        if not start <= day <= ahead.deadline or states.get((code, milestone)) not in ("pending", "missing"):
+            continue
+        if ahead.state not in ("behind", "stalled"):
+            continue
+        name = calendar.name_of(code)
+        share = f"{ahead.done / ahead.workload:.0%}"
+        head = f"【进度预警】{name}：工作台账 {ahead.workload} 户，已录入 {ahead.done} 户（{share}）"
+        deadline = f"{ahead.deadline:%m-%d}"
+        if ahead.state == "behind":
+            where = f"晚{ahead.days_late}天"
+            text = (
+                f"{head}；近{PACE_DAYS}天每天约 {_per_day(ahead.pace)} 户，按此进度预计 {ahead.finish:%m-%d} 完成，"
+                f"晚于 {deadline} 截止 {ahead.days_late} 天。请加快录入。进度见 {url}"
+            )
+        else:
+            where = "近期无录入"
+            text = f"{head}；近{PACE_DAYS}天没有新录入，{deadline} 截止。请尽快录入。进度见 {url}"
+        add(milestone, code, "pace", text)
+        behind.setdefault(node.parent or calendar.office.code, []).append((code, f"{name}（{where}）"))
+    for parent, units in behind.items():
+        word = LEVEL_WORDS.get(calendar.tree.get(units[0][0]).level, "单位")  # type: ignore[union-attr]
+        milestone = entry_span(calendar, units[0][0])[2] or "entry"
+        listed = "、".join(text for _, text in units)
+        add(
+            milestone, parent, "pace_parent",
+            f"【进度预警】{calendar.name_of(parent)}：按目前进度，以下{len(units)}个{word}将不能按期完成录入：{listed}。"
+            f"请督促。进度见 {url}",
+            about=tuple(code for code, _ in units),
+        )  # fmt: skip
+
+
+def _per_day(pace: float | None) -> str:
+    """A pace as a clerk reads it: 12 a day, 0.4 a day."""
+    return f"{pace:.0f}" if pace is not None and pace >= 10 else f"{pace or 0:.1f}".removesuffix(".0")
