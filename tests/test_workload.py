@@ -143,6 +143,14 @@ def test_projections_follow_the_trajectory_of_the_uploads(run_cli, played):
     # 60 of the list in the 8 days since 11-12: 7.5 a day; 80 left → 11 days → 12-01, one day after 11-30
     assert city["workload"]["finish"] == "2020-12-01" and city["workload"]["days_late"] == 1
     assert units["370200"]["workload"] is None, "青岛市 has no workload: no share, no projection"
+    named = {item["unit"]: item for item in report["behind"]}
+    assert named[CITY]["days_late"] == 1 and named[CITY]["name"] == "济南市"
+    assert set(named) == {
+        code for code, unit in units.items() if (unit["workload"] or {}).get("state") in ("behind", "stalled")
+    }
+
+    text = ok(run_cli, "progress", "--campaign", CAMPAIGN, "--at", AT, "--under", CITY)
+    assert "工作台账 120/200（60%），预计 12-01 完成，晚 1 天" in text
 
 
 def test_the_counties_behind_their_pace_are_reminded_and_their_city_gets_one_digest(run_cli, played):

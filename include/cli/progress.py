@@ -18,7 +18,7 @@ from include.masking import short_masked
 
 def cmd_progress(args: argparse.Namespace) -> int:
     from include.door.status import STATE_WORDS
-    from include.progress.report import progress_report, write_progress_xlsx
+    from include.progress.report import progress_report, workload_words, write_progress_xlsx
 
     calendar = load_calendar(args.campaign)
     if args.under is not None and args.under not in calendar.tree:
@@ -45,9 +45,10 @@ def cmd_progress(args: argparse.Namespace) -> int:
             share = f"（{unit['share']:.0%}）" if unit["share"] is not None else ""
             entered = "" if unit["entered"] is None else f"　已录入 {unit['entered']} 户"
             problems = "" if unit["open_problems"] is None else f"　未整改问题 {unit['open_problems']}"
+            workload = "" if unit["workload"] is None else f"　工作台账 {workload_words(unit['workload'])}"
             print(
                 f"{unit['name']}（{unit['unit']}）　{states}　到期事项已完成 {done['received']}/{done['expected']}"
-                f"{share}{entered}{problems}"
+                f"{share}{entered}{workload}{problems}"
             )
     return 0
 

@@ -22,7 +22,24 @@ from sqlalchemy.engine import Engine
 from include.calendar import Calendar
 from include.calendar.tree import LEVEL_WORDS, LEVELS
 from include.door.status import STATE_WORDS
-from include.door.workload import entered_now, projections
+from include.door.workload import PACE_DAYS, entered_now, projections
+
+
+def workload_words(workload: dict[str, Any] | None) -> str:
+    """A unit's progress against its workload as the pages and the sheet say it: "120/200（60%），预计 12-01 完成，晚
+    1 天"; "—" where it has none."""
+    if workload is None:
+        return "—"
+    head = f"{workload['done']}/{workload['workload']}（{workload['rate']:.0%}）"
+    state = workload["state"]
+    if state == "done":
+        return f"{head}，已完成"
+    if state == "stalled":
+        return f"{head}，近{PACE_DAYS}天无录入，{workload['deadline'][5:]} 截止"
+    if state == "no_data":
+        return f"{head}，尚无录入"
+    finish = workload["finish"][5:]
+    return f"{head}，预计 {finish} 完成" + (f"，晚 {workload['days_late']} 天" if state == "behind" else "")
 
 
 def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime, under: str | None = None) -> dict[str, Any]:
@@ -97,6 +114,14 @@ def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime, under: 
             }
         )
     first = levels[0] if levels else {"milestones": [], "units": []}
+    behind = sorted(
+        (
+            {"unit": row["unit"], "name": row["name"], "level": row["level"], **row["workload"]}
+            for row in rows
+            if row["workload"] and row["workload"]["state"] in ("behind", "stalled")
+        ),
+        key=lambda item: (LEVELS.index(item["level"]), -(item["days_late"] or 10**6)),
+    )
     return {
         "campaign": calendar.id,
         "name": calendar.name,
@@ -105,6 +130,7 @@ def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime, under: 
         "units": first["units"],
         "levels": levels,
         "rates": status["rates"],
+        "behind": behind,  # the units that, at their pace, will miss their deadline (or have stalled)
     }
 
 
@@ -132,7 +158,17 @@ def write_progress_xlsx(report: dict[str, Any], out: Path) -> Path:
         ws["A1"] = f"{report['name']} {level['word']}进度（截至 {report['at']}，落后的在前）"
         ws["A1"].font = Font(bold=True, size=14)
         milestones = [item["name"] for item in level["milestones"]]
-        headers = ["单位", "代码", "上级", *milestones, "已录入（户）", "到期事项已完成", "完成比例", "未整改问题"]
+        headers = [
+            "单位",
+            "代码",
+            "上级",
+            *milestones,
+            "已录入（户）",
+            "到期事项已完成",
+            "完成比例",
+            "未整改问题",
+            "工作台账进度",
+        ]
         ws.append([])
         ws.append(headers)
         header(ws, 3)
@@ -149,6 +185,7 @@ def write_progress_xlsx(report: dict[str, Any], out: Path) -> Path:
             share = ws.cell(row=row, column=column + 2, value=unit["share"])
             share.number_format = "0%"
             ws.cell(row=row, column=column + 3, value=unit["open_problems"])
+            text_cell(ws, row, column + 4, workload_words(unit["workload"]))
         for column in range(1, len(headers) + 1):
             ws.column_dimensions[get_column_letter(column)].width = 14 if column > 3 else 10
         if level["units"]:

@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from include.door.status import STATE_WORDS, WINDOW_WORDS
+from include.progress.report import workload_words
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 COLOURS = {"on_time": "#2e7d32", "late": "#ef6c00", "missing": "#c62828", "pending": "#9e9e9e"}
@@ -42,6 +43,7 @@ def environment() -> Environment:
         "state_word": lambda state: STATE_WORDS.get(state, state),
         "window_word": lambda window: WINDOW_WORDS.get(window["state"], window["state"]) if window else "—",
         "colour": lambda state: COLOURS.get(state, "#607d8b"),
+        "workload": workload_words,
     }
     return env
 
