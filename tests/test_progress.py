@@ -101,3 +101,25 @@ def test_progress_workbook_has_a_chart_and_text_cells(run_cli, tmp_path):
         row for row in rates if row[0] == "山东省扶贫开发办公室" and row[2] == "各市报送动态管理工作开展情况"
     )
     assert province[3:6] == (16, 15, 14)  # 16 cities expected, 15 received (滨州市 late), 14 on time
+
+
+def test_a_city_without_counties_has_its_cells_under_the_same_columns(tmp_path):
+    """Guangdong 2020: 东莞市 has no counties, so it owes the counties' data entry itself and its row has one more
+    milestone than 广州市's. Every row of a level has the level's columns, in one order; 广州市's cell for the
+    counties' work says it does not owe it ("—"), so no state sits under another milestone's heading."""
+    from include.calendar.instants import parse_instant
+    from include.progress.report import progress_report
+    from include.store.db import make_engine, upgrade
+    from tests.test_tree import guangdong
+
+    engine = make_engine(upgrade())
+    report = progress_report(engine, guangdong(tmp_path), parse_instant("2020-12-02T09:00+08:00"))
+    cities = next(level for level in report["levels"] if level["level"] == "city")
+    columns = [item["id"] for item in cities["milestones"]]
+    assert "entry_done" in columns
+    for unit in cities["units"]:
+        assert [item["id"] for item in unit["milestones"]] == columns, unit["name"]
+    rows = {unit["unit"]: {item["id"]: item["state"] for item in unit["milestones"]} for unit in cities["units"]}
+    assert rows["440100"]["entry_done"] == "not_owed" and rows["441900"]["entry_done"] == "missing"
+    assert rows["440100"]["completion_report"] == rows["441900"]["completion_report"] == "missing"
+    engine.dispose()

@@ -22,7 +22,7 @@ def main_window(calendar: Calendar) -> EntryWindow | None:
 
 
 # A milestone's state for a unit, and the word every page, workbook and command shows for it.
-STATE_WORDS = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期"}
+STATE_WORDS = {"on_time": "按时", "late": "逾期", "missing": "未报", "pending": "未到期", "not_owed": "—"}
 # A unit's entry window at an instant, and its word.
 WINDOW_WORDS = {"not_open": "未开放", "open": "开放中", "closed": "已关闭"}
 

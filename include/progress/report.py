@@ -104,7 +104,15 @@ def progress_report(engine: Engine, calendar: Calendar, at: dt.datetime, under: 
         units = [row for row in rows if row["level"] == level]
         if not units:
             continue
-        ids = [item["id"] for item in units[0]["milestones"]]
+        # the level's columns: every milestone one of its units owes (a city without counties owes the counties'
+        # work too, 东莞市), each row's cells in that order, "not_owed" where the unit owes it not
+        owed = {item["id"] for unit in units for item in unit["milestones"]}
+        ids = [item.id for item in sorted(calendar.milestones, key=lambda item: item.due) if item.id in owed]
+        for unit in units:
+            have = {item["id"]: item for item in unit["milestones"]}
+            unit["milestones"] = [
+                have.get(item, {"id": item, "state": "not_owed", "received_at": None}) for item in ids
+            ]
         levels.append(
             {
                 "level": level,

@@ -17,7 +17,7 @@ from include.door.status import STATE_WORDS, WINDOW_WORDS
 from include.progress.report import workload_words
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-COLOURS = {"on_time": "#2e7d32", "late": "#ef6c00", "missing": "#c62828", "pending": "#9e9e9e"}
+COLOURS = {"on_time": "#2e7d32", "late": "#ef6c00", "missing": "#c62828", "pending": "#9e9e9e", "not_owed": "#eeeeee"}
 
 
 def _dash(value: int | None) -> str:
