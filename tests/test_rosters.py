@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import openpyxl
-import yaml
+import pytest
 
 from include.calendar.roster import roster_file
 from include.door.rosters import COLUMNS, SHEET
@@ -64,7 +64,7 @@ def test_a_towns_roster_replaces_its_placeholder_villages(run_cli, tmp_path):
     }
     after = units(run_cli, LONGJU, "--level", "village")
     assert after == [{"code": code, "name": name, "level": "village", "parent": "500101"} for code, name in VILLAGES]
-    kept = yaml.safe_load(roster_file(LONGJU).read_text(encoding="utf-8"))
+    kept = json.loads(roster_file(LONGJU).read_text(encoding="utf-8"))
     assert kept["townships"][0]["villages"][0]["contact"] == {"name": "张三", "phone": "13800001111"}
 
     # the roster's villages are the units now: one reports, a placeholder code is no unit any more
@@ -152,3 +152,19 @@ def test_a_provinces_roster_puts_townships_under_their_counties(run_cli, tmp_pat
     bad = filled(run_cli, tmp_path, "2020-shandong", [("370101001", "某街道")])
     code, out, _ = run_cli("roster", "load", bad, "--campaign", "2020-shandong", "--json")
     assert code == 1 and any("370101 不是本战役 2020 年的县区" in p for p in json.loads(out)["problems"])
+
+
+@pytest.mark.airflow
+def test_the_campaign_dags_gates_follow_the_roster(run_cli, tmp_path):
+    """The campaign DAG's gates are mapped over the roster's villages on its next parse, and the gate's trigger
+    (which loads the campaign by id) sees the same villages."""
+    from include.calendar.registry import load_campaign
+    from include.orchestration.dag_factory import build_all, gate_units
+    from include.paths import CONFIG_CAMPAIGNS
+
+    file = filled(run_cli, tmp_path, LONGJU, [(TOWN, "龙驹镇", code, name) for code, name in VILLAGES])
+    assert run_cli("roster", "load", file, "--campaign", LONGJU)[0] == 0
+    dag = build_all([CONFIG_CAMPAIGNS / f"{LONGJU}.yaml"])[LONGJU]
+    assert dag.get_task("collection.gate_signed_lists").expand_input.value["unit"] == [code for code, _ in VILLAGES]
+    calendar = load_campaign(LONGJU)
+    assert gate_units(calendar, calendar.milestone("signed_lists"))[0] == [code for code, _ in VILLAGES]

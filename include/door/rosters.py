@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, select
 
 from include.calendar import Calendar
-from include.calendar.roster import Roster, roster_file, roster_problems, roster_yaml
+from include.calendar.roster import Roster, roster_file, roster_json, roster_problems
 from include.forms import records
 from include.forms.xlsx import print_setup, save_atomically, text_cell
 from include.masking import short_masked
@@ -168,7 +168,7 @@ def _without_row(entry: dict) -> dict:
 
 def read_yaml(path: Path) -> Roster:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise RosterRefused([f"名册文件无法读取：{type(exc).__name__}"]) from None
     return _validated(raw)
@@ -219,7 +219,7 @@ def load_roster(engine: Engine, calendar: Calendar, roster: Roster, at: dt.datet
         raise RosterRefused(problems)
     file = roster_file(calendar.id)
     replaced = file.exists()
-    write_atomically(file, roster_yaml(roster))
+    write_atomically(file, roster_json(roster))
     townships = len(roster.townships)
     villages = sum(len(township.villages) for township in roster.townships)
     again = "，替换原名册" if replaced else ""

@@ -26,7 +26,7 @@ from include.calendar.instants import local_iso, local_text
 from include.calendar.model import EntryWindow, Milestone, Phase
 from include.calendar.registry import check_id_matches_file
 from include.calendar.render import calendar_markdown
-from include.calendar.roster import with_roster
+from include.calendar.roster import shapes_the_dags, with_roster
 from include.calendar.tree import LEVEL_WORDS
 from include.orchestration.gates import GATE_LABEL, ProvinceApproval, ReportGate, poll_seconds, province_approvers
 from include.orchestration.instant_sensor import CalendarInstantSensor
@@ -281,7 +281,8 @@ def build_all(files: list[Path]) -> dict[str, DAG]:
         try:
             calendar = read_calendar(file)
             check_id_matches_file(calendar, file)  # a file named otherwise never stands in for a campaign
-            calendar = with_roster(calendar)  # a town's villages from its roster, where the office loaded one
+            if shapes_the_dags(calendar):
+                calendar = with_roster(calendar)  # a town's villages from its roster, where the office loaded one
         except CalendarError as exc:
             log.error("%s", exc)
             dag = build_error_dag(file, exc)
