@@ -10,12 +10,14 @@ import io
 import openpyxl
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from include.calendar.instants import parse_instant
 from include.door.tokens import issue_token
 from include.forms import records
 from include.forms.template import MARKER_SHEET
-from include.store.db import make_engine, upgrade
+from include.store.db import make_engine, session_scope, upgrade
+from include.store.models import AuditEntry
 from include.web.app import create_app
 from tests.test_api import Clock
 
@@ -126,13 +128,32 @@ def test_template_download(world):
     assert missing.status_code == 404
 
 
-def test_a_countys_workbook_goes_up_through_its_city(world):
-    """A county's data are its city's here: their records, windows and problem lists are kept per city."""
-    client, tokens, workbook = world
+def test_a_county_uploads_its_own_workbook_in_its_citys_window(world, tmp_path, run_cli):
+    """Seed 000: "县、乡扶贫部门完成全部数据录入". 历下区 uploads its own households with its own token, in 济南市's
+    entry window; 济南市's token may upload for it (on behalf); 青岛市's may not, nor may 历下区's for 市中区."""
+    client, tokens, _ = world
+    code, _, err = run_cli("synth", "--campaign", "2020-shandong", "--households", "12", "--seed", "4",
+                           "--out", tmp_path / "lixia", "--units", "370102")  # fmt: skip
+    assert code == 0, err
+    own = (tmp_path / "lixia" / "2020-shandong-2020-1-370102.xlsx").read_bytes()
+    engine = make_engine(upgrade())
+    lixia = issue_token(engine, "370102", parse_instant("2020-11-01T00:00+08:00"))[1]
+    engine.dispose()
+    assert upload(client, lixia, own, unit="370102").status_code == 409, "the window opens with 济南市's report"
     open_window(client, tokens[JINAN])
-    for token in (tokens[JINAN], tokens["province"]):
-        response = upload(client, token, workbook, unit="370102")  # 历下区
-        assert response.status_code == 422 and response.json()["error"] == "upload_by_parent"
-        assert response.json()["message"].startswith("历下区的工作簿请由济南市（370100）上传")
-    assert upload(client, tokens[QINGDAO], workbook, unit="370102").status_code == 403  # not 青岛市's county
-    assert records.current_version("2020-shandong", "2020-1", "370102") is None
+    response = upload(client, lixia, own, unit="370102", name="历下区附件1.xlsx")
+    assert response.status_code == 201, response.text
+    assert response.json()["unit"] == "370102" and response.json()["households"] == 12
+    assert records.current_version("2020-shandong", "2020-1", "370102") is not None
+    assert upload(client, tokens[JINAN], own, unit="370102").status_code in (200, 201)  # on behalf: the same bytes
+    engine = make_engine(upgrade())
+    with session_scope(engine) as session:
+        entries = session.execute(
+            select(AuditEntry.actor, AuditEntry.on_behalf).where(
+                AuditEntry.action == "ingest", AuditEntry.unit == "370102"
+            )
+        ).all()
+    engine.dispose()
+    assert [behalf for _, behalf in entries] == [False, True], "济南市's upload for 历下区 is audited as on behalf"
+    assert upload(client, tokens[QINGDAO], own, unit="370102").status_code == 403  # not 青岛市's county
+    assert upload(client, lixia, own, unit="370103").status_code == 403  # 市中区 is not 历下区's

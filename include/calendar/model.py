@@ -263,6 +263,20 @@ class Calendar(_Frozen):
         tree = self.tree
         return acting in tree and acting != self.office.code and code in tree and tree.within(code, acting)
 
+    def reporting_unit(self, code: str) -> str | None:
+        """The top-level unit whose entry window and problem list a unit's data go by: itself, or its city."""
+        if code in self.unit_names:
+            return code
+        return next((node.code for node in self.tree.ancestors(code) if node.code in self.unit_names), None)
+
+    def may_upload(self, code: str) -> bool:
+        """Whether workbooks may be stored under ``code``: a reporting unit's, or a county's own (seed 000: "县、乡
+        扶贫部门完成全部数据录入"); a township or village of a province's roster enters through its county."""
+        node = self.tree.get(code)
+        if node is None or code == self.office.code:
+            return False
+        return code in self.unit_names or (node.level == "county" and self.reporting_unit(code) is not None)
+
     def name_of(self, code: str) -> str:
         node = self.tree.get(code)
         return node.name if node is not None else code

@@ -22,7 +22,7 @@ from include.cli.common import (
     print_json,
     print_row_errors,
 )
-from include.masking import redact
+from include.masking import redact, short_masked
 
 
 def cmd_forms_list(args: argparse.Namespace) -> int:
@@ -68,9 +68,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from include.forms.workbook import WorkbookRefused
 
     calendar = load_calendar(args.campaign)
-    units = calendar.unit_names
-    if args.unit not in units:
-        raise UsageError(f"--unit：{calendar.name}没有单位“{args.unit}”")
+    if not calendar.may_upload(args.unit):
+        unit = short_masked(args.unit)
+        raise UsageError(f"--unit：{calendar.name}没有可以上传工作簿的单位“{unit}”（市或县区的代码）")
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"找不到文件“{args.file}”")
@@ -119,7 +119,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             f"已保存：{result.households} 户替换上一次上传的 {result.previous_households} 户"
             "（上一版本可用 campaign records restore 恢复）"
         )
-    print(f"{units[args.unit]} {result.form}：{state}；接收 {sheets}；问题 {len(result.rejected_rows)} 处")
+    print(f"{calendar.name_of(args.unit)} {result.form}：{state}；接收 {sheets}；问题 {len(result.rejected_rows)} 处")
     print_row_errors(result.rejected_rows, sys.stdout)
     return 0
 

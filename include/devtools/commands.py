@@ -44,10 +44,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise UsageError("--defect-rate 应在 0 到 1 之间")
     form = campaign_form(calendar, args.form) if args.form else None
     units = args.units.split(",") if args.units else None
-    known = calendar.unit_names
     for unit in units or []:
-        if unit not in known:
-            raise UsageError(f"--units：{calendar.name}没有单位“{unit}”")
+        if not calendar.may_upload(unit):  # a city's, or a county's own
+            raise UsageError(f"--units：{calendar.name}没有可以上传工作簿的单位“{unit}”")
     truth = synthesize(
         calendar,
         Path(args.out),

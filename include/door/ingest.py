@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from include.calendar import Calendar
 from include.calendar.instants import local_text
 from include.calendar.model import EntryWindow
-from include.door.places import address_check
+from include.door.places import held_by_parent, households_check
 from include.door.windows import ApprovalView, approval_view, is_open
 from include.door.workload import record_day
 from include.forms import records
@@ -203,16 +203,27 @@ def ingest(
     actor: str,
     *,
     replace_confirm: bool = False,
+    on_behalf: bool = False,
 ) -> IngestResult:
     """Read, check and store ``path`` as ``unit``'s data; raise ``WindowClosed`` or ``WorkbookRefused``.
 
-    ``replace_confirm``: the clerk confirmed that far fewer households replace the data in force."""
-    if open_window(engine, calendar, unit, at) is None:
-        message = _closed_message(engine, calendar, unit, at)
+    ``replace_confirm``: the clerk confirmed that far fewer households replace the data in force; ``on_behalf``: an
+    office above the unit uploads for it (a city for its county), audited as such."""
+    reporting = calendar.reporting_unit(unit) or unit  # a county enters in its city's window
+    if open_window(engine, calendar, reporting, at) is None:
+        message = _closed_message(engine, calendar, reporting, at)
         _audit(engine, calendar, unit, at, actor, "ingest_refused", f"{path.name}：{message}")
         raise WindowClosed(message)
     try:
         checked = _read(path, calendar, unit)
+        held = held_by_parent(calendar, unit, checked.form)
+        if held:
+            parent = calendar.name_of(reporting)
+            raise WorkbookRefused(
+                "uploaded_by_parent",
+                f"{parent}在用的数据（{checked.form.id}）中已有{calendar.name_of(unit)}的 {held} 户："
+                "一个县区的数据只能由一个单位上传，未保存。请继续由{parent}上传；或请{parent}重新上传不含本县区的工作簿后，再由本县区上传。",
+            )
         if checked.accepted_rows == 0:
             if sum(checked.rows.values()) == 0:
                 raise WorkbookRefused("empty", "文件中没有填写任何数据行。请在模板的数据表中逐行填写后上传。")
@@ -269,7 +280,14 @@ def ingest(
         )
         with session_scope(engine) as session:
             audit(
-                session, at=at, action="ingest", actor=actor, detail=detail[:1000], campaign_id=calendar.id, unit=unit
+                session,
+                at=at,
+                action="ingest",
+                actor=actor,
+                detail=detail[:1000],
+                campaign_id=calendar.id,
+                unit=unit,
+                on_behalf=on_behalf,
             )
             session.flush()  # the audit row is in the store's transaction before the records go live
             publication.publish()  # and the commit at the end of this block makes both visible
@@ -295,7 +313,7 @@ def _read(path: Path, calendar: Calendar, unit: str) -> Checked:
     the reader in a way no check names (an XML part that is not XML, a bad CRC, an unknown compression, an encrypted
     entry) is refused like any damaged file, not a 500."""
     try:
-        return read_and_check(path, calendar.forms, calendar.id, address_check(calendar, unit))
+        return read_and_check(path, calendar.forms, calendar.id, households_check(calendar, unit))
     except WorkbookRefused:
         raise
     except Exception as exc:  # the file's fault: what the reader raised goes to the server's log only
@@ -318,8 +336,9 @@ def restore_version(
     """Put a stored version of the unit's data for the form back in force, while its entry window is open
     (a restore changes the data like an upload does), audited; (the version restored, the one it replaced).
     ``WindowClosed`` outside the window, ``records.NoSuchVersion`` if it is not stored."""
-    if open_window(engine, calendar, unit, at) is None:
-        message = _closed_message(engine, calendar, unit, at)
+    reporting = calendar.reporting_unit(unit) or unit
+    if open_window(engine, calendar, reporting, at) is None:
+        message = _closed_message(engine, calendar, reporting, at)
         _audit(engine, calendar, unit, at, actor, "records_restore_refused", f"{form_id} {version[:12]}：{message}")
         raise WindowClosed(message)
     versions = {v.version: v for v in records.history(calendar.id, form_id, unit)}

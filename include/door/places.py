@@ -20,7 +20,9 @@ import polars as pl
 from include.calendar import Calendar
 from include.calendar.regions import region
 from include.calendar.tree import GROUPING_NAMES, LEVEL_WORDS
+from include.forms import records
 from include.forms.check import ROW, HouseholdCheck
+from include.forms.spec import FormSpec
 
 SHOWN_NAMES = 20  # the expected names a message lists before "等" (a city has up to 19 counties, 潍坊 12)
 
@@ -90,7 +92,7 @@ def address_check(calendar: Calendar, unit: str) -> HouseholdCheck | None:
         return None
     word = LEVEL_WORDS.get(calendar.tree.get(unit).level, "单位")  # type: ignore[union-attr]
 
-    def check(households: pl.DataFrame) -> pl.DataFrame:
+    def check(_form: FormSpec, households: pl.DataFrame) -> pl.DataFrame:
         found = []
         for key, names in place.columns:
             if names is None or key not in households.columns:
@@ -110,7 +112,73 @@ def address_check(calendar: Calendar, unit: str) -> HouseholdCheck | None:
                 )
             )
         if not found:
-            return pl.DataFrame(schema={ROW: pl.Int64, "key": pl.String, "message": pl.String, "raw": pl.String})
+            return _no_rows()
         return pl.concat(found).unique(ROW, keep="first", maintain_order=True)
 
     return check
+
+
+# -- one uploader per county ------------------------------------------------------------------------------------
+# A county may upload its own workbooks, or its city may upload them for it; never both for one form, or its
+# households would be counted, validated and reminded twice. The door keeps it so: a county's workbook is refused
+# while its city's data in force hold households of it, and a city's rows of a county that has its own are
+# rejected.
+
+
+def counties_on_their_own(calendar: Calendar, unit: str, form_id: str) -> dict[str, str]:
+    """The counties below ``unit`` with their own data in force for the form: name → code."""
+    return {
+        child.name: child.code
+        for child in calendar.tree.children(unit)
+        if child.level == "county" and records.current_version(calendar.id, form_id, child.code)
+    }
+
+
+def _own_uploads_check(calendar: Calendar, unit: str) -> HouseholdCheck:
+    def check(form: FormSpec, households: pl.DataFrame) -> pl.DataFrame:
+        own = counties_on_their_own(calendar, unit, form.id)
+        if not own or "address_county" not in households.columns:
+            return _no_rows()
+        county = pl.col("address_county").cast(pl.String).str.replace_all(r"\s", "")
+        return households.filter(county.is_in(list(own))).select(
+            pl.col(ROW),
+            pl.lit("address_county").alias("key"),
+            pl.format(
+                "{}已自行上传本县区的数据（{}）：该户应由该县区上传，一个县区的数据只能由一个单位上传；"
+                "请从本单位的文件中删去该户",
+                county,
+                pl.lit(form.id),
+            ).alias("message"),
+            pl.col("address_county").cast(pl.String).alias("raw"),
+        )
+
+    return check
+
+
+def _no_rows() -> pl.DataFrame:
+    return pl.DataFrame(schema={ROW: pl.Int64, "key": pl.String, "message": pl.String, "raw": pl.String})
+
+
+def households_check(calendar: Calendar, unit: str) -> HouseholdCheck | None:
+    """Every check of an upload's household rows the unit's place in the tree implies: its address is the unit's,
+    and no county below it uploads that household itself. A row fails on the first."""
+    checks = [check for check in (address_check(calendar, unit), _own_uploads_check(calendar, unit)) if check]
+
+    def check(form: FormSpec, households: pl.DataFrame) -> pl.DataFrame:
+        found = [one(form, households) for one in checks]
+        return pl.concat(found).unique(ROW, keep="first", maintain_order=True) if found else _no_rows()
+
+    return check
+
+
+def held_by_parent(calendar: Calendar, county: str, form: FormSpec) -> int:
+    """Households of ``county`` in its city's data in force for the form (by the county their address names)."""
+    parent = calendar.reporting_unit(county)
+    node = calendar.tree.get(county)
+    if parent is None or parent == county or node is None or not records.current_version(calendar.id, form.id, parent):
+        return 0
+    frame = records.scan(calendar.id, form.id, "households", [parent])
+    if frame is None or "address_county" not in frame.collect_schema().names():
+        return 0
+    county_name = pl.col("address_county").cast(pl.String).str.replace_all(r"\s", "")
+    return frame.filter(county_name == node.name).select(pl.len()).collect().item()

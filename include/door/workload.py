@@ -205,13 +205,15 @@ def _rolled_up(calendar: Calendar, own: dict[str, int]) -> dict[str, int]:
 
 def entered_keys(calendar: Calendar) -> dict[str, set[str]]:
     """Per workload unit (county, city without counties, village), the household keys in the accepted uploads in
-    force: a city's households go to the county their address names (to the city where it names none of them)."""
+    force: a county's own, and its city's households by the county their address names (the city's where it
+    names none of them)."""
     tree = calendar.tree
-    codes = calendar.unit_codes
     found: dict[str, set[str]] = {}
     for form_id in _household_forms(calendar):
         form = get_form(form_id)
-        frame = records.scan(calendar.id, form.id, "households", codes, pinned=records.pin(calendar.id, form.id, codes))
+        pinned = {unit: v for unit, v in records.pin(calendar.id, form.id).items() if calendar.may_upload(unit)}
+        codes = sorted(pinned)
+        frame = records.scan(calendar.id, form.id, "households", codes, pinned=pinned)
         if frame is None:
             continue
         has_county = "address_county" in frame.collect_schema().names()

@@ -378,9 +378,9 @@ def _duplicates(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
 
 
 # A check of the household rows that needs what the form does not know (the uploading unit's place in the tree,
-# include/door/places.py): given the household sheet's typed rows that passed their own checks, the rows it
-# rejects as _row, key (the field), message, raw. Their members are rejected with them.
-HouseholdCheck = Callable[[pl.DataFrame], pl.DataFrame]
+# include/door/places.py): given the form and its household sheet's typed rows that passed their own checks, the
+# rows it rejects as _row, key (the field), message, raw. Their members are rejected with them.
+HouseholdCheck = Callable[[FormSpec, pl.DataFrame], pl.DataFrame]
 
 
 def read_and_check(
@@ -414,7 +414,7 @@ def check_workbook(workbook: Workbook, households: HouseholdCheck | None = None)
     if key and home:
         if households is not None:
             passed = typed[home].join(problems[home].select(ROW).unique(), on=ROW, how="anti")
-            outside = households(passed)
+            outside = households(form, passed)
             schema = problems[home].schema
             problems[home] = pl.concat(
                 [problems[home], outside.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])]

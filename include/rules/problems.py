@@ -107,7 +107,11 @@ def find_problems(calendar: Calendar, at: dt.datetime) -> pl.DataFrame:
     county and head's name: one row per problem, before any status."""
     pins = pin_forms(calendar)  # the rules and the households' context read the same versions
     found = run_rules(calendar, at, pins=pins)
-    return found.join(household_context(calendar, pins=pins), on=["unit", "household"], how="left")
+    found = found.join(household_context(calendar, pins=pins), on=["unit", "household"], how="left")
+    # a county's own uploads are its city's to verify: their problems go into the city's list
+    counties = {unit for unit in found["unit"].unique().to_list() if unit not in calendar.unit_names}
+    reporting = {unit: calendar.reporting_unit(unit) or unit for unit in counties}
+    return found.with_columns(pl.col("unit").replace(reporting)) if reporting else found
 
 
 def finish_unit(calendar: Calendar, stage: str, at: dt.datetime, unit: str, found: pl.DataFrame) -> pl.DataFrame:

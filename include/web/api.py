@@ -153,13 +153,13 @@ def _ingest(
     unit_of(calendar, unit)
     if not calendar.may_act(who.acting, unit):
         raise refusal(403, "forbidden", f"此令牌属于单位 {who.unit}，不能替单位 {unit} 上传。")
-    if unit not in calendar.unit_names:  # the records, windows and problem lists are the top level's
-        city = next(node.code for node in calendar.tree.ancestors(unit) if node.code in calendar.unit_names)
+    if not calendar.may_upload(unit):  # a township or village of a roster enters through its county
+        county = next((node for node in calendar.tree.ancestors(unit) if calendar.may_upload(node.code)), None)
+        through = f"{county.name}（{county.code}）" if county else "所属县区或市"
         raise refusal(
             422,
             "upload_by_parent",
-            f"{calendar.name_of(unit)}的工作簿请由{calendar.name_of(city)}（{city}）上传：本战役的数据按"
-            f"{calendar.name_of(city)}汇总、校验和生成问题清单。",
+            f"{calendar.name_of(unit)}的工作簿请由{through}上传：数据按县区录入，按市汇总、校验和生成问题清单。",
         )
     # The memory budget: a slot is taken only now, with the whole file on disk and the request checked.
     slots: threading.BoundedSemaphore = request.app.state.ingest_slots
@@ -172,7 +172,14 @@ def _ingest(
         )
     try:
         result = ingest(
-            engine_of(request), calendar, path, unit, now_of(request), actor=who.actor, replace_confirm=confirm
+            engine_of(request),
+            calendar,
+            path,
+            unit,
+            now_of(request),
+            actor=who.actor,
+            replace_confirm=confirm,
+            on_behalf=who.unit != unit,
         )
     except WindowClosed as closed:
         raise refusal(409, "window_closed", closed.message) from None
