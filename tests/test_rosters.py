@@ -126,8 +126,29 @@ def test_a_placeholder_that_has_reported_blocks_the_roster(run_cli, tmp_path):
     file = filled(run_cli, tmp_path, LONGJU, [(TOWN, "龙驹镇", code, name) for code, name in VILLAGES])
     code, out, _ = run_cli("roster", "load", file, "--campaign", LONGJU, "--json")
     assert code == 1
-    assert any("LJ03" in p and "占位单位已有报送" in p for p in json.loads(out)["problems"])
+    assert any("LJ03" in p and "个单位已有报送或上传的数据" in p for p in json.loads(out)["problems"])
     assert not roster_file(LONGJU).exists()
+
+
+def test_a_new_roster_may_not_drop_a_village_that_has_reported(run_cli, tmp_path):
+    first = filled(run_cli, tmp_path, LONGJU, [(TOWN, "龙驹镇", code, name) for code, name in VILLAGES])
+    assert run_cli("roster", "load", first, "--campaign", LONGJU)[0] == 0
+    at = "2020-10-20T10:00+08:00"
+    assert run_cli("report", "submit", "--campaign", LONGJU, "--unit", VILLAGES[0][0], "--milestone", "signed_lists",
+                   "--at", at)[0] == 0  # fmt: skip
+    second = filled(run_cli, tmp_path, LONGJU, [(TOWN, "龙驹镇", code, name) for code, name in VILLAGES[1:]])
+    code, out, _ = run_cli("roster", "load", second, "--campaign", LONGJU, "--json")
+    assert code == 1 and any(VILLAGES[0][0] in p for p in json.loads(out)["problems"])
+    assert VILLAGES[0][0] in {unit["code"] for unit in units(run_cli, LONGJU)}, "the roster in use stays"
+
+
+def test_a_roster_file_broken_by_hand_is_left_out_and_can_be_loaded_again(run_cli, tmp_path):
+    good = filled(run_cli, tmp_path, LONGJU, [(TOWN, "龙驹镇", code, name) for code, name in VILLAGES])
+    assert run_cli("roster", "load", good, "--campaign", LONGJU)[0] == 0
+    roster_file(LONGJU).write_text('{"campaign": "2020-chongqing-longju", "townships": [', encoding="utf-8")
+    assert next(unit["code"] for unit in units(run_cli, LONGJU, "--level", "village")) == "LJ01"
+    assert run_cli("roster", "load", good, "--campaign", LONGJU)[0] == 0
+    assert [unit["code"] for unit in units(run_cli, LONGJU, "--level", "village")] == [c for c, _ in VILLAGES]
 
 
 def test_a_provinces_roster_puts_townships_under_their_counties(run_cli, tmp_path):

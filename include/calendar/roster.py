@@ -34,7 +34,7 @@ class _Frozen(BaseModel):
 
 
 class Contact(_Frozen):
-    """Whom the office calls about the unit (optional; shown masked)."""
+    """Whom the office calls about the unit (optional; kept with the roster for the office's own use)."""
 
     name: str | None = Field(default=None, max_length=20)
     phone: str | None = Field(default=None, pattern=r"^[0-9+\-() ]{5,20}$")
@@ -76,7 +76,13 @@ def read_roster(campaign_id: str) -> Roster | None:
         stat = file.stat()
     except FileNotFoundError:
         return None
-    return _parsed(file, stat.st_mtime_ns, stat.st_size)
+    try:
+        return _parsed(file, stat.st_mtime_ns, stat.st_size)
+    except (OSError, ValueError) as exc:  # a file edited by hand or cut short: left out, never a crash
+        log.warning(
+            "战役 %s 的名册文件 %s 无法读取，未使用（%s）；请重新载入名册", campaign_id, file, type(exc).__name__
+        )
+        return None
 
 
 @functools.lru_cache(maxsize=8)

@@ -202,11 +202,14 @@ def cmd_roster_template(args: argparse.Namespace) -> int:
 
 
 def cmd_roster_load(args: argparse.Namespace) -> int:
-    from include.calendar.registry import load_campaign
+    from include.calendar.registry import UnknownCampaign, load_campaign
     from include.door.rosters import RosterRefused, load_roster, read_xlsx, read_yaml
 
-    load_calendar(args.campaign)  # an unknown campaign is a usage error, as everywhere
-    calendar = load_campaign(args.campaign, roster=False)
+    try:
+        calendar = load_campaign(args.campaign, roster=False)
+    except UnknownCampaign:
+        load_calendar(args.campaign)  # the usage error every command gives, with the campaigns there are
+        raise
     at = now_at(args.at)
     path = Path(args.file)
     engine = open_engine()

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, select
 
 from include.calendar import Calendar
-from include.calendar.roster import Roster, roster_file, roster_json, roster_problems
+from include.calendar.roster import Roster, roster_file, roster_json, roster_problems, with_roster
 from include.forms import records
 from include.forms.xlsx import print_setup, save_atomically, text_cell
 from include.masking import short_masked
@@ -194,10 +194,11 @@ def _problem(error: dict) -> str:
     return f"{where}：{words.get(error['type'], error['msg'])}"
 
 
-def _placeholders_in_use(engine: Engine, calendar: Calendar, roster: Roster) -> list[str]:
-    """The units of a town plan that have reported or uploaded under a code the roster would drop."""
+def _dropped_in_use(engine: Engine, calendar: Calendar, roster: Roster) -> list[str]:
+    """The units of the town plan in use (its placeholders, or the villages of the roster in use) that have reported
+    or uploaded under a code the new roster would drop."""
     kept = {village.code for township in roster.townships for village in township.villages}
-    dropped = [unit for unit in calendar.unit_codes if unit not in kept]
+    dropped = [unit for unit in with_roster(calendar).unit_codes if unit not in kept]
     with session_scope(engine) as session:
         reported = set(session.scalars(select(Report.unit).where(Report.campaign_id == calendar.id)).all())
     uploaded = {unit for unit in dropped for form in calendar.forms if records.current_version(calendar.id, form, unit)}
@@ -209,11 +210,11 @@ def load_roster(engine: Engine, calendar: Calendar, roster: Roster, at: dt.datet
     fit. ``calendar`` is the campaign's calendar as shipped, without a roster."""
     problems = roster_problems(calendar, roster)
     if calendar.units.level == "village":
-        in_use = _placeholders_in_use(engine, calendar, roster)
+        in_use = _dropped_in_use(engine, calendar, roster)
         if in_use:
             problems.append(
-                f"{'、'.join(in_use[:5])} 等 {len(in_use)} 个占位单位已有报送或上传的数据：名册替换占位单位后，"
-                "这些数据将不属于任何单位。名册须在开始报送前载入；如确需更换，请联系运维人员迁移数据"
+                f"{'、'.join(in_use[:5])} 等 {len(in_use)} 个单位已有报送或上传的数据，新名册中没有它们：载入后这些"
+                "数据将不属于任何单位。请在新名册中保留这些村；如确需更换，请联系运维人员迁移数据"
             )
     if problems:
         raise RosterRefused(problems)
