@@ -33,7 +33,7 @@ from include.calendar.instants import last_day, local_day
 from include.forms import records
 from include.forms.spec import get_form
 from include.forms.xlsx import print_setup, save_atomically, text_cell
-from include.masking import mask_id
+from include.masking import mask_id, short_masked
 from include.store.audit import audit
 from include.store.db import session_scope
 from include.store.models import DailyEntry, WorkloadHousehold
@@ -54,10 +54,11 @@ class WorkloadRefused(Exception):
 def workload_units(calendar: Calendar) -> list[str]:
     """The units that can have a workload: counties, cities without counties, a town plan's villages."""
     tree = calendar.tree
+    own = "village" if calendar.units.level == "village" else "county"  # a province's roster villages: their county's
     return [
         node.code
         for node in tree
-        if node.level in ("county", "village")
+        if node.level == own
         or (node.level == "city" and not any(child.level == "county" for child in tree.children(node.code)))
     ]
 
@@ -113,30 +114,43 @@ def read_workload_xlsx(path: Path, calendar: Calendar) -> dict[str, list[str]]:
     if SHEET not in wb.sheetnames:
         raise WorkloadRefused([f"工作簿中没有「{SHEET}」表；请用 campaign workload template 的模板填写"])
     allowed = set(workload_units(calendar))
+    pattern, shape = _key_pattern(calendar)
     problems: list[str] = []
     by_unit: dict[str, list[str]] = {}
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[str, tuple[int, str]] = {}
     for number, row in enumerate(wb[SHEET].iter_rows(min_row=1, max_col=2, values_only=True), start=1):
         if number == 1:
             continue
         if number > MAX_ROWS:
             problems.append(f"超过 {MAX_ROWS} 行；请分县区载入")
             break
+        raw_key = ([*row, None, None])[1]
         unit, key = (_text(value) for value in [*row, None, None][:2])
         if unit is None and key is None:
             continue
         here = f"第 {number} 行"
         if unit not in allowed:
-            problems.append(f"{here}：单位代码「{unit or ''}」不是本战役的县区（或无县区的市、村）")
+            problems.append(
+                f"{here}：单位代码「{short_masked(unit or '', 6)}」不是本战役的县区（或无县区的市、乡镇方案的村）"
+            )
             continue
-        if key is None or not _KEY.fullmatch(key):
-            problems.append(f"{here}：户编号或户主证件号码「{mask_id(key or '')}」应为 4–64 位数字或字母")
+        if isinstance(raw_key, float) and abs(raw_key) >= 1e15:  # Excel keeps 15 digits of a number
+            problems.append(
+                f"{here}：户编号或户主证件号码被 Excel 存成了数字，后几位已经丢失；请把该列设为文本后重新填写"
+            )
             continue
-        key = key.upper()
-        if (unit, key) in seen:
-            problems.append(f"{here}：与第 {seen[unit, key]} 行是同一户（{mask_id(key)}），请只保留一行")
+        key = (key or "").upper()
+        if not pattern.fullmatch(key):
+            problems.append(f"{here}：户编号或户主证件号码「{mask_id(key)}」{shape}")
             continue
-        seen[unit, key] = number
+        if key in seen:
+            row_before, unit_before = seen[key]
+            where = "" if unit_before == unit else f"（在 {calendar.name_of(unit_before)}）"
+            problems.append(
+                f"{here}：与第 {row_before} 行{where}是同一户（{mask_id(key)}），一户只能在一个单位的台账中"
+            )
+            continue
+        seen[key] = (number, unit)
         by_unit.setdefault(unit, []).append(key)
     wb.close()
     if problems:
@@ -144,6 +158,14 @@ def read_workload_xlsx(path: Path, calendar: Calendar) -> dict[str, list[str]]:
     if not by_unit:
         raise WorkloadRefused(["台账中没有任何户：请从第 2 行起逐行填写"])
     return by_unit
+
+
+def _key_pattern(calendar: Calendar) -> tuple[re.Pattern[str], str]:
+    """What a household key looks like: an ID number where every household form of the campaign keys by it."""
+    types = {get_form(form_id).field(get_form(form_id).household_key).type for form_id in _household_forms(calendar)}
+    if types == {"id_number"}:
+        return re.compile(r"[0-9]{17}[0-9X](?:[0-9]{2})?"), "应为18位证件号码（末位可为X），残疾人证为20位"
+    return _KEY, "应为 4–64 位数字或字母"
 
 
 def _text(value: object) -> str | None:
@@ -218,7 +240,8 @@ def entered_keys(calendar: Calendar) -> dict[str, set[str]]:
             continue
         has_county = "address_county" in frame.collect_schema().names()
         columns = [pl.col("unit"), pl.col(form.household_key).cast(pl.String).str.to_uppercase().alias("key")]
-        columns.append(pl.col("address_county").cast(pl.String) if has_county else pl.lit(None, pl.String))
+        county = pl.col("address_county").cast(pl.String).str.replace_all(r"\s", "")  # as the address check reads it
+        columns.append(county if has_county else pl.lit(None, pl.String))
         table = frame.select(*columns[:2], columns[2].alias("county")).collect()
         county_of = {
             unit: {child.name: child.code for child in tree.children(unit) if child.level == "county"} for unit in codes
@@ -294,15 +317,17 @@ def trajectories(engine: Engine, calendar: Calendar) -> dict[str, list[tuple[dt.
 @dataclass(frozen=True)
 class Projection:
     """Where a unit's pace takes it: ``state`` is done, on_track, behind (will finish ``days_late`` days after its
-    deadline), stalled (nothing entered in the pace's days, work left) or no_data (no figure yet)."""
+    deadline), stalled (nothing entered in the pace's ``days``, work left), early (fewer than ``MIN_DAYS`` days of
+    entry so far: no verdict yet) or no_data (no figure yet)."""
 
     workload: int
     done: int
-    pace: float | None  # households of the list a day, over the last days
+    pace: float | None  # households of the list a day, over the last ``days`` days
     finish: dt.date | None
     deadline: dt.date
     days_late: int | None
     state: str
+    days: int = 0  # the days the pace is of
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -310,6 +335,7 @@ class Projection:
             "done": self.done,
             "rate": round(self.done / self.workload, 4) if self.workload else None,
             "pace": round(self.pace, 2) if self.pace is not None else None,
+            "days": self.days,
             "finish": self.finish.isoformat() if self.finish else None,
             "deadline": self.deadline.isoformat(),
             "days_late": self.days_late,
@@ -317,46 +343,52 @@ class Projection:
         }
 
 
+MIN_DAYS = 3  # no verdict on a pace of fewer days of entry
+
+
 def project(
     points: list[tuple[dt.date, int]], workload: int, deadline: dt.date, start: dt.date, today: dt.date
 ) -> Projection:
-    """The unit's finish at its pace: households of the list entered a day over the last ``PACE_DAYS`` days up to
-    ``today`` (from ``start``, when the entry began with none entered, where the first figure is more recent)."""
+    """The unit's finish at its pace. Figures are the end of their day's; nothing is entered before the entry's
+    first day ``start``, so the eve of it counts as none. The pace is of the last ``PACE_DAYS`` days up to
+    ``today`` (of the days since the eve, where fewer): households of the list entered then, a day."""
     points = sorted((day, n) for day, n in points if day <= today)
     done = points[-1][1] if points else 0
     if done >= workload:
         return Projection(workload, done, None, points[-1][0] if points else None, deadline, None, "done")
+    eve = start - dt.timedelta(days=1)
+    since = max(today - dt.timedelta(days=PACE_DAYS), eve)
+    base_day, base = since, next((n for day, n in reversed(points) if day <= since), 0)
+    days = (today - base_day).days
     if not points:
-        return Projection(workload, 0, None, None, deadline, None, "no_data")
-    since = today - dt.timedelta(days=PACE_DAYS)
-    base = next((point for point in reversed(points) if point[0] <= since), None)
-    if base is None:  # fewer days of figures than the pace's: from the entry's start, none entered
-        base = (min(start, points[0][0]), 0) if start < points[0][0] else points[0]
-    days = (today - base[0]).days
-    pace = (done - base[1]) / days if days > 0 else None
+        return Projection(workload, 0, None, None, deadline, None, "no_data", days)
+    pace = (done - base) / days if days > 0 else None
+    if (today - eve).days < MIN_DAYS:
+        return Projection(workload, done, pace, None, deadline, None, "early", days)
     if not pace or pace <= 0:
-        return Projection(workload, done, pace, None, deadline, None, "stalled")
+        return Projection(workload, done, pace, None, deadline, None, "stalled", days)
     finish = today + dt.timedelta(days=math.ceil((workload - done) / pace))
     late = (finish - deadline).days
-    return Projection(
-        workload, done, pace, finish, deadline, late if late > 0 else None, "behind" if late > 0 else "on_track"
-    )
+    if late > 0:
+        return Projection(workload, done, pace, finish, deadline, late, "behind", days)
+    return Projection(workload, done, pace, finish, deadline, None, "on_track", days)
 
 
 def entry_span(calendar: Calendar, unit: str) -> tuple[dt.date, dt.date, str | None]:
     """The entry's first day, the unit's last day for it, and the milestone that sets it: the latest entry
-    milestone owed in the unit's subtree (seed 000: the counties' "11月30日24时前…完成全部数据录入"), else the
-    entry phase's end."""
+    milestone the unit owes (seed 000: the counties' "11月30日24时前…完成全部数据录入"), or for an office the
+    latest its units with workloads owe; else the entry phase's end and no milestone."""
     phase = calendar.phase("entry")
     tree = calendar.tree
-    owed = [
-        item
-        for item in calendar.milestones
-        if item.phase == "entry" and any(tree.within(code, unit) for code in calendar.owers(item))
+    entry = [item for item in calendar.milestones if item.phase == "entry"]
+    own = [item for item in entry if unit in calendar.owers(item)]
+    workers = set(workload_units(calendar))
+    owed = own or [
+        item for item in entry if any(code in workers and tree.within(code, unit) for code in calendar.owers(item))
     ]
     start = local_day(phase.starts) if phase else local_day(calendar.starts)
-    if owed:
-        last = max(owed, key=lambda item: item.due)
+    if owed:  # the last one; of two due together, the declaration that entry is done, not a report
+        last = max(owed, key=lambda item: (item.due, item.report is None))
         return start, last_day(last.due), last.id
     return start, last_day(phase.ends if phase else calendar.system_close.at), None
 

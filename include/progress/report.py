@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from include.calendar import Calendar
 from include.calendar.tree import LEVEL_WORDS, LEVELS
 from include.door.status import STATE_WORDS
-from include.door.workload import PACE_DAYS, entered_now, projections
+from include.door.workload import entered_now, projections
 
 
 def workload_words(workload: dict[str, Any] | None) -> str:
@@ -35,9 +35,11 @@ def workload_words(workload: dict[str, Any] | None) -> str:
     if state == "done":
         return f"{head}，已完成"
     if state == "stalled":
-        return f"{head}，近{PACE_DAYS}天无录入，{workload['deadline'][5:]} 截止"
+        return f"{head}，近{workload['days']}天无录入，{workload['deadline'][5:]} 截止"
     if state == "no_data":
         return f"{head}，尚无录入"
+    if state == "early":
+        return f"{head}，录入刚开始，暂不预测"
     finish = workload["finish"][5:]
     return f"{head}，预计 {finish} 完成" + (f"，晚 {workload['days_late']} 天" if state == "behind" else "")
 

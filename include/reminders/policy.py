@@ -37,8 +37,9 @@ from include.calendar import Calendar
 from include.calendar.instants import last_day, local_day, local_text
 from include.calendar.tree import LEVEL_WORDS
 from include.calendar.workdays import is_working_day, working_days_between
+from include.door.ingest import open_window
 from include.door.status import campaign_status, main_window
-from include.door.workload import PACE_DAYS, entry_span, projections
+from include.door.workload import entry_span, projections, workload_units
 
 
 @dataclass(frozen=True)
@@ -197,20 +198,22 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
 def _pace_reminders(
     engine: Engine, calendar: Calendar, at: dt.datetime, states: dict, add: Callable[..., None], url: str
 ) -> None:
-    """The units whose pace misses their deadline (those with a workload, entry not declared done), each told
-    where its pace takes it, and one digest per parent office naming them."""
+    """The units with a workload whose pace misses their deadline (or that entered nothing lately), while their
+    entry window is open and they have not declared their entry done: each told where its pace takes it, and one
+    digest per parent office naming them. An office's sum of its counties is shown, not reminded."""
     day = local_day(at)
+    workers = set(workload_units(calendar))
     behind: dict[str, list[tuple[str, str]]] = {}
     for code, ahead in sorted(projections(engine, calendar, at).items()):
         node = calendar.tree.get(code)
         start, _, milestone = entry_span(calendar, code)
-        owed = calendar.milestone(milestone) if milestone else None
-        if node is None or owed is None or code not in calendar.owers(owed):
-            continue  # an office's sum of its counties: the counties are told, the office gets the digest
-        if not start <= day <= ahead.deadline or states.get((code, milestone)) not in ("pending", "missing"):
+        reporting = calendar.reporting_unit(code)
+        if node is None or code not in workers or reporting is None or ahead.state not in ("behind", "stalled"):
             continue
-        if ahead.state not in ("behind", "stalled"):
-            continue
+        if not start <= day <= ahead.deadline or open_window(engine, calendar, reporting, at) is None:
+            continue  # before the entry, after its deadline, or while no data can be entered
+        if milestone is not None and states.get((code, milestone)) not in ("pending", "missing"):
+            continue  # declared done
         name = calendar.name_of(code)
         share = f"{ahead.done / ahead.workload:.0%}"
         head = f"【进度预警】{name}：工作台账 {ahead.workload} 户，已录入 {ahead.done} 户（{share}）"
@@ -218,13 +221,13 @@ def _pace_reminders(
         if ahead.state == "behind":
             where = f"晚{ahead.days_late}天"
             text = (
-                f"{head}；近{PACE_DAYS}天每天约 {_per_day(ahead.pace)} 户，按此进度预计 {ahead.finish:%m-%d} 完成，"
+                f"{head}；近{ahead.days}天每天约 {_per_day(ahead.pace)} 户，按此进度预计 {ahead.finish:%m-%d} 完成，"
                 f"晚于 {deadline} 截止 {ahead.days_late} 天。请加快录入。进度见 {url}"
             )
         else:
             where = "近期无录入"
-            text = f"{head}；近{PACE_DAYS}天没有新录入，{deadline} 截止。请尽快录入。进度见 {url}"
-        add(milestone, code, "pace", text)
+            text = f"{head}；近{ahead.days}天没有新录入，{deadline} 截止。请尽快录入。进度见 {url}"
+        add(milestone or "entry", code, "pace", text)
         behind.setdefault(node.parent or calendar.office.code, []).append((code, f"{name}（{where}）"))
     for parent, units in behind.items():
         word = LEVEL_WORDS.get(calendar.tree.get(units[0][0]).level, "单位")  # type: ignore[union-attr]
