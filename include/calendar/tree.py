@@ -22,6 +22,13 @@ LEVEL_WORDS: dict[str, str] = {"province": "省", "city": "市", "county": "县�
 GROUPING_NAMES = frozenset({"市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划"})
 
 
+def short_names(name: str) -> tuple[str, ...]:
+    """A place's name and the short form clerks write for it: 济南 for 济南市, 历下 for 历下区, 山东 for 山东省."""
+    if len(name) >= 3 and name[-1] in "省市区县":
+        return name, name[:-1]
+    return (name,)
+
+
 @dataclass(frozen=True)
 class Node:
     """One unit of the tree: its code, name, level and the code of the office it reports to (None: the root)."""

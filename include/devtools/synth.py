@@ -119,6 +119,7 @@ class Synth:
         self.rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
         self.defect_rate = defect_rate
         self.year = calendar.year
+        self.village: str | None = None  # the village whose households are made, where a roster names it
         self.seen_ids: set[str] = set()
         self.defects: list[Defect] = []
         self.key = form.household_key or ""
@@ -205,6 +206,7 @@ class Synth:
         county = region(prefix, year)
         town = self.rng.choice(PLACE) + self.rng.choice(("镇", "乡", "街道"))
         village = self.rng.choice(PLACE) + self.rng.choice(PLACE) + "村"
+        village = self.village or village  # drawn all the same: a roster changes no other value
         return {
             "province": province.name if province else "",
             "city": city.name if city else (province.name if province else ""),
@@ -464,6 +466,9 @@ def synthesize(
     files = []
     for unit, count in zip(codes, per_unit, strict=True):
         prefixes = unit_prefixes(calendar, unit)
+        named = next((item for item in calendar.unit_list if item.code == unit), None)
+        village = calendar.units.level == "village" and named is not None and not named.placeholder
+        synth.village = named.name if village and named else None
         made = [synth.household(synth.rng.choice(prefixes)) for _ in range(count)]
         file = f"{calendar.id}-{form.id}-{unit}.xlsx"
         for household in made:

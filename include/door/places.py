@@ -6,9 +6,9 @@ it would be counted twice, or reminded and verified by the wrong office. Its row
 address says and what it should say; the rest of the file is stored as usual.
 
 The address columns of the forms (省、市、县、乡、村) hold names; they are compared with the names GB/T 2260
-gives the unit's province, city and counties in the campaign's year, and with the village's own name where a
-roster names it (not a placeholder). Where a column cannot be checked (a city without counties, such as
-东莞市, has no county names to compare with), it is not.
+gives the unit's province, city and counties in the campaign's year (or their short forms: 济南, 历下), and with
+the village's own name where a roster names it (not a placeholder). Where a column cannot be checked (a city
+without counties, such as 东莞市, has no county names to compare with), it is not.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import polars as pl
 
 from include.calendar import Calendar
 from include.calendar.regions import region
-from include.calendar.tree import GROUPING_NAMES, LEVEL_WORDS
+from include.calendar.tree import GROUPING_NAMES, LEVEL_WORDS, short_names
 from include.forms import records
 from include.forms.check import ROW, HouseholdCheck
 from include.forms.spec import FormSpec
@@ -98,16 +98,17 @@ def address_check(calendar: Calendar, unit: str) -> HouseholdCheck | None:
             if names is None or key not in households.columns:
                 continue
             value = pl.col(key).cast(pl.String).str.replace_all(r"\s", "")
-            outside = households.filter(value.is_not_null() & ~value.is_in(list(names)))
+            accepted = [short for name in names for short in short_names(name)]
+            outside = households.filter(value.is_not_null() & ~value.is_in(accepted))
             message = (
-                f"住址不在{place.where}：填的是「{{}}」，本{word}的户应为{_listed(names)}。"
+                f"住址不在{place.where}：本{word}的户应为{_listed(names)}。"
                 "该户应由其住址所在的单位上传；请改正住址，或从本单位的文件中删去该户"
             )
             found.append(
                 outside.select(
                     pl.col(ROW),
                     pl.lit(key).alias("key"),
-                    pl.format(message, value).alias("message"),
+                    pl.lit(message).alias("message"),
                     pl.col(key).cast(pl.String).alias("raw"),
                 )
             )
@@ -140,13 +141,14 @@ def _own_uploads_check(calendar: Calendar, unit: str) -> HouseholdCheck:
         if not own or "address_county" not in households.columns:
             return _no_rows()
         county = pl.col("address_county").cast(pl.String).str.replace_all(r"\s", "")
-        return households.filter(county.is_in(list(own))).select(
+        written = {short: name for name in own for short in short_names(name)}
+        return households.filter(county.is_in(list(written))).select(
             pl.col(ROW),
             pl.lit("address_county").alias("key"),
             pl.format(
                 "{}已自行上传本县区的数据（{}）：该户应由该县区上传，一个县区的数据只能由一个单位上传；"
                 "请从本单位的文件中删去该户",
-                county,
+                county.replace(written),
                 pl.lit(form.id),
             ).alias("message"),
             pl.col("address_county").cast(pl.String).alias("raw"),
@@ -181,4 +183,4 @@ def held_by_parent(calendar: Calendar, county: str, form: FormSpec) -> int:
     if frame is None or "address_county" not in frame.collect_schema().names():
         return 0
     county_name = pl.col("address_county").cast(pl.String).str.replace_all(r"\s", "")
-    return frame.filter(county_name == node.name).select(pl.len()).collect().item()
+    return frame.filter(county_name.is_in(list(short_names(node.name)))).select(pl.len()).collect().item()

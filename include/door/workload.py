@@ -30,6 +30,7 @@ from sqlalchemy import Engine, delete, func, select
 
 from include.calendar import Calendar
 from include.calendar.instants import last_day, local_day
+from include.calendar.tree import short_names
 from include.forms import records
 from include.forms.spec import get_form
 from include.forms.xlsx import print_setup, save_atomically, text_cell
@@ -244,7 +245,13 @@ def entered_keys(calendar: Calendar) -> dict[str, set[str]]:
         columns.append(county if has_county else pl.lit(None, pl.String))
         table = frame.select(*columns[:2], columns[2].alias("county")).collect()
         county_of = {
-            unit: {child.name: child.code for child in tree.children(unit) if child.level == "county"} for unit in codes
+            unit: {
+                short: child.code
+                for child in tree.children(unit)
+                if child.level == "county"
+                for short in short_names(child.name)
+            }
+            for unit in codes
         }
         for unit, key, county in table.iter_rows():
             owner = county_of.get(unit, {}).get(county or "", unit)
