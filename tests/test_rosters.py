@@ -93,13 +93,20 @@ def test_a_roster_with_problems_is_refused_whole_each_problem_with_its_row(run_c
         (TOWN, "龙驹镇", VILLAGES[0][0], "重复村"),  # the code twice
         (TOWN, "龙驹乡", VILLAGES[3][0], "丁村"),  # the township named otherwise
         (TOWN, "龙驹镇", VILLAGES[4][0], None),  # no name
+        (TOWN, "龙驹镇", "500101108009", "长" * 41, None, "拨打办公室"),  # a name too long, a phone of words
     ]
     code, out, _ = run_cli("roster", "load", filled(run_cli, tmp_path, LONGJU, rows), "--campaign", LONGJU, "--json")
     assert code == 1
     problems = json.loads(out)["problems"]
-    assert any(p.startswith("第 3 行：村代码「50010110800」应为 12 位数字") for p in problems), problems
+    assert any(p.startswith("第 3 行：村代码「500****0800」应为 12 位数字") for p in problems), (
+        problems
+    )  # masked: a long number
     assert any(p.startswith("第 6 行：乡镇 500101108 的名称「龙驹乡」与第 2 行的「龙驹镇」不同") for p in problems)
     assert any(p.startswith("第 7 行：村名称未填写") for p in problems)
+    assert (
+        "第 8 行：村名称过长（最多 40 个字）" in problems
+        and "第 8 行：联系电话应为 5–20 位数字（可含 - 和括号）" in problems
+    )
     # the rows that pass one by one are checked as a whole too, once the row problems are fixed
     rows = [
         (TOWN, "龙驹镇", VILLAGES[0][0], "甲村"),
@@ -126,7 +133,7 @@ def test_a_placeholder_that_has_reported_blocks_the_roster(run_cli, tmp_path):
     file = filled(run_cli, tmp_path, LONGJU, [(TOWN, "龙驹镇", code, name) for code, name in VILLAGES])
     code, out, _ = run_cli("roster", "load", file, "--campaign", LONGJU, "--json")
     assert code == 1
-    assert any("LJ03" in p and "个单位已有报送或上传的数据" in p for p in json.loads(out)["problems"])
+    assert any("LJ03" in p and "个单位已有报送、上传的数据或工作台账" in p for p in json.loads(out)["problems"])
     assert not roster_file(LONGJU).exists()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from include.calendar.registry import load_campaign
 from include.cli.main import main
@@ -64,3 +65,21 @@ def test_a_token_of_the_office_code_is_no_units_token():
     shandong = load_campaign("2020-shandong")
     assert shandong.may_act("370100", "370102") and not shandong.may_act("370102", "370100")
     assert not shandong.may_act("370102", "370103") and not shandong.may_act("370000", "370100")
+
+
+def test_a_city_merged_in_the_year_is_counted_once(tmp_path):
+    """GB/T 2260 counts 2018 twice for Shandong: 莱芜市 [1992-2018] with 莱城区 and 钢城区, and 济南市's new 莱芜区
+    and 钢城区 [2018-]. A campaign runs at the year's end: 16 cities, 莱芜's districts under 济南市 once."""
+    from include.calendar import read_calendar
+    from include.paths import CONFIG_CAMPAIGNS
+
+    text = (CONFIG_CAMPAIGNS / "2020-shandong.yaml").read_text(encoding="utf-8")
+    text = text.replace("\nid: 2020-shandong\n", "\nid: 2018-shandong\n").replace("\nyear: 2020\n", "\nyear: 2018\n")
+    text = re.sub(r"\b(20\d\d)-(\d\d-\d\dT)", lambda m: f"{int(m[1]) - 2}-{m[2]}", text)  # every instant 2 years back
+    (tmp_path / "2018-shandong.yaml").write_text(text, encoding="utf-8")
+    calendar = read_calendar(tmp_path / "2018-shandong.yaml")
+    assert len(calendar.unit_codes) == 16 and "371200" not in calendar.unit_codes
+    jinan = [node.name for node in calendar.tree.children("370100")]
+    assert {"莱芜区", "钢城区"} <= set(jinan)
+    names = [node.name for node in calendar.tree.at_level("county")]
+    assert names.count("钢城区") == 1 and "莱城区" not in names and len(names) == 137

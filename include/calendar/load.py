@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from include.calendar.instants import local_text
 from include.calendar.model import PHASE_ORDER, Calendar, Unit
-from include.calendar.regions import cities, region
-from include.calendar.tree import LEVEL_WORDS, LEVELS, Node, Tree, county_nodes
+from include.calendar.regions import region
+from include.calendar.tree import LEVEL_WORDS, LEVELS, Node, Tree, cities_at_year_end, county_nodes
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,8 @@ def _resolve_units(calendar: Calendar) -> tuple[list[Unit], list[Problem]]:
         if region(spec.derive_from, calendar.year) is None:
             problems.append(Problem("units.derive_from", f"区划代码 {spec.derive_from} 在 {calendar.year} 年不存在"))
         else:
-            units = [Unit(code=item.code, name=item.name) for item in cities(spec.derive_from, calendar.year)]
+            found = cities_at_year_end(spec.derive_from, calendar.year)
+            units = [Unit(code=item.code, name=item.name) for item in found]
             derived = len(units)
     units += [unit.model_copy(update={"placeholder": unit.placeholder or spec.placeholder}) for unit in spec.listed]
     if not units and not problems:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from include.calendar.regions import counties, first_and_last_year
+from include.calendar.regions import Region, cities, counties, first_and_last_year
 
 Level = Literal["province", "city", "county", "township", "village"]
 LEVELS: tuple[Level, ...] = ("province", "city", "county", "township", "village")
@@ -97,6 +97,17 @@ class Tree:
         """The units of one level, in the tree's order, optionally only those under a unit."""
         nodes = self.subtree(under) if under is not None else list(self._nodes.values())
         return [node for node in nodes if node.level == level]
+
+
+def cities_at_year_end(province: str, year: int) -> list[Region]:
+    """A province's cities as they stand at the end of the year, when its campaign runs. GB/T 2260 counts a year of
+    change twice: in 2018 it has 莱芜市 [1992-2018] with its two districts, and 济南市's 莱芜区 and 钢城区 [2018-].
+    Where a code of the province is new in the year, the cities that end in that year are gone."""
+    found = cities(province, year)
+    changed = any(
+        first_and_last_year(item.code)[0] == year for city in found for item in [city, *counties(city.code, year)]
+    )
+    return [city for city in found if not changed or first_and_last_year(city.code)[1] != year]
 
 
 def county_nodes(city: str, year: int) -> list[Node]:

@@ -28,7 +28,7 @@ from include.masking import short_masked
 from include.paths import write_atomically
 from include.store.audit import audit
 from include.store.db import session_scope
-from include.store.models import Report
+from include.store.models import Report, WorkloadHousehold
 
 SHEET = "乡镇村名册"
 COLUMNS = ("乡镇代码（9位）", "乡镇名称", "村代码（12位）", "村名称", "联系人", "联系电话", "电子邮箱")
@@ -132,7 +132,11 @@ def read_xlsx(path: Path, campaign: str, source: str) -> Roster:
         contact = {k: v for k, v in (("name", person), ("phone", phone), ("email", email)) if v}
         here = f"第 {number} 行"
         if not township or not _TOWNSHIP.fullmatch(township):
-            problems.append(f"{here}：乡镇代码「{township or ''}」应为 9 位数字")
+            problems.append(f"{here}：乡镇代码「{short_masked(township or '', 9)}」应为 9 位数字")
+            continue
+        wrong = _cell_problems(township_name, village_name, person, phone, email)
+        if wrong:
+            problems += [f"{here}：{problem}" for problem in wrong]
             continue
         if not township_name:
             problems.append(f"{here}：乡镇名称未填写")
@@ -147,7 +151,7 @@ def read_xlsx(path: Path, campaign: str, source: str) -> Roster:
                 entry["contact"] = contact
             continue
         if not village or not _VILLAGE.fullmatch(village):
-            problems.append(f"{here}：村代码「{village or ''}」应为 12 位数字")
+            problems.append(f"{here}：村代码「{short_masked(village or '', 9)}」应为 12 位数字")
             continue
         if not village_name:
             problems.append(f"{here}：村名称未填写")
@@ -160,6 +164,21 @@ def read_xlsx(path: Path, campaign: str, source: str) -> Roster:
         raise RosterRefused(["名册中没有任何乡镇：请从第 2 行起逐行填写"])
     raw = {"campaign": campaign, "source": source, "townships": [_without_row(entry) for entry in townships.values()]}
     return _validated(raw)
+
+
+def _cell_problems(*cells: str | None) -> list[str]:
+    """What the model would refuse in a row's names and contact, said with the column (so every problem of the
+    Excel path has its row)."""
+    township_name, village_name, person, phone, email = cells
+    found = [f"{column}过长（最多 40 个字）" for column, name in (("乡镇名称", township_name), ("村名称", village_name))
+             if name and len(name) > 40]  # fmt: skip
+    if person and len(person) > 20:
+        found.append("联系人过长（最多 20 个字）")
+    if phone and not re.fullmatch(r"[0-9+\-() ]{5,20}", phone):
+        found.append("联系电话应为 5–20 位数字（可含 - 和括号）")
+    if email and not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
+        found.append("电子邮箱格式不对")
+    return found
 
 
 def _without_row(entry: dict) -> dict:
@@ -186,6 +205,10 @@ def _problem(error: dict) -> str:
     words = {
         "missing": "缺少必填字段",
         "extra_forbidden": "未知字段",
+        "string_type": '应为文本（代码请加引号，如 "500101108"）',
+        "model_type": "应为映射（键: 值）",
+        "dict_type": "应为映射（键: 值）",
+        "tuple_type": "应为列表",
         "string_pattern_mismatch": f"格式不符：「{short_masked(str(error.get('input')), 20)}」",
         "too_short": "不能为空",
         "string_too_short": "不能为空",
@@ -195,12 +218,15 @@ def _problem(error: dict) -> str:
 
 
 def _dropped_in_use(engine: Engine, calendar: Calendar, roster: Roster) -> list[str]:
-    """The units of the town plan in use (its placeholders, or the villages of the roster in use) that have reported
-    or uploaded under a code the new roster would drop."""
+    """The units of the town plan in use (its placeholders, or the villages of the roster in use) that have reported,
+    uploaded or got a workload under a code the new roster would drop."""
     kept = {village.code for township in roster.townships for village in township.villages}
     dropped = [unit for unit in with_roster(calendar).unit_codes if unit not in kept]
     with session_scope(engine) as session:
         reported = set(session.scalars(select(Report.unit).where(Report.campaign_id == calendar.id)).all())
+        reported |= set(  # a workload loaded for it counts too
+            session.scalars(select(WorkloadHousehold.unit).where(WorkloadHousehold.campaign_id == calendar.id)).all()
+        )
     uploaded = {unit for unit in dropped for form in calendar.forms if records.current_version(calendar.id, form, unit)}
     return [unit for unit in dropped if unit in reported or unit in uploaded]
 
@@ -213,8 +239,8 @@ def load_roster(engine: Engine, calendar: Calendar, roster: Roster, at: dt.datet
         in_use = _dropped_in_use(engine, calendar, roster)
         if in_use:
             problems.append(
-                f"{'、'.join(in_use[:5])} 等 {len(in_use)} 个单位已有报送或上传的数据，新名册中没有它们：载入后这些"
-                "数据将不属于任何单位。请在新名册中保留这些村；如确需更换，请联系运维人员迁移数据"
+                f"{'、'.join(in_use[:5])} 等 {len(in_use)} 个单位已有报送、上传的数据或工作台账，新名册中没有它们："
+                "载入后这些数据将不属于任何单位。请在新名册中保留这些村；如确需更换，请联系运维人员迁移数据"
             )
     if problems:
         raise RosterRefused(problems)
