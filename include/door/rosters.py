@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from openpyxl import Workbook, load_workbook
-from openpyxl.styles import Font, PatternFill
+from openpyxl import load_workbook
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
 
 from include.calendar import Calendar
 from include.calendar.roster import Roster, roster_file, roster_json, roster_problems, with_roster
 from include.forms import records
-from include.forms.xlsx import print_setup, save_atomically, text_cell
+from include.forms.xlsx import list_template, save_atomically
 from include.masking import short_masked
 from include.paths import write_atomically
 from include.store.audit import audit
@@ -63,19 +62,8 @@ class Loaded:
 
 def write_template(calendar: Calendar, out: Path) -> None:
     """The Excel template: the columns, codes as text, and what to fill in on a second sheet."""
-    wb = Workbook()
-    ws = wb.active
-    ws.title = SHEET
-    for column, header in enumerate(COLUMNS, start=1):
-        cell = ws.cell(row=1, column=column, value=header)
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor="DDEBF7")
-        ws.column_dimensions[cell.column_letter].width = 18 if column != 7 else 26
-        ws.column_dimensions[cell.column_letter].number_format = "@"  # codes stay text: 12 digits, no 5.0E+11
-    ws.freeze_panes = "A2"
     town_plan = calendar.units.level == "village"
     where = f"本办所在县区 {calendar.office.code}" if town_plan else "所属县区（或无县区的市）的 6 位代码"
-    notes = wb.create_sheet("填写说明")
     lines = [
         f"{calendar.name}：乡镇、村名册",
         "每个村填一行，所属乡镇的代码和名称每行都填；尚未列村的乡镇单独一行，村代码、村名称留空。",
@@ -87,10 +75,7 @@ def write_template(calendar: Calendar, out: Path) -> None:
     ]
     if town_plan:
         lines.append("本方案的单位是村：载入后，名册中的村替换日历中的占位村名单（须在任何占位单位报送之前载入）。")
-    for row, line in enumerate(lines, start=1):
-        text_cell(notes, row, 1, line)
-    notes.column_dimensions["A"].width = 100
-    print_setup(ws)
+    wb = list_template(SHEET, COLUMNS, [18, 18, 18, 18, 18, 18, 26], lines)
     save_atomically(wb, out)
 
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from openpyxl import Workbook, load_workbook
-from openpyxl.styles import Font, PatternFill
+from openpyxl import load_workbook
 from sqlalchemy import Engine, delete, func, select
 
 from include.calendar import Calendar
@@ -33,7 +32,7 @@ from include.calendar.instants import last_day, local_day
 from include.calendar.tree import short_names
 from include.forms import records
 from include.forms.spec import get_form
-from include.forms.xlsx import print_setup, save_atomically, text_cell
+from include.forms.xlsx import list_template, save_atomically
 from include.masking import mask_id, short_masked
 from include.store.audit import audit
 from include.store.db import session_scope
@@ -73,22 +72,11 @@ def _household_forms(calendar: Calendar) -> list[str]:
 
 
 def write_template(calendar: Calendar, out: Path) -> None:
-    wb = Workbook()
-    ws = wb.active
-    ws.title = SHEET
-    for column, header in enumerate(COLUMNS, start=1):
-        cell = ws.cell(row=1, column=column, value=header)
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor="DDEBF7")
-        ws.column_dimensions[cell.column_letter].width = 28
-        ws.column_dimensions[cell.column_letter].number_format = "@"
-    ws.freeze_panes = "A2"
     keys = "、".join(
         sorted(
             {get_form(form_id).field(get_form(form_id).household_key).label for form_id in _household_forms(calendar)}
         )
     )
-    notes = wb.create_sheet("填写说明")
     lines = [
         f"{calendar.name}：工作台账（本年度须入户核实、更新的户）",
         "每户一行。单位代码：县区 6 位代码（无县区的市填市代码；乡镇方案填村代码）。",
@@ -97,10 +85,7 @@ def write_template(calendar: Calendar, out: Path) -> None:
         "同一单位再次载入时，以新台账替换该单位原有台账；文件中没有的单位不变。",
         "载入：campaign workload load 文件 --campaign " + calendar.id,
     ]
-    for row, line in enumerate(lines, start=1):
-        text_cell(notes, row, 1, line)
-    notes.column_dimensions["A"].width = 100
-    print_setup(ws)
+    wb = list_template(SHEET, COLUMNS, [28, 28, 28], lines)
     save_atomically(wb, out)
 
 

@@ -44,3 +44,26 @@ def save_atomically(wb: Workbook, out: Path) -> Path:
     with atomic_path(out) as tmp:
         wb.save(tmp)
     return out
+
+
+def list_template(title: str, columns: tuple[str, ...], widths: list[int], notes: list[str]) -> Workbook:
+    """A list an office fills (a roster, a workload): bold headed text columns, frozen header, and a sheet of
+    what to fill in."""
+    from openpyxl.styles import Font, PatternFill
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = title
+    for column, (header, width) in enumerate(zip(columns, widths, strict=True), start=1):
+        cell = ws.cell(row=1, column=column, value=header)
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="DDEBF7")
+        ws.column_dimensions[cell.column_letter].width = width
+        ws.column_dimensions[cell.column_letter].number_format = "@"  # codes and keys stay text
+    ws.freeze_panes = "A2"
+    sheet = wb.create_sheet("填写说明")
+    for row, line in enumerate(notes, start=1):
+        text_cell(sheet, row, 1, line)
+    sheet.column_dimensions["A"].width = 100
+    print_setup(ws)
+    return wb
