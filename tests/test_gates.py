@@ -82,7 +82,7 @@ def test_gate_defers_while_waiting_and_fails_as_missing_after_the_door(engine):
     assert isinstance(deferred.value.trigger, ReportTrigger)
     assert deferred.value.method_name == "report_in"
     context: dict = {}
-    with pytest.raises(RuntimeError, match="太原市未在 2017-12-20 24:00 前报送“sampling_report”"):
+    with pytest.raises(AirflowFailException, match="太原市未在 2017-12-20 24:00 前报送“sampling_report”"):
         gate("sampling_report", TAIYUAN, SHANXI.system_close.at).report_in(context, {"received_at": None})
     assert context["gate_label"] == "太原市 · 未报送"
 
@@ -229,7 +229,7 @@ def test_a_citys_gate_on_a_county_milestone_counts_its_counties(engine):
     trigger = deferred.value.trigger
     assert trigger.units == counties and trigger.serialize()[1]["units"] == counties
     context: dict = {}
-    with pytest.raises(RuntimeError, match=r"济南市有 1 个县区未在 2020-12-31 24:00 前完成“entry_done”.*：商河县"):
+    with pytest.raises(AirflowFailException, match=r"济南市有 1 个县区未在 2020-12-31 24:00 前完成“entry_done”.*：商河县"):
         county_gate(SHANDONG.system_close.at).execute(context)
     assert context["gate_label"] == "济南市 · 11/12 县区已完成 · 逾期 1 · 未完成 1"
     submit_report(
@@ -253,3 +253,35 @@ def test_a_city_without_counties_has_a_gate_on_its_own_declaration(tmp_path):
     units, below = gate_units(calendar, next(item for item in calendar.milestones if item.id == "entry_done"))
     assert below["441900"] == ["441900"] and below["442000"] == ["442000"]  # 东莞市, 中山市
     assert len(units) == len(calendar.unit_codes) and all(len(below[code]) > 1 for code in ("440100", "440300"))
+
+
+def test_a_trigger_never_fires_within_its_settling_time(engine, monkeypatch):
+    """Airflow 3.3.2 runs a resumed task twice when its trigger fires before the scheduler has seen the deferral's
+    own exit; the trigger waits at least SETTLE_SECONDS, and then gives what the store held."""
+    import asyncio
+    import time
+
+    from include.orchestration import gates
+    from include.store.db import database_url
+
+    monkeypatch.setattr(gates, "SETTLE_SECONDS", 1.5)
+    submit_report(
+        engine, SHANXI, unit=TAIYUAN, milestone_id="completion_report",
+        at=parse_instant("2017-11-30T10:00+08:00"), actor=Actor("test"),
+    )  # fmt: skip
+
+    async def first_event(trigger: ReportTrigger) -> tuple[float, dict]:
+        started = time.monotonic()
+        async for event in trigger.run():
+            return time.monotonic() - started, event.payload
+        raise AssertionError("no event")
+
+    later = pendulum.now("UTC").add(days=1).isoformat()
+    waited, payload = asyncio.run(
+        first_event(ReportTrigger(database_url(), SHANXI.id, TAIYUAN, "completion_report", later, 0.2))
+    )
+    assert waited >= 1.5 and payload == {"received_at": "2017-11-30T02:00:00+00:00"}
+    waited, payload = asyncio.run(  # 大同市 never reported, and its door closed long ago
+        first_event(ReportTrigger(database_url(), SHANXI.id, DATONG, "completion_report", "2017-12-01T00:00Z", 0.2))
+    )
+    assert waited >= 1.5 and payload == {"received_at": None}

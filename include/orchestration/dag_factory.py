@@ -38,9 +38,10 @@ from include.rules.stages import STAGES
 
 log = logging.getLogger(__name__)
 DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(seconds=30)}
-# A gate's second try re-reads the store at once: it covers a worker lost mid-check and Airflow 3.3's
-# race where a trigger that fires seconds after deferral meets the deferral's own executor event.
-GATE_RETRY = {"retries": 1, "retry_delay": dt.timedelta(seconds=5)}
+# A gate's retries re-read the store at once: they cover a worker lost mid-check and what is left of Airflow 3.3's
+# race between a fast trigger and the deferral's own executor event (include/orchestration/gates.py SETTLE_SECONDS).
+# A gate whose door has closed without the report fails without a retry.
+GATE_RETRY = {"retries": 2, "retry_delay": dt.timedelta(seconds=5)}
 
 
 def _instant_task(

@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import functools
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,12 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from include.calendar.instants import local_text
 
 GATE_LABEL = "{{ gate_label | default(task.unit_names[task.unit]) }}"
+# A trigger fires no sooner than this after it starts. Airflow 3.3.2's scheduler may process the exit of the task
+# process that deferred after a fast trigger has already put the task back to run; it then takes the resumed task
+# for killed externally and runs it twice ("not in a state where it could be marked as running", a try-number
+# mismatch). A report is judged by the time it was received, never by when the gate finishes, so waiting costs
+# nothing but seconds.
+SETTLE_SECONDS = 10.0
 
 
 @functools.cache
@@ -91,6 +98,13 @@ class ReportTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        started = time.monotonic()
+        async for event in self._events():
+            await asyncio.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - started)))
+            yield event
+            return
+
+    async def _events(self) -> AsyncIterator[TriggerEvent]:
         gives_up_at = pendulum.parse(self.gives_up_at)
         while True:
             now = pendulum.now("UTC")
@@ -188,8 +202,10 @@ class ReportGate(BaseOperator):
         name = self.unit_names[self.unit]
         due = pendulum.parse(self.due_at)
         if received is None:
+            from airflow.sdk.exceptions import AirflowFailException
+
             context["gate_label"] = f"{name} · 未报送"
-            raise RuntimeError(
+            raise AirflowFailException(  # the door has closed: a retry would find the same
                 f"{name}未在 {local_text(pendulum.parse(self.gives_up_at), end=True)} 前报送“{self.milestone}”"
                 f"（截止 {local_text(due, end=True)}）"
             )
@@ -207,7 +223,9 @@ class ReportGate(BaseOperator):
         if missing:
             context["gate_label"] = f"{label} · 未完成 {len(missing)}"
             listed = "、".join(self.unit_names.get(unit, unit) for unit in missing)
-            raise RuntimeError(
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
                 f"{name}有 {len(missing)} 个{self.word}未在 {local_text(pendulum.parse(self.gives_up_at), end=True)} "
                 f"前完成“{self.milestone}”（截止 {local_text(due, end=True)}）：{listed}"
             )
