@@ -17,7 +17,7 @@ from include.calendar.registry import load_campaign
 from include.devtools.synth import check_digit
 from include.forms import records
 from include.rules.catalog import RULES
-from include.rules.engine import run_rules
+from include.rules.engine import rule_quote, run_rules
 
 LONGJU = load_campaign("2020-chongqing-longju")
 SHANXI = load_campaign("2017-shanxi")
@@ -134,6 +134,40 @@ def test_new_poor_household_below_4000_per_person():
     assert "人均纯收入4000.00元（2人），不低于识别标准4000元" in problems["message"][0]
 
 
+def test_the_household_counts_its_members_as_of_the_status_date():
+    """Seed 004: "家庭人口数按截至2019年9月30日时点统计。" A member who left before it (附件5, 减少) or was born after
+    it is not counted: on Longju (no status date of its own: the run's time), a member who moved out in 2020-03
+    leaves the head alone with 7,000 yuan; on 稷下 (status 2023-09-30 24时) a child born 2023-10-01 is not one of
+    the household's three."""
+    left = person("19920202", False, 31)
+    store(
+        "2020-1",
+        [household(GOOD_HEAD, 7000), household(BAD_HEAD, 7000)],
+        [member(GOOD_HEAD, GOOD_HEAD, "男", "户主"), member(GOOD_HEAD, GOOD_WIFE, "女", "配偶"),
+         member(BAD_HEAD, BAD_HEAD, "男", "户主"), member(BAD_HEAD, left, "女", "配偶")],
+    )  # fmt: skip
+    store("2020-5", [], [{"household_id": BAD_HEAD, "member_id": left, "decrease_reason": "5",
+                          "change_month": dt.date(2020, 3, 1)}])  # fmt: skip
+    assert found("new_poor_below_line") == {(BAD_HEAD, None)}
+    assert "人均纯收入7000.00元（1人）" in problems_of("new_poor_below_line")["message"][0]
+
+    born_after, born_on = person("20231001", True, 32), person("20230930", False, 33)
+    net = {"A28": 9000.0, "A29": 0.0, "A30": 0.0, "A31": 0.0, "A32": 0.0, "A35": 0.0, "A36": 0.0}
+    rows = [
+        {"household_id": GOOD_HEAD, **net, "A33": 9000.0, "A34": 3000.0, "A37": 9000.0, "A38": 3000.0},
+        {"household_id": BAD_HEAD, **net, "A33": 9000.0, "A34": 2250.0, "A37": 9000.0, "A38": 2250.0},
+    ]
+    members = [
+        {"household_id": GOOD_HEAD, "A7": key} for key in (GOOD_HEAD, GOOD_WIFE, born_on)
+    ] + [{"household_id": BAD_HEAD, "A7": key} for key in (BAD_HEAD, person("19660101", False, 34), GOOD_CHILD,
+                                                           born_after)]  # fmt: skip
+    store("2023-1", rows, members, unit="JX01", calendar=JIXIA)
+    assert found("per_capita_formula", JIXIA) == {(BAD_HEAD, None)}
+    assert problems_of("per_capita_formula", JIXIA)["message"][0].startswith(
+        "按统计时点的家庭人口3人：A34 应为3000.00元（填2250.00）"
+    )
+
+
 def test_edge_household_below_6000_per_person():
     store(
         "2020-2",
@@ -141,6 +175,11 @@ def test_edge_household_below_6000_per_person():
         [member(GOOD_HEAD, GOOD_HEAD, "男", "户主"), member(BAD_HEAD, BAD_HEAD, "男", "户主")],
     )
     assert found("edge_below_line") == {(BAD_HEAD, None)}
+    # Seed 001 measures 可支配收入; the 2020 form gives only 纯收入 items: the rule says which it used, and why.
+    rule = next(r for r in RULES if r.id == "edge_below_line")
+    assert "纯收入" in rule.title and "可支配收入" in rule.title
+    message = problems_of("edge_below_line")["message"][0]
+    assert message.startswith("人均纯收入6000.00元（1人，按A28+A29+A30+A31-A32计：表上无可支配收入项），不低于6000元")
 
 
 def test_child_of_school_age_out_of_school_needs_a_dropout_reason():
@@ -209,10 +248,11 @@ def test_2017_poor_household_below_3200_per_person():
     def one(key: str) -> dict:
         return {"household_id": key, "member_id": key, "member_sex": "男", "relation": "户主", "member_name": "李四"}
 
-    store("2017-2", [row(GOOD_HEAD, 2899), row(BAD_HEAD, 2900)], [one(GOOD_HEAD), one(BAD_HEAD)], "140100", SHANXI)
+    # Seed 002: "家庭人均收入稳定超过国家现行扶贫标准（2017年省级确定的3200元扶贫指导线）": 3,200 does not exceed it.
+    store("2017-2", [row(GOOD_HEAD, 2900), row(BAD_HEAD, 2900.01)], [one(GOOD_HEAD), one(BAD_HEAD)], "140100", SHANXI)
     assert found("poor_household_below_line_2017", SHANXI) == {(BAD_HEAD, None)}
     assert (
-        "家庭人均收入3200.00元（1人），已超过扶贫指导线3200元"
+        "家庭人均收入3200.01元（1人），已超过扶贫指导线3200元"
         in problems_of("poor_household_below_line_2017", SHANXI)["message"][0]
     )
 
@@ -290,23 +330,51 @@ def test_changes_of_last_october_to_december_belong_to_september():
     store("2020-5", [], [{"household_id": BAD_HEAD, "member_id": moved_out, "decrease_reason": "5",
                           "change_month": dt.date(2019, 12, 1)}])  # fmt: skip
     assert found("change_month_prior_q4") == {(GOOD_HEAD, married_in), (BAD_HEAD, moved_out)}
+    problems = problems_of("change_month_prior_q4")
+    assert set(problems["severity"]) == {"warning"}  # seed 004 re-dated last year's: maybe the same change again
     assert (
-        "变更月份填2019-11，上年10月至12月的自然变更统一调整为2019年9月"
-        in problems_of("change_month_prior_q4")["message"].to_list()
+        "变更月份填2019-11：上年10月至12月的自然变更已统一调整至2019年9月，可能与上年度已调整至9月的变更重复，请核实"
+        in problems["message"].to_list()
     )
 
 
-def test_change_month_within_the_income_period():
-    """Longju's period: 2019-10-01 to 2020-09-30 (its calendar); last September is where seed 004 moves Oct–Dec."""
-    rows = [(GOOD_HEAD, dt.date(2019, 9, 1)), (GOOD_WIFE, dt.date(2020, 9, 1)), (BAD_HEAD, dt.date(2020, 10, 1))]
-    rows += [(GOOD_CHILD, dt.date(2019, 8, 1))]
+def test_a_newborn_of_last_october_to_december_in_its_birth_month_is_right():
+    """Seed 004: "我们对新生儿的身份证号进行分析，发现有一部分生日为2019年10月至12月，这部分人群不做调整。"
+    No rule finds anything in a newborn born 2019-10-01 or 2019-12-31 entered in its birth month; one entered in
+    the September the others were moved to is in the wrong month, and out of Longju's period (2019-10 on)."""
+    first, last, moved = person("20191001", True, 21), person("20191231", False, 22), person("20191115", True, 23)
+    store(
+        "2020-4",
+        [],
+        [
+            {"household_id": GOOD_HEAD, "A4": first, "increase_reason": "1", "change_month": dt.date(2019, 10, 1)},
+            {"household_id": GOOD_HEAD, "A4": last, "increase_reason": "1", "change_month": dt.date(2019, 12, 1)},
+            {"household_id": BAD_HEAD, "A4": moved, "increase_reason": "1", "change_month": dt.date(2019, 9, 1)},
+        ],
+    )
+    changes = ("change_month_prior_q4", "newborn_birth_month", "change_month_in_period")
+    problems = run_rules(LONGJU, AT, rules=tuple(r for r in RULES if r.id in changes))
+    assert {(row["rule"], row["person"]) for row in problems.iter_rows(named=True)} == {
+        ("newborn_birth_month", moved),
+        ("change_month_in_period", moved),
+    }
+
+
+def test_change_month_within_the_campaigns_own_income_period():
+    """Longju's period, from its calendar: 2019-10-01 to 2020-09-30 (seed 004: "贫困户和监测户的收入计算周期，以识别
+    月份的上一年作为始点，以识别月份的上月作为终点。"). September 2019 is before it; October 2019 is in it."""
+    rows = [(GOOD_HEAD, dt.date(2019, 10, 1)), (GOOD_WIFE, dt.date(2020, 9, 1)), (BAD_HEAD, dt.date(2020, 10, 1))]
+    rows += [(GOOD_CHILD, dt.date(2019, 9, 1))]
     store("2020-5", [], [{"household_id": GOOD_HEAD, "member_id": who, "decrease_reason": "1", "change_month": when}
                          for who, when in rows])  # fmt: skip
     assert found("change_month_in_period") == {(GOOD_HEAD, BAD_HEAD), (GOOD_HEAD, GOOD_CHILD)}
-    assert (
-        "变更月份填2020-10，不在本年度计算周期（2019年10月1日至2020年9月30日）内"
-        in problems_of("change_month_in_period")["message"].to_list()
-    )
+    messages = problems_of("change_month_in_period")["message"].to_list()
+    assert "变更月份填2020-10，不在本年度计算周期（2019年10月1日至2020年9月30日）内" in messages
+    assert "变更月份填2019-09，不在本年度计算周期（2019年10月1日至2020年9月30日）内" in messages
+    # The rule quotes the campaign's own seed for its period, not 2023's for the 2020 forms.
+    rule = next(r for r in RULES if r.id == "change_month_in_period")
+    assert rule_quote(rule, LONGJU) == ("004_371bf13e07ef619c.txt", LONGJU.income_period.quote)
+    assert rule_quote(rule, JIXIA)[1].startswith("帮扶对象家庭收入、务工时长、成员自然变化等计算周期为2022年10月1日")
 
 
 def test_a_newborns_change_month_is_the_birth_month():

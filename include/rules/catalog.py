@@ -56,6 +56,7 @@ class Rule:
     sql: str
     params: tuple[str, ...] = ()  # calendar thresholds bound as $name; a campaign without them skips the rule
     forms: tuple[str, ...] = ()  # the forms it applies to (codes mean different things in 2017, 2020, 2023); () = any
+    period: bool = False  # a rule of the campaign's income period: quoted from the calendar's own seed (engine.rule_quote)
 
 
 INCOME_ITEMS = ("A28", "A29", "A30", "A31", "A32")
@@ -66,13 +67,25 @@ INCOME_ITEMS_2017 = (
     "other_transfer_income",
 )  # fmt: skip
 NET_INCOME_2017 = " + ".join(f"coalesce({item}, 0)" for item in INCOME_ITEMS_2017)
-# Seed 004: "家庭人口数按截至2019年9月30日时点统计": the members in the records, as of the status date.
-PER_CAPITA = """
+# Seed 004: "家庭人口数按截至2019年9月30日时点统计": the members in the records as of the status date: not one
+# born after it (by the ID's birth date), not one whose 减少 (附件5, 2020-5) is dated before it.
+MEMBERS_AT_STATUS = """
+    SELECT unit, {household}, count(*) AS members FROM members m
+    WHERE coalesce(try_strptime(substr({id}, 7, 8), '%Y%m%d') <= $status_date, true)
+      AND NOT EXISTS (SELECT 1 FROM "2020-5/members" d
+                      WHERE d.unit = m.unit AND d.member_id = m.{id} AND d.change_month < $status_date)
+    GROUP BY unit, {household}
+"""
+PER_CAPITA = (
+    """
     SELECT h.unit, h.{{household}} AS household, ({income}) / n.members AS per_capita, n.members
     FROM households h
-    JOIN (SELECT unit, {{household}}, count(*) AS members FROM members GROUP BY unit, {{household}}) n
+    JOIN ("""
+    + MEMBERS_AT_STATUS.replace("{", "{{").replace("}", "}}")
+    + """) n
       ON n.unit = h.unit AND n.{{household}} = h.{{household}}
 """
+)
 
 
 def per_capita_rule(
@@ -86,8 +99,10 @@ def per_capita_rule(
     source: str = "001_75f64364fef16825.txt",
     income: str = NET_INCOME,
     items: tuple[str, ...] = INCOME_ITEMS,
+    exceeds: bool = False,
 ) -> Rule:
-    """Per-capita net income (``income`` over the household's members) at or above the calendar's ``line``.
+    """Per-capita net income (``income`` over the household's members) at or above the calendar's ``line``
+    (the seeds' "低于": not below it), or above it where the seed says "超过" (``exceeds``).
 
     ``message`` is a printf template of the per-capita income, the members and the line.
     """
@@ -95,7 +110,7 @@ def per_capita_rule(
         id=id,
         title=title,
         family="eligibility",
-        roles=items,
+        roles=("id", *items),
         fields=items,
         severity="error",
         source=source,
@@ -106,7 +121,7 @@ def per_capita_rule(
             SELECT unit, household, NULL AS person,
                    printf('{message}', per_capita, members, ${line}) AS message
             FROM ({PER_CAPITA.format(income=income)})
-            WHERE per_capita >= ${line}
+            WHERE per_capita {">" if exceeds else ">="} ${line}
         """,
     )
 
@@ -368,7 +383,7 @@ RULES: tuple[Rule, ...] = (
         id="per_capita_formula",
         title="人均收入与家庭人口数不符（A34=A33/人口，A38=A37/人口）",
         family="income",
-        roles=("A28", "A29", "A30", "A31", "A32", "A34", "A35", "A36", "A38"),
+        roles=("id", "A28", "A29", "A30", "A31", "A32", "A34", "A35", "A36", "A38"),
         fields=("A34", "A38"),
         severity="error",
         source="004_371bf13e07ef619c.txt",
@@ -377,13 +392,13 @@ RULES: tuple[Rule, ...] = (
         # Against the items (not A33, A37 as entered): a wrong A33 is net_income_formula's problem alone.
         sql=f"""
             SELECT unit, household, NULL AS person,
-                   printf('按家庭人口%d人：A34 应为%.2f元（填%s），A38 应为%.2f元（填%s）', members,
+                   printf('按统计时点的家庭人口%d人：A34 应为%.2f元（填%s），A38 应为%.2f元（填%s）', members,
                           net / members, coalesce(printf('%.2f', A34), '空'),
                           reference / members, coalesce(printf('%.2f', A38), '空')) AS message
             FROM (SELECT h.unit, h.{{household}} AS household, A34, A38, n.members, {NET_INCOME} AS net,
                          {NET_INCOME} + coalesce(A35, 0) - coalesce(A36, 0) AS reference
                   FROM households h
-                  JOIN (SELECT unit, {{household}}, count(*) AS members FROM members GROUP BY unit, {{household}}) n
+                  JOIN ({MEMBERS_AT_STATUS}) n
                     ON n.unit = h.unit AND n.{{household}} = h.{{household}})
             WHERE (A34 IS NOT NULL AND abs(A34 - net / members) > 0.01)
                OR (A38 IS NOT NULL AND abs(A38 - reference / members) > 0.01)
@@ -397,23 +412,27 @@ RULES: tuple[Rule, ...] = (
         form="2020-1",
         message="人均纯收入%.2f元（%d人），不低于识别标准%.0f元，不应识别为贫困户",
     ),
+    # Seed 001 measures 可支配收入; the 2020 form (附件2) asks for none, only the 纯收入 items A28–A32 of the
+    # registry: their net sum is the nearest measure the form gives, and the rule says so.
     per_capita_rule(
         id="edge_below_line",
-        title="边缘易致贫户人均可支配收入不低于6000元",
+        title="边缘易致贫户人均纯收入不低于6000元（表上无可支配收入，按A28+A29+A30+A31-A32计）",
         quote="边缘易致贫户以“非建档立卡农户中家庭年人均可支配收入低于6000元，且有致贫风险”为标准。",
         line="unstable_edge_line_yuan",
         form="2020-2",
-        message="人均收入%.2f元（%d人），不低于%.0f元，不符合边缘易致贫户标准",
+        message="人均纯收入%.2f元（%d人，按A28+A29+A30+A31-A32计：表上无可支配收入项），不低于%.0f元，"
+        "不符合边缘易致贫户标准（可支配收入低于6000元），请核实收入",
     ),
     per_capita_rule(
         id="poor_household_below_line_2017",
-        title="贫困户家庭人均收入不低于扶贫指导线",
+        title="贫困户家庭人均收入超过扶贫指导线",
         quote="家庭人均收入稳定超过国家现行扶贫标准（2017年省级确定的3200元扶贫指导线）",
         line="poverty_line_yuan",
         form="2017-2",
         source="002_be45378c2c8f6dcb.txt",
         income=NET_INCOME_2017,
         items=INCOME_ITEMS_2017,
+        exceeds=True,  # "超过": 3,200 yuan itself does not exceed the line
         message="家庭人均收入%.2f元（%d人），已超过扶贫指导线%.0f元，不应识别为贫困户（可列为拟脱贫对象）",
     ),
     Rule(
@@ -496,14 +515,16 @@ RULES: tuple[Rule, ...] = (
         source="004_371bf13e07ef619c.txt",
         quote="对于去年底动态管理工作中变更月份为“2019年10月至12月”的自然变更人员，其变更月份统一调整为2019年9月。",
         forms=("2020-4", "2020-5"),
-        # "我们对新生儿的身份证号进行分析，发现有一部分生日为2019年10月至12月，这部分人群不做调整。"
+        # The national office re-dated *last year's* October–December changes to September: one entered now with
+        # such a month may be one of them again (a warning, not an error). "我们对新生儿的身份证号进行分析，发现有一部分
+        # 生日为2019年10月至12月，这部分人群不做调整。": a newborn's change in its own birth month is right.
         sql=f"""
             SELECT unit, {{household}} AS household, {{id}} AS person,
-                   printf('变更月份填%s，上年10月至12月的自然变更统一调整为%s', strftime({{change_month}}, '%Y-%m'),
-                          strftime($prior_september, '%Y年%-m月')) AS message
+                   printf('变更月份填%s：上年10月至12月的自然变更已统一调整至%s，可能与上年度已调整至9月的变更重复，请核实',
+                          strftime({{change_month}}, '%Y-%m'), strftime($prior_september, '%Y年%-m月')) AS message
             FROM members
             WHERE {{change_month}} >= $prior_q4_starts AND {{change_month}} < $prior_q4_ends
-              AND coalesce(NOT ({BIRTH_DATE} >= $prior_q4_starts AND {BIRTH_DATE} < $prior_q4_ends), true)
+              AND coalesce(strftime({BIRTH_DATE}, '%Y-%m') <> strftime({{change_month}}, '%Y-%m'), true)
         """,
     ),
     Rule(
@@ -535,17 +556,17 @@ RULES: tuple[Rule, ...] = (
         roles=("id", "change_month"),
         fields=("change_month",),
         severity="error",
-        source="003_9f67e561e8efc1ae.txt",
-        quote="帮扶对象家庭收入、务工时长、成员自然变化等计算周期为2022年10月1日至2023年9月30日",
+        source="004_371bf13e07ef619c.txt",
+        quote="贫困户和监测户的收入计算周期，以识别月份的上一年作为始点，以识别月份的上月作为终点。",
         forms=("2020-4", "2020-5"),
-        # The calendar's income period; last year's September is in, where seed 004 moves October–December.
+        period=True,  # the campaign's own period, quoted from its calendar (seed 004's rule where the plan gives none)
         sql="""
             SELECT unit, {household} AS household, {id} AS person,
                    printf('变更月份填%s，不在本年度计算周期（%s至%s）内', strftime({change_month}, '%Y-%m'),
                           strftime($income_starts, '%Y年%-m月%-d日'),
                           strftime($income_ends - INTERVAL 1 DAY, '%Y年%-m月%-d日')) AS message
             FROM members
-            WHERE {change_month} >= $income_ends OR {change_month} < $prior_september
+            WHERE {change_month} >= $income_ends OR {change_month} < $income_starts
         """,
     ),
     Rule(

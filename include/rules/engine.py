@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
 
 import duckdb
 import polars as pl
@@ -35,11 +36,6 @@ class Roles:
 
     columns: dict[str, str]
     codes: dict[str, str]  # column → the code printed on the form (for the problem list)
-
-    def resolve(self, rule: Rule) -> dict[str, str] | None:
-        if not all(role in self.columns for role in rule.roles):
-            return None
-        return self.columns
 
 
 def roles_of(form: FormSpec) -> Roles:
@@ -167,6 +163,70 @@ def _parameters(calendar: Calendar, at: dt.datetime, rule: Rule, sql: str) -> di
     return params
 
 
+RunState = Literal["ran", "not_run", "no_data", "not_applicable"]
+RUN_WORDS: dict[str, str] = {"ran": "已运行", "not_run": "未能运行", "no_data": "尚无数据", "not_applicable": "不适用"}
+
+
+@dataclass(frozen=True)
+class RuleRun:
+    """What became of one rule in one run: ran (with its problems), or why not.
+
+    ``not_run``: the campaign collects a form the rule checks, but lacks what the rule needs (a figure of the
+    calendar, the income period, a field); the problem list says so. ``no_data``: nothing of that form is stored
+    yet. ``not_applicable``: the campaign collects none of the forms the rule is written for.
+    """
+
+    rule: str
+    title: str
+    severity: str
+    state: RunState
+    forms: tuple[str, ...]  # the campaign's forms it ran on (ran) or would run on
+    problems: int = 0
+    reason: str = ""
+    source: str = ""
+    quote: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "title": self.title,
+            "severity": self.severity,
+            "state": self.state,
+            "forms": list(self.forms),
+            "problems": self.problems,
+            "reason": self.reason,
+            "source": self.source,
+            "quote": self.quote,
+        }
+
+
+DERIVED_NEEDS = {"income_starts": "income_period", "income_ends": "income_period"}
+
+
+def missing_for(calendar: Calendar, form: FormSpec, rule: Rule, roles: Roles) -> str | None:
+    """Why the rule cannot run on the campaign's form, in Chinese, or None when it can."""
+    absent = [role for role in rule.roles if role not in roles.columns]
+    if absent:
+        return f"{form.id} 表没有所需的指标：{'、'.join(absent)}"
+    figures = [name for name in rule.params if name not in calendar.thresholds]
+    if figures:
+        return (
+            f"日历未给出所需的数值：{'、'.join(figures)}（请在 config/campaigns/{calendar.id}.yaml 的 thresholds "
+            "中填写，并注明出处）"
+        )
+    if calendar.income_period is None and any(f"${name}" in rule.sql for name in DERIVED_NEEDS):
+        return f"日历未给出收入计算周期（config/campaigns/{calendar.id}.yaml 的 income_period）"
+    return None
+
+
+def rule_quote(rule: Rule, calendar: Calendar) -> tuple[str, str]:
+    """The seed and sentence a rule follows in this campaign: the calendar's own for a rule of its income
+    period (``Rule.period``), the catalog's otherwise."""
+    if rule.period and calendar.income_period is not None:
+        return calendar.income_period.source or calendar.seed, calendar.income_period.quote
+    return rule.source, rule.quote
+
+
 def run_rules(
     calendar: Calendar,
     at: dt.datetime,
@@ -178,7 +238,22 @@ def run_rules(
 
     The records read are those of ``pins`` (``pin_forms``), by default those in force when the run starts.
     """
+    return run_catalog(calendar, at, units, rules, pins)[0]
+
+
+def run_catalog(
+    calendar: Calendar,
+    at: dt.datetime,
+    units: list[str] | None = None,
+    rules: tuple[Rule, ...] = RULES,
+    pins: Pins | None = None,
+) -> tuple[pl.DataFrame, list[RuleRun]]:
+    """``run_rules``'s problems, and what became of each rule (``RuleRun``): none is skipped silently."""
     frames = []
+    ran: dict[str, list[str]] = {rule.id: [] for rule in rules}
+    counts: dict[str, int] = dict.fromkeys(ran, 0)
+    reasons: dict[str, list[str]] = {rule.id: [] for rule in rules}
+    empty: dict[str, list[str]] = {rule.id: [] for rule in rules}
     with duckdb.connect() as connection:
         stored = _views(connection, calendar, units, pins)
         if any("regions" in rule.sql for rule in rules):
@@ -187,21 +262,28 @@ def run_rules(
                 {"codes": regions.codes_until(calendar.year)},
             )
         for form_id in calendar.forms:
-            if form_id not in stored:
-                continue
             form = get_form(form_id)
             roles = roles_of(form)
+            applicable = [rule for rule in rules if not rule.forms or form.id in rule.forms]
+            for rule in applicable:
+                reason = missing_for(calendar, form, rule, roles)
+                if reason is not None:
+                    reasons[rule.id].append(reason)
+                elif form_id not in stored:
+                    empty[rule.id].append(form_id)
+            if form_id not in stored:
+                continue
             _use(connection, form)
-            for rule in rules:
-                columns = roles.resolve(rule)
-                if rule.forms and form.id not in rule.forms:
+            for rule in applicable:
+                if missing_for(calendar, form, rule, roles) is not None:
                     continue
-                if columns is None or not all(name in calendar.thresholds for name in rule.params):
-                    continue
+                columns = roles.columns
+                ran[rule.id].append(form_id)
                 sql = rule.sql.format(**columns)
                 cursor = connection.execute(sql, _parameters(calendar, at, rule, sql))
                 names = [column[0] for column in cursor.description]
                 found = pl.DataFrame(cursor.fetchall(), schema=names, orient="row", infer_schema_length=None)
+                counts[rule.id] += found.height
                 if found.is_empty():
                     continue
                 if "field" in names:  # a rule over many fields names the one of each problem
@@ -220,9 +302,27 @@ def run_rules(
                         pl.col("message").cast(pl.String),
                     )
                 )
+    runs = []
+    for rule in rules:
+        source, quote = rule_quote(rule, calendar)
+        common = {"rule": rule.id, "title": rule.title, "severity": rule.severity, "source": source, "quote": quote}
+        if ran[rule.id]:
+            runs.append(RuleRun(state="ran", forms=tuple(ran[rule.id]), problems=counts[rule.id], **common))
+        elif reasons[rule.id]:
+            runs.append(RuleRun(state="not_run", forms=(), reason="；".join(dict.fromkeys(reasons[rule.id])), **common))
+        elif empty[rule.id]:
+            runs.append(
+                RuleRun(
+                    state="no_data", forms=tuple(empty[rule.id]),
+                    reason=f"尚无 {'、'.join(empty[rule.id])} 表的数据", **common,
+                )
+            )  # fmt: skip
+        else:
+            wanted = "、".join(rule.forms)
+            runs.append(RuleRun(state="not_applicable", forms=(), reason=f"只适用于 {wanted} 表，本工作不采集", **common))
     if not frames:
-        return _empty()
-    return pl.concat(frames).sort(["unit", "household", "rule", "person"], nulls_last=True)
+        return _empty(), runs
+    return pl.concat(frames).sort(["unit", "household", "rule", "person"], nulls_last=True), runs
 
 
 def household_context(calendar: Calendar, units: list[str] | None = None, pins: Pins | None = None) -> pl.DataFrame:
