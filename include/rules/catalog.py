@@ -54,9 +54,9 @@ class Rule:
     source: str  # the seed file
     quote: str  # the seed sentence the rule comes from
     sql: str
-    params: tuple[str, ...] = ()  # calendar thresholds bound as $name; a campaign without them skips the rule
+    params: tuple[str, ...] = ()  # calendar thresholds bound as $name; without them the rule is reported not run
     forms: tuple[str, ...] = ()  # the forms it applies to (codes mean different things in 2017, 2020, 2023); () = any
-    period: bool = False  # a rule of the campaign's income period: quoted from the calendar's own seed (engine.rule_quote)
+    period: bool = False  # a rule of the campaign's income period: quoted from the calendar's seed (rule_quote)
 
 
 INCOME_ITEMS = ("A28", "A29", "A30", "A31", "A32")

@@ -318,8 +318,8 @@ def run_catalog(
                 )
             )  # fmt: skip
         else:
-            wanted = "、".join(rule.forms)
-            runs.append(RuleRun(state="not_applicable", forms=(), reason=f"只适用于 {wanted} 表，本工作不采集", **common))
+            wanted = f"只适用于 {'、'.join(rule.forms)} 表，本工作不采集"
+            runs.append(RuleRun(state="not_applicable", forms=(), reason=wanted, **common))
     if not frames:
         return _empty(), runs
     return pl.concat(frames).sort(["unit", "household", "rule", "person"], nulls_last=True), runs
