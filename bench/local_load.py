@@ -11,7 +11,8 @@ officer answering through Airflow's HITL API (approve, reject with a reason, lea
   system's closing) finished after its instant (median, 95th percentile, worst): what the load costs;
 - retried: task instances that needed a second try (a gate whose door closed without its report fails at once,
   without one); mismatch: the scheduler's "state changed externally" verdicts; api 5xx: the api-server's 5xx
-  answers; timeouts: the tasks' API ReadTimeouts; locked: "database is locked" in any log; restarts: components the watchdog started again.
+  answers; timeouts: the tasks' API ReadTimeouts; locked: "database is locked" in any log; restarts: components
+  the watchdog started again.
 
 Issue 17 saw, with Airflow's defaults on this 2-core machine, two hung runs of three, 500s, "database is locked"
 and a dead triggerer. The tally of ten consecutive Shanxi runs with the measured limits is the issue's

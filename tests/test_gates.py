@@ -229,7 +229,9 @@ def test_a_citys_gate_on_a_county_milestone_counts_its_counties(engine):
     trigger = deferred.value.trigger
     assert trigger.units == counties and trigger.serialize()[1]["units"] == counties
     context: dict = {}
-    with pytest.raises(AirflowFailException, match=r"济南市有 1 个县区未在 2020-12-31 24:00 前完成“entry_done”.*：商河县"):
+    with pytest.raises(
+        AirflowFailException, match=r"济南市有 1 个县区未在 2020-12-31 24:00 前完成“entry_done”.*：商河县"
+    ):
         county_gate(SHANDONG.system_close.at).execute(context)
     assert context["gate_label"] == "济南市 · 11/12 县区已完成 · 逾期 1 · 未完成 1"
     submit_report(
