@@ -18,7 +18,7 @@ from include.calendar.instants import parse_instant
 from include.calendar.registry import load_campaign
 from include.door.windows import record_approval
 from include.rules.catalog import RULES
-from include.rules.engine import run_rules
+from include.rules.engine import rule_quote, run_rules
 from include.store.db import database_url, make_engine, upgrade
 
 CASES = {
@@ -92,6 +92,44 @@ def test_clean_data_has_no_problems(run_cli, tmp_path, campaign):
 def test_every_rule_quotes_its_seed(seed_text):
     for rule in RULES:
         assert rule.quote.replace(" ", "") in seed_text(rule.source), rule.id
+    for campaign in ("2020-shandong", "2017-shanxi", "2023-zibo-jixia", "2020-chongqing-longju"):
+        calendar = load_campaign(campaign)
+        for rule in RULES:  # a rule of the income period quotes the campaign's own seed
+            source, quote = rule_quote(rule, calendar)
+            assert quote.replace(" ", "") in seed_text(source), (campaign, rule.id)
+
+
+def test_validate_says_of_every_rule_whether_it_ran_and_why_not(run_cli, tmp_path):
+    """稷下街道's calendar gives no 县农民人均可支配收入: seed 003's 脱贫不享受政策 rule is reported as not run, with what
+    to fill in, in `campaign validate --json` and in each problem list's summary; no rule is skipped silently."""
+    import openpyxl
+
+    load(run_cli, tmp_path, "2023-zibo-jixia", "60", "0.4", "23")
+    out = tmp_path / "lists"
+    code, stdout, err = run_cli(
+        "validate", "--campaign", "2023-zibo-jixia", "--stage", "analysis", "--at", "2023-12-02T09:00+08:00",
+        "--out", out, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(stdout)
+    rules = {item["rule"]: item for item in result["rules"]}
+    assert set(rules) == {rule.id for rule in RULES}
+    policy = rules["not_enjoying_policy_income"]
+    assert policy["state"] == "not_run" and "county_rural_income_yuan" in policy["reason"]
+    assert "config/campaigns/2023-zibo-jixia.yaml" in policy["reason"]
+    assert rules["poor_household_below_line_2017"]["state"] == "not_applicable"
+    counted: dict[str, int] = defaultdict(int)
+    for problem in result["problems"]:
+        counted[problem["rule"]] += 1
+    ran = {rule: item["problems"] for rule, item in rules.items() if item["state"] == "ran"}
+    assert {"net_income_formula", "id_check_digit", "per_capita_formula"} <= set(ran)
+    assert {rule: n for rule, n in ran.items() if n} == dict(counted)
+    assert result["summary"]["not_run"] == ["not_enjoying_policy_income"]
+    summary = openpyxl.load_workbook(out / "2023-zibo-jixia-analysis-JX01-问题清单.xlsx")["汇总"]
+    rows = [[cell.value for cell in row] for row in summary.iter_rows()]
+    assert ["未运行的规则（其问题未查，不等于没有问题）", None, None, "原因"] in rows
+    line = next(row for row in rows if row[0] == policy["title"])
+    assert line[1] == "未能运行" and "county_rural_income_yuan" in line[3]
 
 
 def test_validate_writes_problem_lists_and_tracks_status_across_stages(run_cli, tmp_path):

@@ -37,7 +37,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for unit in run.units:
         mine = run.problems.filter(pl.col("unit") == unit)
         path = out / problem_list_name(calendar.id, stage, unit)
-        write_problem_list(mine, path, unit_name=names[unit], campaign_name=calendar.name, stage=stage)
+        write_problem_list(mine, path, unit_name=names[unit], campaign_name=calendar.name, stage=stage, rules=run.rules)
         files.append(str(path))
     if args.json:
         print_json({**run.as_json(), "files": files})
@@ -46,6 +46,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{calendar.name} {stage}：{summary['units']} 个单位，问题 {summary['problems']} 个 → {out}")
     for unit, count in summary["by_unit"].items():
         print(f"  {names.get(unit, unit)}：{count}")
+    for rule in run.rules:
+        if rule.state in ("not_run", "no_data"):
+            print(f"  未运行：{rule.title}（{rule.rule}）：{rule.reason}")
     return 0
 
 

@@ -85,7 +85,7 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             from include.calendar.registry import load_campaign
             from include.paths import atomic_path, campaign_home
             from include.rules.problems import find_problems as run_catalog
-            from include.rules.problems import run_id
+            from include.rules.problems import run_id, write_rule_runs
 
             params = params or {}
             calendar = load_campaign(params["campaign"])
@@ -95,10 +95,11 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             unknown = [unit for unit in units if unit not in codes]
             if unknown:
                 raise ValueError(f"{calendar.name}没有单位“{'、'.join(unknown)}”")
-            found = run_catalog(calendar, at)
+            found, rules = run_catalog(calendar, at)
             stage = params["stage"]
             folder = campaign_home() / "validation" / calendar.id / stage / "_runs"
             target = folder / f"{run_id(calendar, stage, at, units)}.parquet"
+            write_rule_runs(rules, target.with_suffix(".rules.json"))
             with atomic_path(target) as staging:
                 found.write_parquet(staging)
             return [
@@ -115,13 +116,16 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             from include.calendar.registry import load_campaign
             from include.paths import campaign_home
             from include.rules.problem_list import write_problem_list
-            from include.rules.problems import finish_unit
+            from include.rules.problems import finish_unit, read_rule_runs
 
             calendar = load_campaign(campaign)
             names = calendar.unit_names
             marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found))
             out = campaign_home() / "problem-lists" / campaign / stage / problem_list_name(campaign, stage, unit)
-            write_problem_list(marked, out, unit_name=names[unit], campaign_name=calendar.name, stage=stage)
+            rules = read_rule_runs(Path(found).with_suffix(".rules.json"))
+            write_problem_list(
+                marked, out, unit_name=names[unit], campaign_name=calendar.name, stage=stage, rules=rules
+            )
             active = marked.filter(pl.col("status") != "fixed").height
             get_current_context()["unit_label"] = f"{names[unit]} · {active} 个问题"
             return {"unit": unit, "problems": active, "fixed": marked.height - active, "file": str(out)}

@@ -17,6 +17,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 
 from include.forms.xlsx import REPLACEMENT, print_setup, save_atomically, text_cell, writable
 from include.rules.catalog import RULES
+from include.rules.engine import RUN_WORDS, RuleRun
 
 STATUS_TEXT = {"new": "新发现", "open": "仍存在", "fixed": "已整改"}
 SEVERITY_TEXT = {"error": "错误", "warning": "提示"}
@@ -36,8 +37,17 @@ def _sheet_title(name: str, taken: set[str]) -> str:
     return title
 
 
-def write_problem_list(problems: pl.DataFrame, out: Path, *, unit_name: str, campaign_name: str, stage: str) -> Path:
-    """Write one unit's problem list (atomically) and return its path."""
+def write_problem_list(
+    problems: pl.DataFrame,
+    out: Path,
+    *,
+    unit_name: str,
+    campaign_name: str,
+    stage: str,
+    rules: list[RuleRun] | None = None,
+) -> Path:
+    """Write one unit's problem list (atomically) and return its path. The summary names the rules that did not
+    run (``rules``: the run's ``RuleRun``s) and why: no problem of a rule that never ran reads as none found."""
     wb = Workbook()
     summary = wb.active
     summary.title = "汇总"
@@ -66,6 +76,19 @@ def write_problem_list(problems: pl.DataFrame, out: Path, *, unit_name: str, cam
         for cell in summary[row]:
             cell.font = Font(bold=True)
             cell.fill = HEADER_FILL
+    skipped = [run for run in rules or [] if run.state in ("not_run", "no_data")]
+    if skipped:
+        summary.append([])
+        summary.append(["未运行的规则（其问题未查，不等于没有问题）", "", "", "原因"])
+        for cell in summary[summary.max_row]:
+            cell.font = Font(bold=True)
+            cell.fill = HEADER_FILL
+        for run in skipped:
+            row = summary.max_row + 1
+            text_cell(summary, row, 1, run.title)
+            text_cell(summary, row, 2, RUN_WORDS[run.state])
+            text_cell(summary, row, 4, run.reason)
+            summary.cell(row=row, column=4).alignment = Alignment(wrap_text=True, vertical="top")
     for column, width in zip("ABCD", (60, 8, 10, 40), strict=True):
         summary.column_dimensions[column].width = width
     if by_rule.height:

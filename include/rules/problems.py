@@ -24,7 +24,7 @@ from include import paths
 from include.calendar import Calendar
 from include.calendar.instants import local_iso
 from include.forms import records
-from include.rules.engine import household_context, pin_forms, run_rules
+from include.rules.engine import RuleRun, household_context, pin_forms, run_catalog
 from include.rules.stages import STAGES
 
 KEY = ["rule", "household", "person_key", "fields_key"]
@@ -78,10 +78,16 @@ class ValidationRun:
     at: dt.datetime
     problems: pl.DataFrame  # unit, household, person, fields, rule, severity, message, status, county, head_name
     units: list[str] = field(default_factory=list)
+    rules: list[RuleRun] = field(default_factory=list)  # what became of each rule of the catalog
 
     def summary(self) -> dict[str, object]:
         active = self.problems.filter(pl.col("status") != "fixed")
+        states: dict[str, list[str]] = {}
+        for run in self.rules:
+            states.setdefault(run.state, []).append(run.rule)
         return {
+            "rules": {state: len(ids) for state, ids in sorted(states.items())},
+            "not_run": states.get("not_run", []),
             "units": len(self.units),
             "problems": active.height,
             "by_status": dict(self.problems.group_by("status").len().sort("status").iter_rows()),
@@ -98,20 +104,32 @@ class ValidationRun:
             "stage": self.stage,
             "at": local_iso(self.at),
             "problems": self.problems.select(columns).to_dicts(),
+            "rules": [run.as_json() for run in self.rules],
             "summary": self.summary(),
         }
 
 
-def find_problems(calendar: Calendar, at: dt.datetime) -> pl.DataFrame:
+def find_problems(calendar: Calendar, at: dt.datetime) -> tuple[pl.DataFrame, list[RuleRun]]:
     """The catalog over every unit's data (some rules look across units), with each household's
-    county and head's name: one row per problem, before any status."""
+    county and head's name: one row per problem, before any status; and what became of each rule."""
     pins = pin_forms(calendar)  # the rules and the households' context read the same versions
-    found = run_rules(calendar, at, pins=pins)
+    found, rules = run_catalog(calendar, at, pins=pins)
     found = found.join(household_context(calendar, pins=pins), on=["unit", "household"], how="left")
     # a county's own uploads are its city's to verify: their problems go into the city's list
     counties = {unit for unit in found["unit"].unique().to_list() if unit not in calendar.unit_names}
     reporting = {unit: calendar.reporting_unit(unit) or unit for unit in counties}
-    return found.with_columns(pl.col("unit").replace(reporting)) if reporting else found
+    return (found.with_columns(pl.col("unit").replace(reporting)) if reporting else found), rules
+
+
+def write_rule_runs(rules: list[RuleRun], path: Path) -> None:
+    """What became of each rule, beside a run's problems (the validation DAG's units read it)."""
+    paths.write_atomically(path, json.dumps([run.as_json() for run in rules], ensure_ascii=False, indent=1))
+
+
+def read_rule_runs(path: Path) -> list[RuleRun]:
+    if not path.exists():
+        return []
+    return [RuleRun(**{**item, "forms": tuple(item["forms"])}) for item in json.loads(path.read_text("utf-8"))]
 
 
 def finish_unit(calendar: Calendar, stage: str, at: dt.datetime, unit: str, found: pl.DataFrame) -> pl.DataFrame:
@@ -137,7 +155,7 @@ def validate(calendar: Calendar, stage: str, at: dt.datetime, units: list[str] |
     if stage not in STAGES:
         raise ValueError(stage)
     wanted = units or calendar.unit_codes
-    found = find_problems(calendar, at)
+    found, rules = find_problems(calendar, at)
     marked = [finish_unit(calendar, stage, at, unit, found) for unit in wanted]
     problems = pl.concat(marked, how="vertical_relaxed") if marked else found.head(0).with_columns(status=pl.lit(""))
     return ValidationRun(
@@ -147,6 +165,7 @@ def validate(calendar: Calendar, stage: str, at: dt.datetime, units: list[str] |
         at=at,
         problems=problems,
         units=wanted,
+        rules=rules,
     )
 
 
