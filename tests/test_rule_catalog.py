@@ -55,7 +55,9 @@ def household(key: str, wage: float, transfer: float = 0.0, parts: float = 0.0) 
     return row
 
 
-def store(form: str, households: list[dict], members: list[dict], unit: str = "LJ01", calendar=LONGJU, **more) -> None:
+def store(
+    form: str, households: list[dict], members: list[dict], unit: str = "LJ01", calendar=LONGJU, meta=None, **more
+) -> None:
     tables = {"households": pl.DataFrame(households).with_columns(pl.lit(unit).alias("unit"))} if households else {}
     if members:
         tables["members"] = pl.DataFrame(
@@ -63,7 +65,7 @@ def store(form: str, households: list[dict], members: list[dict], unit: str = "L
         ).with_columns(pl.lit(unit).alias("unit"))
     for sheet, rows in more.items():
         tables[sheet] = pl.DataFrame(rows).with_columns(pl.lit(unit).alias("unit"))
-    records.replace(calendar.id, form, unit, f"test-{len(households)}-{len(members)}", tables, {})
+    records.replace(calendar.id, form, unit, f"test-{len(households)}-{len(members)}", tables, meta or {})
 
 
 def problems_of(rule: str, calendar=LONGJU, at=AT) -> pl.DataFrame:
@@ -271,15 +273,31 @@ def test_village_exit_needs_incidence_below_2_percent():
     )
 
 
-def test_risk_elimination_needs_its_date_and_no_later_than_the_status_date():
-    rows = [
-        {"household_id": GOOD_HEAD, "A53": "帮扶消除", "A54": dt.date(2023, 9, 30)},
-        {"household_id": GOOD_WIFE, "A53": None, "A54": None},
-        {"household_id": BAD_HEAD, "A53": "自然消除", "A54": None},
-        {"household_id": GOOD_CHILD, "A53": "帮扶消除", "A54": dt.date(2023, 10, 8)},  # "9月30日24时"
+def test_risk_elimination_has_its_date_in_the_year_and_not_after_it_was_entered():
+    """Seed 003 asks that risks found eliminated in the Nov–Dec 排查 be marked then ("致贫返贫风险消除且不存在“三保障”和
+    饮水安全问题的，及时标注“风险消除”。"): an A54 after 09-30 is right; one outside 2023, or after the upload that
+    entered it (2023-11-20 10:00), is not; A53 and A54 come together."""
+    dates = {
+        GOOD_HEAD: dt.date(2023, 1, 1),
+        GOOD_WIFE: dt.date(2023, 11, 20),  # the day of the upload
+        GOOD_CHILD: dt.date(2023, 10, 8),  # after 9月30日24时, found in the 排查
+        BAD_HEAD: dt.date(2022, 12, 31),
+        person("19810101", True, 41): dt.date(2023, 11, 21),
+    }
+    rows = [{"household_id": key, "A53": "帮扶消除", "A54": when} for key, when in dates.items()]
+    rows += [
+        {"household_id": person("19820101", True, 42), "A53": None, "A54": None},
+        {"household_id": person("19830101", True, 43), "A53": "自然消除", "A54": None},
+        {"household_id": person("19840101", True, 44), "A53": None, "A54": dt.date(2023, 6, 1)},
     ]
-    store("2023-1", rows, [], unit="JX01", calendar=JIXIA)
-    assert found("risk_elimination_date", JIXIA) == {(BAD_HEAD, None), (GOOD_CHILD, None)}
+    store("2023-1", rows, [], unit="JX01", calendar=JIXIA, meta={"at": "2023-11-20T10:00:00+08:00"})
+    messages = dict(problems_of("risk_elimination_date", JIXIA).select("household", "message").iter_rows())
+    assert messages == {
+        BAD_HEAD: "A54 风险消除时间2022-12-31不在本年度（2023年）内",
+        person("19810101", True, 41): "A54 风险消除时间2023-11-21晚于录入时间2023-11-20 10:00",
+        person("19830101", True, 43): "A53 风险消除方式填“自然消除”，A54 风险消除时间未填",
+        person("19840101", True, 44): "A54 风险消除时间填2023-06-01，A53 风险消除方式未填（风险未消除的留空）",
+    }
 
 
 def test_not_enjoying_policy_by_income_unless_an_exception_holds():

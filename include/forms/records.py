@@ -26,6 +26,7 @@ hour), as are staging folders of crashed writers; a run must finish within that 
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import os
@@ -373,6 +374,19 @@ def meta_in(folder: Path) -> dict | None:
     if version is None:
         return None
     return json.loads((folder / version / META).read_text(encoding="utf-8"))
+
+
+def entered_at(campaign: str, form: str, pinned: Mapping[str, str]) -> dict[str, dt.datetime]:
+    """When each unit's pinned version was uploaded (its ``at``), for the units whose meta records it."""
+    base = records_root() / campaign / form
+    found = {}
+    for unit, version in pinned.items():
+        meta = base / unit / version / META
+        if meta.is_file():
+            at = json.loads(meta.read_text(encoding="utf-8")).get("at")
+            if at:
+                found[unit] = dt.datetime.fromisoformat(at)
+    return found
 
 
 def pin(campaign: str, form: str, units: list[str] | None = None) -> dict[str, str]:

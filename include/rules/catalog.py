@@ -461,23 +461,30 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="risk_elimination_date",
-        title="风险消除方式与消除时间不一致",
+        title="风险消除方式与消除时间不一致，或消除时间不在本年度、晚于录入时间",
         family="eligibility",
         roles=("A53", "A54"),
         fields=("A53", "A54"),
         severity="error",
         source="003_9f67e561e8efc1ae.txt",
-        quote="A54 风险消除时间",
+        quote="致贫返贫风险消除且不存在“三保障”和饮水安全问题的，及时标注“风险消除”。",
         forms=("2023-1",),
+        # Seed 003 asks that risks found eliminated in the Nov–Dec 排查 be marked then; "9月30日24时" dates the
+        # *state* indicators only. So A54 lies in the campaign's year and not after the upload that entered it.
         sql="""
-            SELECT unit, {household} AS household, NULL AS person,
+            SELECT h.unit, h.{household} AS household, NULL AS person,
                    CASE WHEN A54 IS NULL THEN printf('A53 风险消除方式填“%s”，A54 风险消除时间未填', A53)
                         WHEN A53 IS NULL THEN printf('A54 风险消除时间填%s，A53 风险消除方式未填（风险未消除的留空）',
                                                      strftime(A54, '%Y-%m-%d'))
-                        ELSE printf('A54 风险消除时间%s晚于统计时点%s', strftime(A54, '%Y-%m-%d'),
-                                    strftime($status_date, '%Y-%m-%d')) END AS message
-            FROM households
-            WHERE (A53 IS NULL) <> (A54 IS NULL) OR A54 > $status_date
+                        WHEN A54 < $year_starts OR A54 >= $year_ends
+                        THEN printf('A54 风险消除时间%s不在本年度（%d年）内', strftime(A54, '%Y-%m-%d'),
+                                    year($year_starts))
+                        ELSE printf('A54 风险消除时间%s晚于录入时间%s', strftime(A54, '%Y-%m-%d'),
+                                    strftime(e.entered_at, '%Y-%m-%d %H:%M')) END AS message
+            FROM households h LEFT JOIN entered e ON e.unit = h.unit
+            WHERE (A53 IS NULL) <> (A54 IS NULL)
+               OR A54 < $year_starts OR A54 >= $year_ends
+               OR A54 > e.entered_at
         """,
     ),
     Rule(

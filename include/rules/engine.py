@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
@@ -145,11 +146,26 @@ def _use(connection: duckdb.DuckDBPyConnection, form: FormSpec) -> None:
         connection.execute(f'CREATE OR REPLACE VIEW {sheet} AS SELECT * FROM "{form.id}/{sheet}"')
 
 
+def _entered_table(connection: duckdb.DuckDBPyConnection, calendar: Calendar, pins: Pins) -> None:
+    """``_entered``: when each unit's records of each form were uploaded (Beijing time), for rules that compare a
+    date entered with the moment it was entered (the view ``entered`` of the form being checked)."""
+    rows = [
+        (form_id, unit, at.astimezone(ZoneInfo(calendar.timezone)).replace(tzinfo=None))
+        for form_id, pinned in pins.items()
+        for unit, at in records.entered_at(calendar.id, form_id, pinned).items()
+    ]
+    connection.execute("CREATE OR REPLACE TEMP TABLE _entered (form VARCHAR, unit VARCHAR, entered_at TIMESTAMP)")
+    if rows:
+        connection.executemany("INSERT INTO _entered VALUES (?, ?, ?)", rows)
+
+
 def _parameters(calendar: Calendar, at: dt.datetime, rule: Rule, sql: str) -> dict[str, object]:
     """The calendar's values a rule's SQL names: its thresholds, the status date, the year's dates."""
     status = calendar.status_date.at if calendar.status_date else at
     derived: dict[str, object] = {
         "status_date": status.replace(tzinfo=None),
+        "year_starts": dt.datetime(calendar.year, 1, 1),
+        "year_ends": dt.datetime(calendar.year + 1, 1, 1),
         # Seed 004: changes dated October to December of the year before belong to its September.
         "prior_q4_starts": dt.datetime(calendar.year - 1, 10, 1),
         "prior_q4_ends": dt.datetime(calendar.year, 1, 1),
@@ -254,8 +270,10 @@ def run_catalog(
     counts: dict[str, int] = dict.fromkeys(ran, 0)
     reasons: dict[str, list[str]] = {rule.id: [] for rule in rules}
     empty: dict[str, list[str]] = {rule.id: [] for rule in rules}
+    pins = pin_forms(calendar, units) if pins is None else pins
     with duckdb.connect() as connection:
         stored = _views(connection, calendar, units, pins)
+        _entered_table(connection, calendar, pins)
         if any("regions" in rule.sql for rule in rules):
             connection.execute(
                 "CREATE OR REPLACE TEMP TABLE regions AS SELECT unnest($codes) AS code",
@@ -274,6 +292,9 @@ def run_catalog(
             if form_id not in stored:
                 continue
             _use(connection, form)
+            connection.execute(
+                f"CREATE OR REPLACE VIEW entered AS SELECT unit, entered_at FROM _entered WHERE form = {form_id!r}"
+            )
             for rule in applicable:
                 if missing_for(calendar, form, rule, roles) is not None:
                     continue
