@@ -410,28 +410,55 @@ def test_a_newborns_change_month_is_the_birth_month():
     assert "出生于2020-05，变更月份填2020-07" in problems_of("newborn_birth_month")["message"][0]
 
 
-def test_monitoring_objects_per_county_about_5_percent_at_most_10_in_deep_poverty():
-    counties = [
-        {"county": "万州区", "registered_households": 1000, "deep_poverty": "否"},
-        {"county": "城口县", "registered_households": 100, "deep_poverty": "是"},
-        {"county": "巫溪县", "registered_households": 100, "deep_poverty": "是"},
-    ]
-    store("registry", [], [], "CQ", counties=counties)
-
-    def edge(n: int, county: str, unit: str = "LJ01") -> list[dict]:
-        return [{"household_id": f"{county}{unit}{i}", "address_county": county} for i in range(n)]
-
-    store("2020-2", edge(30, "万州区") + edge(6, "城口县") + edge(11, "巫溪县"), [])
-    store("2020-3", [{"household_id": f"u{i}", "address_county": "万州区", "risk_1": "因学"} for i in range(21)], [])
-    # 万州区 51 of 1000 (5.1 %); 城口县 6 of 100 (deep poverty, ≤ 10 %); 巫溪县 11 of 100 (11 %)
-    problems = problems_of("monitoring_scale")
-    assert {(row["unit"], row["household"]) for row in problems.iter_rows(named=True)} == {
-        ("LJ01", "万州区"),
-        ("LJ01", "巫溪县"),
+def test_monitoring_scale_in_persons_per_county_over_the_whole_campaign():
+    """Seed 004: "以县为单位，……监测对象规模，一般为建档立卡贫困人口 5% 左右，深度贫困地区原则上不超过 10%。" Persons, not
+    households; the county over every unit (万州区 is spread over two villages, 2 % each, 5 % together); "左右" a
+    band (2.5 %–7.5 % in Longju's calendar), above 10 % an error only in a deep-poverty county."""
+    registry = {  # county: (registered households, registered persons, deep poverty)
+        "万州区": (400, 1000, "否"), "开州区": (400, 1000, "否"), "忠县": (400, 1000, "否"), "云阳县": (400, 1000, "否"),
+        "城口县": (40, 100, "是"), "巫溪县": (40, 100, "是"), "奉节县": (40, 100, "否"),
+    }  # fmt: skip
+    store("registry", [], [], "CQ", counties=[
+        {"county": county, "registered_households": households, "registered_population": persons, "deep_poverty": deep}
+        for county, (households, persons, deep) in registry.items()
+    ])  # fmt: skip
+    objects = {  # unit: county → persons in 2020-2, in households of two (one of one for an odd count)
+        "LJ01": {"万州区": 20, "开州区": 75, "忠县": 76, "云阳县": 24, "城口县": 9, "巫溪县": 11, "奉节县": 11},
+        "LJ02": {"万州区": 20},
     }
-    assert "巫溪县监测对象11户，占建档立卡贫困户100户的11.0%，深度贫困地区原则上不超过10%" in problems["message"]
-    store("2020-3", [{"household_id": f"u{i}", "address_county": "万州区", "risk_1": "因学"} for i in range(20)], [])
-    assert found("monitoring_scale") == {("巫溪县", None)}  # 万州区 50 of 1000: 5 %
+    for unit, counties in objects.items():
+        households, members = [], []
+        for county, persons in counties.items():
+            for n in range(0, persons, 2):
+                key = f"{unit}{county}{n}"
+                households.append({"household_id": key, "address_county": county})
+                members += [{"household_id": key, "A4": f"{key}-{i}"} for i in range(min(2, persons - n))]
+        store("2020-2", households, members, unit=unit)
+    # 4 unstable households of 万州区 (附件3 has no member rows): 2.5 persons each, its registered average
+    store("2020-3", [{"household_id": f"u{i}", "address_county": "万州区", "risk_1": "因学"} for i in range(4)], [],
+          unit="LJ02")  # fmt: skip
+    warnings = dict(problems_of("monitoring_scale").select("household", "message").iter_rows())
+    assert set(warnings) == {"忠县", "云阳县", "奉节县"}
+    assert warnings["忠县"] == (
+        "忠县监测对象76人，占建档立卡贫困人口1000人的7.6%，高于一般规模（5%左右，按2.5%至7.5%），请核实是否应纳尽纳或有误纳"
+    )
+    assert warnings["云阳县"].startswith("云阳县监测对象24人，占建档立卡贫困人口1000人的2.4%，低于一般规模")
+    assert "11.0%，高于一般规模（5%左右，按2.5%至7.5%），且超过10%" in warnings["奉节县"]
+    errors = problems_of("monitoring_scale_deep_poverty")
+    assert set(errors["severity"]) == {"error"}
+    assert dict(errors.select("household", "message").iter_rows()) == {
+        "巫溪县": "巫溪县（深度贫困地区）监测对象11人，占建档立卡贫困人口100人的11.0%，原则上不超过10%"
+    }
+    # 万州区 at 5 %: 40 persons and 4 estimated households; an eighth household takes it to 6 %, still in the band
+    # and said with its estimate once it is asked about: move the band's top below it.
+    narrow = LONGJU.thresholds["monitoring_scale_high"].model_copy(update={"value": 0.049})
+    calendar = LONGJU.model_copy(update={"thresholds": {**LONGJU.thresholds, "monitoring_scale_high": narrow}})
+    wanzhou = {(row["unit"], row["message"]) for row in problems_of("monitoring_scale", calendar).iter_rows(named=True)
+               if row["household"] == "万州区"}  # fmt: skip
+    message = (
+        "万州区监测对象约50人（其中4户无家庭成员表，按该县户均2.5人估算），占建档立卡贫困人口1000人的5.0%，高于一般规模"
+    )
+    assert {unit for unit, _ in wanzhou} == {"LJ01", "LJ02"} and all(text.startswith(message) for _, text in wanzhou)
 
 
 @pytest.mark.parametrize("rule", [r.id for r in RULES])
@@ -440,7 +467,7 @@ def test_every_rule_has_a_test_here_or_in_the_ground_truth(rule):
         "id_check_digit", "id_birth_date", "sex_matches_id", "one_head", "person_in_one_household", "transfer_sum",
         "new_poor_below_line", "edge_below_line", "dropout_reason", "option_in_range", "poor_household_below_line_2017",
         "village_exit_incidence", "risk_elimination_date", "not_enjoying_policy_income", "change_month_prior_q4",
-        "newborn_birth_month", "monitoring_scale", "change_month_in_period",
+        "newborn_birth_month", "monitoring_scale", "monitoring_scale_deep_poverty", "change_month_in_period",
     }  # fmt: skip
     covered_by_synth = {  # tests/test_rules.py: injected defects found, clean data clean (2020-shandong, 2023-zibo-jixia)
         "net_income_formula", "id_region_prefix", "property_sum", "reference_income_formula", "per_capita_formula",

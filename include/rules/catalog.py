@@ -183,6 +183,50 @@ def option_checks(form: FormSpec, columns: dict[str, str]) -> str | None:
     return "\nUNION ALL\n".join(parts) if parts else None
 
 
+# Seed 004's monitoring scale, by county over the whole campaign (every unit: a county spread over a town plan's
+# villages is one county), in persons: the members of the edge and unstable households (2020-2, 2023-1's all);
+# a household with no member rows (2020-3 has none) counts as its county's average registered household
+# (registered_population / registered_households), and the message says how many were estimated so. Each
+# unit with monitoring objects in the county gets the county's figure.
+MONITORING_SCALE = """
+    WITH objects AS (
+        SELECT h.unit, h.address_county AS county, n.persons
+        FROM "2020-2/households" h
+        LEFT JOIN (SELECT unit, household_id, count(*) AS persons FROM "2020-2/members" GROUP BY unit, household_id) n
+          ON n.unit = h.unit AND n.household_id = h.household_id
+        UNION ALL
+        SELECT unit, address_county, NULL FROM "2020-3/households"
+        UNION ALL
+        SELECT h.unit, h.address_county, n.persons
+        FROM "2023-1/households" h
+        LEFT JOIN (SELECT unit, household_id, count(*) AS persons FROM "2023-1/members" GROUP BY unit, household_id) n
+          ON n.unit = h.unit AND n.household_id = h.household_id
+    ),
+    registry AS (
+        SELECT county, any_value(registered_households) AS registered_households,
+               any_value(registered_population) AS registered_population, any_value(deep_poverty) = '是' AS deep
+        FROM counties GROUP BY county
+    ),
+    counted AS (
+        SELECT o.county, sum(coalesce(o.persons, 0)) AS persons, count(*) FILTER (WHERE o.persons IS NULL) AS estimated,
+               r.registered_population, r.deep,
+               r.registered_population::DOUBLE / nullif(r.registered_households, 0) AS average
+        FROM objects o JOIN registry r ON r.county = o.county
+        WHERE r.registered_population > 0
+        GROUP BY o.county, r.registered_population, r.deep, r.registered_households
+    ),
+    scale AS (
+        SELECT DISTINCT o.unit, c.county, c.registered_population, c.deep,
+               (c.persons + c.estimated * coalesce(c.average, 0)) / c.registered_population AS share,
+               CASE WHEN c.estimated = 0 THEN printf('%d人', c.persons)
+                    ELSE printf('约%.0f人（其中%d户无家庭成员表，按该县户均%.1f人估算）',
+                                c.persons + c.estimated * coalesce(c.average, 0), c.estimated, coalesce(c.average, 0))
+               END AS counted
+        FROM counted c JOIN objects o ON o.county = c.county
+    )
+"""
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         id="id_check_digit",
@@ -620,36 +664,60 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="monitoring_scale",
-        title="县监测对象规模超出建档立卡贫困户的比例",
+        title="县监测对象规模不在建档立卡贫困人口的5%左右",
         family="aggregates",
         roles=(),
-        fields=("registered_households", "deep_poverty"),
+        fields=("registered_population", "deep_poverty"),
         severity="warning",
         source="004_371bf13e07ef619c.txt",
-        quote="一般为建档立卡贫困人口 5% 左右，深度贫困地区原则上不超过 10%。",
-        params=("monitoring_scale_share", "monitoring_scale_max_share"),
+        quote=(
+            "以县为单位，包括去年底识别的在内的脱贫监测户（人口）和边缘户（人口）在内的监测对象规模，"
+            "一般为建档立卡贫困人口 5% 左右"
+        ),
+        params=(
+            "monitoring_scale_share",
+            "monitoring_scale_low",
+            "monitoring_scale_high",
+            "monitoring_scale_max_share",
+        ),
         forms=("registry",),
-        # Monitoring objects are the edge and unstable households (2020-2, 2020-3; 2023-1's all), counted
-        # by household: 2020-3 has no member rows. Reported to the unit whose households they are.
-        sql="""
-            SELECT m.unit, r.county AS household, NULL AS person,
-                   printf('%s监测对象%d户，占建档立卡贫困户%d户的%.1f%%，', r.county, m.households,
-                          r.registered_households, 100.0 * m.households / r.registered_households)
-                   || CASE WHEN r.deep_poverty = '是'
-                           THEN printf('深度贫困地区原则上不超过%.0f%%', 100 * $monitoring_scale_max_share)
-                           ELSE printf('高于一般规模（%.0f%%左右），请核实', 100 * $monitoring_scale_share) END
+        # "左右" is a band, not a cap (the calendar's low and high); a deep-poverty county may reach 10 %
+        # (monitoring_scale_deep_poverty), any other beyond the band is asked about.
+        sql=f"""
+            {MONITORING_SCALE}
+            SELECT unit, county AS household, NULL AS person,
+                   printf('%s监测对象%s，占建档立卡贫困人口%d人的%.1f%%，', county, counted, registered_population,
+                          100 * share)
+                   || CASE WHEN share < $monitoring_scale_low THEN '低于'
+                           ELSE '高于' END
+                   || printf('一般规模（%.0f%%左右，按%.1f%%至%.1f%%）', 100 * $monitoring_scale_share,
+                             100 * $monitoring_scale_low, 100 * $monitoring_scale_high)
+                   || CASE WHEN share > $monitoring_scale_max_share
+                           THEN printf('，且超过%.0f%%', 100 * $monitoring_scale_max_share) ELSE '' END
+                   || '，请核实是否应纳尽纳或有误纳' AS message
+            FROM scale
+            WHERE share < $monitoring_scale_low OR (NOT deep AND share > $monitoring_scale_high)
+        """,
+    ),
+    Rule(
+        id="monitoring_scale_deep_poverty",
+        title="深度贫困县监测对象规模超过建档立卡贫困人口的10%",
+        family="aggregates",
+        roles=(),
+        fields=("registered_population", "deep_poverty"),
+        severity="error",
+        source="004_371bf13e07ef619c.txt",
+        quote="深度贫困地区原则上不超过 10%。",
+        params=("monitoring_scale_max_share",),
+        forms=("registry",),
+        sql=f"""
+            {MONITORING_SCALE}
+            SELECT unit, county AS household, NULL AS person,
+                   printf('%s（深度贫困地区）监测对象%s，占建档立卡贫困人口%d人的%.1f%%，原则上不超过%.0f%%',
+                          county, counted, registered_population, 100 * share, 100 * $monitoring_scale_max_share)
                    AS message
-            FROM (SELECT unit, address_county AS county, count(*) AS households
-                  FROM (SELECT unit, address_county FROM "2020-2/households"
-                        UNION ALL SELECT unit, address_county FROM "2020-3/households"
-                        UNION ALL SELECT unit, address_county FROM "2023-1/households")
-                  GROUP BY unit, address_county) m
-            JOIN (SELECT county, any_value(registered_households) AS registered_households,
-                         any_value(deep_poverty) AS deep_poverty
-                  FROM counties GROUP BY county) r ON r.county = m.county
-            WHERE r.registered_households > 0
-              AND m.households / r.registered_households
-                  > CASE WHEN r.deep_poverty = '是' THEN $monitoring_scale_max_share ELSE $monitoring_scale_share END
+            FROM scale
+            WHERE deep AND share > $monitoring_scale_max_share
         """,
     ),
 )
