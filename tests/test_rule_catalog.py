@@ -300,6 +300,43 @@ def test_risk_elimination_has_its_date_in_the_year_and_not_after_it_was_entered(
     }
 
 
+def test_a26_is_generated_from_the_members_a17():
+    """Seed 003's form: "A26 是否有家庭成员未参加城乡居民（职工）基本医疗保险（A17 指标生成）"; its rule: "致贫返贫风险消除且
+    不存在“三保障”和饮水安全问题的，及时标注“风险消除”。" A risk marked eliminated with a member out of the basic medical
+    insurance is found whatever A26 says; an A26 against its members' A17 is found on its own."""
+    insured, uninsured, no_rows = (
+        person("19850101", True, 51),
+        person("19860101", True, 52),
+        person("19870101", True, 53),
+    )
+    basic = {"A23": "否", "A24": "否", "A25": "否", "A53": "帮扶消除", "A54": dt.date(2023, 6, 30)}
+    rows = [
+        {"household_id": insured, **basic, "A26": "是"},  # A26 wrong; every member insured: the risk may be eliminated
+        {"household_id": uninsured, **basic, "A26": "否"},  # A26 wrong; a member uninsured: the risk may not
+        {"household_id": GOOD_HEAD, **basic, "A26": None},  # A26 left to the system (可不填); all insured
+        {"household_id": no_rows, **basic, "A26": "是"},  # no member rows: A26 as entered
+    ]
+    members = [
+        {"household_id": insured, "A7": insured, "A17": "是"},
+        {"household_id": insured, "A7": person("19880101", False, 54), "A17": "是"},
+        {"household_id": uninsured, "A7": uninsured, "A17": "是"},
+        {"household_id": uninsured, "A7": person("19890101", False, 55), "A17": "否"},
+        {"household_id": GOOD_HEAD, "A7": GOOD_HEAD, "A17": "是"},
+    ]
+    store("2023-1", rows, members, unit="JX01", calendar=JIXIA)
+    assert found("a26_from_a17", JIXIA) == {(insured, None), (uninsured, None)}
+    messages = dict(problems_of("a26_from_a17", JIXIA).select("household", "message").iter_rows())
+    assert messages[uninsured] == "A26 填“否”，按家庭成员的A17应为“是”（1人未参加基本医疗保险）"
+    risk = dict(
+        problems_of("risk_eliminated_with_basic_needs_unresolved", JIXIA).select("household", "message").iter_rows()
+    )
+    assert set(risk) == {uninsured, no_rows}
+    assert (
+        risk[uninsured]
+        == "A53 风险消除方式填“帮扶消除”，但A26 有家庭成员未参加基本医疗保险（按A17，1人），风险不能标注消除"
+    )
+
+
 def test_not_enjoying_policy_by_income_unless_an_exception_holds():
     line = JIXIA.thresholds["publicity_days"].model_copy(
         update={
@@ -471,6 +508,6 @@ def test_every_rule_has_a_test_here_or_in_the_ground_truth(rule):
     }  # fmt: skip
     covered_by_synth = {  # tests/test_rules.py: injected defects found, clean data clean (2020-shandong, 2023-zibo-jixia)
         "net_income_formula", "id_region_prefix", "property_sum", "reference_income_formula", "per_capita_formula",
-        "risk_eliminated_with_basic_needs_unresolved",
+        "risk_eliminated_with_basic_needs_unresolved", "a26_from_a17",
     }  # fmt: skip
     assert rule in covered_here | covered_by_synth

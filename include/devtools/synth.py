@@ -163,7 +163,9 @@ class Synth:
             birth = min(_birth(rng, self.year, age), self.latest_birth)
             members.append(self._member(relation, age, male, self._unique_id(prefix, birth, male)))
         key = str(members[0]["_id"])
-        household = Household(key=key, row=self._household_row(key, len(members), prefix), members=members)
+        household = Household(
+            key=key, row=self._household_row(key, len(members), prefix, self._generated(members)), members=members
+        )
         if any(s.id == "helpers" for s in self.form.sheets):
             household.helpers.append(self._values("helpers", {}))
         return household
@@ -195,8 +197,17 @@ class Synth:
         row["_age"] = age
         return row
 
-    def _household_row(self, key: str, size: int, prefix: str) -> dict[str, object]:
-        return self._values("households", {"size": size, **self._address(prefix)}, key=key)
+    def _generated(self, members: list[dict[str, object]]) -> dict[str, object]:
+        """The household's fields the form generates from its members: A26 "（A17 指标生成）", 是 when a member is
+        not in the basic medical insurance."""
+        if "A26" not in {f.key for f in self.form.fields_of("households")} or not any("A17" in m for m in members):
+            return {}
+        return {"A26": "是" if any(m.get("A17") == "否" for m in members) else "否"}
+
+    def _household_row(
+        self, key: str, size: int, prefix: str, derived: dict[str, object] | None = None
+    ) -> dict[str, object]:
+        return self._values("households", {"size": size, **self._address(prefix)}, key=key, derived=derived)
 
     def _address(self, prefix: str) -> dict[str, object]:
         """Province, city and county from GB/T 2260 for the ID's region; town, village and group invented."""
@@ -262,7 +273,9 @@ class Synth:
         if "A31" in row and any(key in row for key in PROPERTY_PARTS):
             row["A31"] = sum(float(row[key] or 0) for key in PROPERTY_PARTS if key in row)
 
-    def _values(self, sheet: str, semantic: dict[str, object], key: str | None = None) -> dict[str, object]:
+    def _values(
+        self, sheet: str, semantic: dict[str, object], key: str | None = None, derived: dict[str, object] | None = None
+    ) -> dict[str, object]:
         rng = self.rng
         fields = {f.key: f for f in self.form.fields_of(sheet)}
         row: dict[str, object] = {}
@@ -275,6 +288,7 @@ class Synth:
             row[f.key] = value
         if self.key in fields and key is not None:
             row[self.key] = key
+        row.update(derived or {})  # generated fields, from the members
         if sheet == "households":
             self._income(row, fields)
             self._below_line(row, int(semantic.get("size") or 1))
@@ -372,6 +386,8 @@ class Synth:
                 kinds.append("per_capita_formula")
         if "A53" in codes:
             kinds.append("risk_eliminated_with_basic_needs_unresolved")
+        if household.row.get("A26") is not None:
+            kinds.append("a26_from_a17")
         kind = rng.choice(kinds)
         household.touched = True
         person = members[-1] if len(members) >= 2 else members[0]
@@ -414,6 +430,10 @@ class Synth:
             person.update({key: value for key, value in other.items() if key not in (relation_key, self.key)})
             record(str(person[id_key]), (id_key,), "members")
             self.defects.append(Defect(unit, lender.key, str(other[id_key]), (codes[id_key],), kind, file, "members"))
+            generated = self._generated(members)  # the person's A17 came along: A26 again, and no risk left marked
+            household.row.update(generated)
+            if generated.get("A26") == "是" and household.row.get("A53") is not None:
+                household.row["A53"] = household.row["A54"] = None
         elif kind == "transfer_sum":
             household.row["A29"] = float(household.row["A29"]) + 500.0
             record(None, ("A29", "A29a", "A29b", "A29c", "A29d", "A29e", "A29f"), "households")
@@ -439,6 +459,9 @@ class Synth:
         elif kind == "risk_eliminated_with_basic_needs_unresolved":
             household.row.update({"A25": "是", "A53": "帮扶消除", "A54": dt.date(self.year, 6, 30)})
             record(None, ("A53", "A23", "A24", "A25", "A26"), "households")
+        elif kind == "a26_from_a17":  # entered against what the members' A17 give
+            household.row["A26"] = "否" if household.row["A26"] == "是" else "是"
+            record(None, ("A26", "A17"), "households")
 
 
 def _rows(form: FormSpec, sheet_id: str, rows: list[dict[str, object]]) -> list[list[object]]:

@@ -227,6 +227,16 @@ MONITORING_SCALE = """
 """
 
 
+# A26 "是否有家庭成员未参加城乡居民（职工）基本医疗保险（A17 指标生成）": per household, its member rows and those whose
+# A17 (是否参加…基本医疗保险) is 否.
+UNINSURED = """
+    WITH uninsured AS (
+        SELECT unit, {household} AS household, count(*) AS members, count(*) FILTER (WHERE A17 = '否') AS uninsured
+        FROM members GROUP BY unit, {household}
+    )
+"""
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         id="id_check_digit",
@@ -481,26 +491,51 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="risk_eliminated_with_basic_needs_unresolved",
-        title="“两不愁三保障”及饮水安全未解决却标注风险消除",
+        title="“三保障”和饮水安全问题未解决却标注风险消除",
         family="eligibility",
-        roles=("A23", "A24", "A25", "A26", "A53"),
+        roles=("A23", "A24", "A25", "A26", "A17", "A53"),
         fields=("A53", "A23", "A24", "A25", "A26"),
         severity="error",
-        source="001_75f64364fef16825.txt",
-        quote="凡“两不愁三保障”数据显示未解决的贫困户，均无法进行“脱贫”操作。",
+        source="003_9f67e561e8efc1ae.txt",
+        quote="致贫返贫风险消除且不存在“三保障”和饮水安全问题的，及时标注“风险消除”。",
         forms=("2023-1",),
-        sql="""
-            SELECT unit, {household} AS household, NULL AS person,
+        # A26 is "A17 指标生成": read from the members' A17 (as entered only for a household without member rows).
+        sql=f"""
+            {UNINSURED}
+            SELECT h.unit, h.{{household}} AS household, NULL AS person,
                    printf('A53 风险消除方式填“%s”，但%s，风险不能标注消除', A53,
                           array_to_string(list_filter([
                               CASE WHEN A23 = '是' THEN 'A23 住房出现安全问题' END,
                               CASE WHEN A24 = '是' THEN 'A24 有适龄儿童少年失学辍学' END,
                               CASE WHEN A25 = '是' THEN 'A25 饮水出现安全问题' END,
-                              CASE WHEN A26 = '是' THEN 'A26 有家庭成员未参加基本医疗保险' END],
+                              CASE WHEN u.members IS NULL AND A26 = '是'
+                                   THEN 'A26 有家庭成员未参加基本医疗保险' END,
+                              CASE WHEN u.uninsured > 0
+                                   THEN printf('A26 有家庭成员未参加基本医疗保险（按A17，%d人）', u.uninsured) END],
                               lambda x: x IS NOT NULL), '、'))
                    AS message
-            FROM households
-            WHERE A53 IS NOT NULL AND '是' IN (A23, A24, A25, A26)
+            FROM households h LEFT JOIN uninsured u ON u.unit = h.unit AND u.household = h.{{household}}
+            WHERE A53 IS NOT NULL
+              AND ('是' IN (A23, A24, A25) OR (u.members IS NULL AND A26 = '是') OR u.uninsured > 0)
+        """,
+    ),
+    Rule(
+        id="a26_from_a17",
+        title="A26 与家庭成员的A17不一致（A26由A17指标生成）",
+        family="eligibility",
+        roles=("A26", "A17"),
+        fields=("A26", "A17"),
+        severity="error",
+        source="003_9f67e561e8efc1ae.txt",
+        quote="A26 是否有家庭成员未参加城乡居民（职工）基本医疗保险（A17 指标生成）",
+        forms=("2023-1",),
+        sql=f"""
+            {UNINSURED}
+            SELECT h.unit, h.{{household}} AS household, NULL AS person,
+                   printf('A26 填“%s”，按家庭成员的A17应为“%s”（%d人未参加基本医疗保险）', A26,
+                          CASE WHEN u.uninsured > 0 THEN '是' ELSE '否' END, u.uninsured) AS message
+            FROM households h JOIN uninsured u ON u.unit = h.unit AND u.household = h.{{household}}
+            WHERE A26 IS NOT NULL AND A26 <> CASE WHEN u.uninsured > 0 THEN '是' ELSE '否' END
         """,
     ),
     Rule(
