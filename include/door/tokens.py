@@ -31,6 +31,14 @@ PROVINCE = "province"
 KINDS = ("read", "submit", "office")
 DEFAULT_LIFETIME = dt.timedelta(days=365)
 SESSION_LIFETIME = dt.timedelta(hours=12)
+TOKEN_PREFIX = "cmp_"  # noqa: S105 - a prefix, not a secret: every token we issue starts so
+
+
+def ours(authorization: str | None) -> str:
+    """The bearer of an ``Authorization`` value if it is one of our tokens, else "". Airflow's api-server adds its
+    own JWT to every request in a local run (SimpleAllAdminMiddleware): it must not hide a page's session."""
+    given = (authorization or "").removeprefix("Bearer ").strip()
+    return given if given.startswith(TOKEN_PREFIX) else ""
 
 
 def _hash(token: str, pepper: str) -> str:
@@ -91,7 +99,7 @@ def issue_token(
     expires_at = expires_at or at + DEFAULT_LIFETIME
     if expires_at <= at:
         raise ValueError("有效期必须晚于签发时间")
-    plain = f"cmp_{secrets.token_urlsafe(32)}"
+    plain = f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
     with session_scope(engine) as session:
         row = Token(
             unit=unit,

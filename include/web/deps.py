@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from include.calendar import Calendar, CalendarError
 from include.calendar.registry import CAMPAIGN_ID, UnknownCampaign, load_campaign
-from include.door.tokens import Credential, verify_token
+from include.door.tokens import Credential, ours, verify_token
 from include.masking import short_masked
 from include.store.db import make_engine
 
@@ -76,7 +76,7 @@ def now_of(request: Request) -> dt.datetime:
 
 def credential(request: Request, authorization: Annotated[str | None, Header()] = None) -> Credential:
     """The token of ``Authorization: Bearer …`` (checked in the thread pool, before any body is read)."""
-    token = (authorization or "").removeprefix("Bearer ").strip()
+    token = ours(authorization)
     found = verify_token(engine_of(request), token, now_of(request)) if token else None
     if found is None:
         raise refusal(401, "unauthorized", UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from include.calendar import Calendar
 from include.calendar.registry import calendar_index
-from include.door.tokens import Credential, session_value, verify_session, verify_token
+from include.door.tokens import Credential, ours, session_value, verify_session, verify_token
 from include.masking import short_masked
 from include.web.deps import SESSION_COOKIE, calendar_for, engine_of, now_of
 from include.web.progress_page import index_html, message_html, progress_html, unit_html
@@ -37,7 +37,7 @@ pages = APIRouter()
 
 def _page_reader(request: Request, authorization: str | None) -> Credential | None:
     """Who reads a page: the session cookie (from a link's token), or an Authorization header."""
-    given = (authorization or "").removeprefix("Bearer ").strip()
+    given = ours(authorization)
     if given:
         return verify_token(engine_of(request), given, now_of(request))
     cookie = request.cookies.get(SESSION_COOKIE)

@@ -260,6 +260,20 @@ def test_a_progress_link_is_exchanged_for_a_session_cookie_and_leaves_the_addres
     assert forged.status_code == 401
 
 
+def test_a_page_session_survives_airflows_own_authorization_header(door):
+    """Airflow's api-server, in a local run (simple auth manager, every visitor an admin), adds its own
+    ``Authorization: Bearer <its JWT>`` to every request it serves, ours included (SimpleAllAdminMiddleware):
+    `make start`'s pages then answered every link with 401. A bearer that is not one of our tokens is not ours
+    to read; the page goes by the session cookie."""
+    first = door.client.get(f"/progress/2020-shandong?token={door.read_token}", follow_redirects=False)
+    assert first.status_code == 303
+    airflow_jwt = "eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJl"
+    page = door.client.get("/progress/2020-shandong", headers={"Authorization": f"Bearer {airflow_jwt}"})
+    assert page.status_code == 200 and "济南市" in page.text
+    api = door.client.get("/api/campaigns/2020-shandong/status", headers={"Authorization": f"Bearer {airflow_jwt}"})
+    assert api.status_code == 401  # the API takes our tokens only; a page session is no key to it
+
+
 def test_the_campaign_list_needs_a_token_and_the_api_docs_are_off_outside_a_local_run(door, monkeypatch):
     assert door.client.get("/progress/").status_code == 401
     monkeypatch.delenv("CAMPAIGN_LOCAL_RUN")
