@@ -1,4 +1,5 @@
-"""``campaign validate``: the rules run over the stored records, a problem list per unit."""
+"""``campaign validate``: the rules run over the stored records, a problem list per unit; ``campaign verify``:
+the lists' 核查结果 uploaded back, and how far each unit's verification has come."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from include.cli.common import (
     UsageError,
     load_calendar,
     now_at,
+    open_engine,
     print_json,
 )
 from include.rules.stages import STAGES
@@ -31,13 +33,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if stage is None:
         phase = next((p.id for p in calendar.phases if p.starts <= at < p.ends and p.id in STAGES), None)
         stage = phase or "analysis"
+    from include.rules.results import results_for_list
+
     out = Path(args.out)
     run = validate(calendar, stage, at, [args.unit] if args.unit else None)
+    engine = open_engine()
     files = []
     for unit in run.units:
         mine = run.problems.filter(pl.col("unit") == unit)
         path = out / problem_list_name(calendar.id, stage, unit)
-        write_problem_list(mine, path, unit_name=names[unit], campaign_name=calendar.name, stage=stage, rules=run.rules)
+        write_problem_list(
+            mine, path, unit_name=names[unit], campaign_name=calendar.name, stage=stage, rules=run.rules,
+            campaign_id=calendar.id, unit=unit, results=results_for_list(engine, calendar.id, unit),
+        )  # fmt: skip
         files.append(str(path))
     if args.json:
         print_json({**run.as_json(), "files": files})
@@ -52,6 +60,54 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_submit(args: argparse.Namespace) -> int:
+    from include.rules.results import ResultsRefused, describe, submit_results
+
+    calendar = load_calendar(args.campaign)
+    if args.unit not in calendar.unit_names:
+        raise UsageError(f"--unit：{calendar.name}的问题清单按市下发，没有单位“{args.unit}”的清单")
+    acting = args.acting or None
+    if acting is not None and not (calendar.may_act(acting, args.unit) or calendar.reporting_unit(acting) == args.unit):
+        raise UsageError(f"--acting：单位 {acting} 不能填写{calendar.name_of(args.unit)}的问题清单")
+    at = now_at(args.at)
+    try:
+        submitted = submit_results(
+            open_engine(), calendar, args.unit, Path(args.file), at, actor=f"cli:{args.by}", acting=acting
+        )
+    except ResultsRefused as refused:
+        if args.json:
+            print_json({"error": refused.reason, "message": refused.message, "rows": refused.rows})
+        else:
+            print(refused.message)
+            for row in refused.rows[:50]:
+                print(f"  {row}")
+        return 1
+    if args.json:
+        print_json(submitted.as_json())
+    else:
+        print(describe(submitted, calendar, at))
+    return 0
+
+
+def cmd_verify_status(args: argparse.Namespace) -> int:
+    from include.rules.results import verification_counts
+
+    calendar = load_calendar(args.campaign)
+    units = [args.unit] if args.unit else calendar.unit_codes
+    engine = open_engine()
+    rows = []
+    for unit in units:
+        answered, total = verification_counts(engine, calendar, unit, args.stage)
+        rows.append({"unit": unit, "name": calendar.name_of(unit), "answered": answered, "total": total})
+    rows.sort(key=lambda row: (row["answered"] - row["total"], row["unit"]))  # the furthest behind first
+    if args.json:
+        print_json({"campaign": calendar.id, "stage": args.stage, "units": rows})
+        return 0
+    for row in rows:
+        print(f"{row['name']} · 已核查 {row['answered']}/{row['total']}")
+    return 0
+
+
 def register(commands: Commands) -> None:
     validate = commands.add_parser("validate", help="运行校验规则，给每个单位写出问题清单（Excel）")
     validate.add_argument("--campaign", required=True)
@@ -61,3 +117,21 @@ def register(commands: Commands) -> None:
     validate.add_argument("--out", required=True, help="问题清单写到这个目录")
     validate.add_argument("--json", action="store_true")
     validate.set_defaults(handler=cmd_validate)
+
+    verify = commands.add_parser("verify", help="问题清单的核查结果：上传（submit）与进度（status）")
+    steps = verify.add_subparsers(dest="step", required=True, metavar="子命令")
+    submit = steps.add_parser("submit", help="上传填好“核查结果”“说明”的问题清单（整份接收或整份退回）")
+    submit.add_argument("file")
+    submit.add_argument("--campaign", required=True)
+    submit.add_argument("--unit", required=True, help="清单所属的单位（市）")
+    submit.add_argument("--acting", help="填写者的单位（县区只能填本县区的问题）；缺省为清单所属单位")
+    submit.add_argument("--by", default="operator", help="填写人（记入审计日志）")
+    submit.add_argument("--at", help="提交时刻（ISO-8601，带时区）；缺省为当前时间")
+    submit.add_argument("--json", action="store_true")
+    submit.set_defaults(handler=cmd_verify_submit)
+    status = steps.add_parser("status", help="各单位已核查的问题数")
+    status.add_argument("--campaign", required=True)
+    status.add_argument("--unit")
+    status.add_argument("--stage", choices=STAGES, default="analysis", help="清单的阶段（默认 analysis）")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_verify_status)

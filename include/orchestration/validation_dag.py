@@ -122,10 +122,19 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             names = calendar.unit_names
             marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found))
             out = campaign_home() / "problem-lists" / campaign / stage / problem_list_name(campaign, stage, unit)
+            from include.rules.results import results_for_list
+            from include.store.db import database_url, make_engine
+
             rules = read_rule_runs(Path(found).with_suffix(".rules.json"))
+            engine = make_engine(database_url())
+            try:
+                given = results_for_list(engine, campaign, unit)
+            finally:
+                engine.dispose()
             write_problem_list(
-                marked, out, unit_name=names[unit], campaign_name=calendar.name, stage=stage, rules=rules
-            )
+                marked, out, unit_name=names[unit], campaign_name=calendar.name, stage=stage, rules=rules,
+                campaign_id=campaign, unit=unit, results=given,
+            )  # fmt: skip
             active = marked.filter(pl.col("status") != "fixed").height
             get_current_context()["unit_label"] = f"{names[unit]} · {active} 个问题"
             return {"unit": unit, "problems": active, "fixed": marked.height - active, "file": str(out)}

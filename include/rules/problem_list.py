@@ -13,8 +13,11 @@ from pathlib import Path
 import polars as pl
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles import Alignment, Font, PatternFill, Protection
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.datavalidation import DataValidation
 
+from include.forms.template import MARKER_PREFIX
 from include.forms.xlsx import REPLACEMENT, print_setup, save_atomically, text_cell, writable
 from include.rules.catalog import RULES
 from include.rules.engine import RUN_WORDS, RuleRun
@@ -22,9 +25,42 @@ from include.rules.engine import RUN_WORDS, RuleRun
 STATUS_TEXT = {"new": "新发现", "open": "仍存在", "fixed": "已整改"}
 SEVERITY_TEXT = {"error": "错误", "warning": "提示"}
 STAGE_TEXT = {"analysis": "数据分析和问题梳理", "verification": "问题数据核查", "completion": "完善系统数据"}
-HEADERS = ("户主身份证号码", "户主姓名", "问题人员身份证号码", "指标", "规则", "级别", "问题说明", "状态")
+# The issued columns (protected), then the two the unit fills in and uploads back (include/rules/results.py).
+ISSUED = ("问题编号", "户主身份证号码", "户主姓名", "问题人员身份证号码", "指标", "规则", "级别", "问题说明", "状态")
+RESULT_COLUMNS = ("核查结果", "说明")
+HEADERS = (*ISSUED, *RESULT_COLUMNS)
+RESULT_TEXT = {
+    "fixed": "属实，已整改",
+    "pending": "属实，待整改",
+    "not_a_problem": "不属实",
+    "unverifiable": "无法核实",
+}
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+RESULT_FILL = PatternFill("solid", fgColor="FFF2CC")
 TITLES = {rule.id: rule.title for rule in RULES}
+KIND = "problem_list"  # the marker's kind: a problem list, not a form's template
+
+
+def issued_values(problem: dict[str, object]) -> tuple[object, ...]:
+    """The protected cells of a problem's row, as written (and as checked when the list comes back)."""
+    return (
+        problem.get("problem"),
+        problem["household"],
+        problem.get("head_name"),
+        problem["person"],
+        "、".join(problem["fields"] or []),
+        TITLES.get(str(problem["rule"]), problem["rule"]),
+        SEVERITY_TEXT.get(str(problem["severity"]), problem["severity"]),
+        problem["message"],
+        STATUS_TEXT.get(str(problem["status"]), problem["status"]),
+    )
+
+
+def _mark(wb: Workbook, values: dict[str, str]) -> None:
+    """Hidden workbook-level names (as the forms' templates carry), read back when the list is uploaded."""
+    for key, value in values.items():
+        name = f"{MARKER_PREFIX}{key}"
+        wb.defined_names[name] = DefinedName(name, attr_text='"' + value.replace('"', "") + '"', hidden=True)
 
 
 def _sheet_title(name: str, taken: set[str]) -> str:
@@ -45,10 +81,23 @@ def write_problem_list(
     campaign_name: str,
     stage: str,
     rules: list[RuleRun] | None = None,
+    campaign_id: str = "",
+    unit: str = "",
+    results: dict[str, tuple[str, str | None]] | None = None,
 ) -> Path:
     """Write one unit's problem list (atomically) and return its path. The summary names the rules that did not
-    run (``rules``: the run's ``RuleRun``s) and why: no problem of a rule that never ran reads as none found."""
+    run (``rules``: the run's ``RuleRun``s) and why: no problem of a rule that never ran reads as none found.
+
+    Each problem's row ends with 核查结果 (a dropdown of ``RESULT_TEXT``) and 说明, the only cells not protected;
+    ``results`` (problem → result, note) fills those the unit already gave. The list is marked with its
+    campaign, unit and stage, so that it can come back through the door (include/rules/results.py).
+    """
     wb = Workbook()
+    if "problem" not in problems.columns:
+        from include.rules.problems import with_ids
+
+        problems = with_ids(problems, campaign_id)
+    results = results or {}
     summary = wb.active
     summary.title = "汇总"
     active = problems.filter(pl.col("status") != "fixed")
@@ -107,30 +156,51 @@ def write_problem_list(
     print_setup(summary, pages_high=1)
     taken = {"汇总"}
     grouped = problems.with_columns(pl.col("county").fill_null(unit_name)).sort(["county", "household", "rule"])
+    result_column, note_column = len(ISSUED) + 1, len(ISSUED) + 2
     for (county,), rows in grouped.group_by(["county"], maintain_order=True):
         ws = wb.create_sheet(_sheet_title(str(county), taken))
         ws.append(list(HEADERS))
         for cell in ws[1]:
             cell.font = Font(bold=True)
-            cell.fill = HEADER_FILL
+            cell.fill = RESULT_FILL if cell.column > len(ISSUED) else HEADER_FILL
+        choices = DataValidation(
+            type="list",
+            formula1='"' + ",".join(RESULT_TEXT.values()) + '"',
+            allow_blank=True,
+            showErrorMessage=True,
+            errorTitle="核查结果",
+            error="请从下拉框中选择：" + "、".join(RESULT_TEXT.values()),
+            promptTitle="核查结果",
+            prompt="实地核查后从下拉框中选择；不属实、无法核实的请在“说明”中写明情况。",
+            showInputMessage=True,
+        )
+        ws.add_data_validation(choices)
         for i, problem in enumerate(rows.iter_rows(named=True), start=2):
-            values = (
-                problem["household"],
-                problem.get("head_name"),
-                problem["person"],
-                "、".join(problem["fields"] or []),
-                TITLES.get(problem["rule"], problem["rule"]),
-                SEVERITY_TEXT.get(problem["severity"], problem["severity"]),
-                problem["message"],
-                STATUS_TEXT.get(problem["status"], problem["status"]),
-            )
-            for column, value in enumerate(values, start=1):
+            for column, value in enumerate(issued_values(problem), start=1):
                 text_cell(ws, i, column, value)
-            for column in (4, 5, 7):
+            for column in (5, 6, 8):
                 ws.cell(row=i, column=column).alignment = Alignment(wrap_text=True, vertical="top")
-        for column, width in zip("ABCDEFGH", (22, 10, 22, 18, 22, 6, 60, 8), strict=True):
+            if problem["status"] == "fixed":
+                continue  # gone from the data: nothing to verify, the cells stay protected
+            given = results.get(str(problem["problem"]))
+            if given is not None:
+                text_cell(ws, i, result_column, RESULT_TEXT.get(given[0], given[0]))
+                text_cell(ws, i, note_column, given[1])
+            for column in (result_column, note_column):
+                cell = ws.cell(row=i, column=column)
+                cell.protection = Protection(locked=False)
+                cell.fill = RESULT_FILL
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+            choices.add(ws.cell(row=i, column=result_column).coordinate)
+        for column, width in zip("ABCDEFGHIJK", (14, 22, 10, 22, 18, 22, 6, 60, 8, 14, 30), strict=True):
             ws.column_dimensions[column].width = width
-        ws.freeze_panes = "A2"
+        ws.freeze_panes = "B2"
+        # Protected but for 核查结果 and 说明; columns may be widened and rows filtered, nothing else changed.
+        ws.protection.sheet = True
+        ws.protection.formatColumns = False
+        ws.protection.formatRows = False
+        ws.protection.autoFilter = False
         print_setup(ws)
         ws.print_title_rows = "1:1"
+    _mark(wb, {"kind": KIND, "campaign": campaign_id, "unit": unit, "stage": stage})
     return save_atomically(wb, out)

@@ -132,14 +132,41 @@ def read_rule_runs(path: Path) -> list[RuleRun]:
     return [RuleRun(**{**item, "forms": tuple(item["forms"])}) for item in json.loads(path.read_text("utf-8"))]
 
 
+def problem_id(campaign: str, rule: str, household: str | None, person: str | None, fields: list[str] | None) -> str:
+    """A problem's number in the lists (问题编号): the same problem has the same number at every stage, so that a
+    result given to it follows it; it says nothing of the household (a digest, not the ID number)."""
+    key = "/".join([campaign, rule, household or "", person or "", ",".join(fields or [])])
+    return "Q" + hashlib.sha256(key.encode()).hexdigest()[:11].upper()
+
+
+def with_ids(frame: pl.DataFrame, campaign: str) -> pl.DataFrame:
+    """``frame`` with each problem's ``problem`` (its number, ``problem_id``)."""
+    ids = [
+        problem_id(campaign, row["rule"], row["household"], row["person"], row["fields"])
+        for row in frame.select("rule", "household", "person", "fields").iter_rows(named=True)
+    ]
+    return frame.with_columns(pl.Series("problem", ids, dtype=pl.String))
+
+
+def stored_problems(campaign: str, stage: str, unit: str) -> pl.DataFrame | None:
+    """The unit's problems of one stage, as stored by its latest run (with their numbers), or None."""
+    folder = stage_dir(campaign, stage, unit)
+    version = records.version_in(folder)
+    if version is None:
+        return None
+    return with_ids(pl.read_parquet(folder / version / "problems.parquet"), campaign)
+
+
 def finish_unit(calendar: Calendar, stage: str, at: dt.datetime, unit: str, found: pl.DataFrame) -> pl.DataFrame:
-    """One unit's problems with their status against the earlier stage, stored atomically."""
+    """One unit's problems with their status against the earlier stage and their numbers, stored atomically."""
     if stage not in STAGES:
         raise ValueError(stage)
     mine = found.filter(pl.col("unit") == unit)
-    marked = with_status(mine, previous_results(calendar.id, stage, unit))
+    marked = with_ids(with_status(mine, previous_results(calendar.id, stage, unit)), calendar.id)
     digest = hashlib.sha256(
-        json.dumps(marked.drop("message").to_dicts(), ensure_ascii=False, sort_keys=True, default=str).encode()
+        json.dumps(
+            marked.drop("message", "problem").to_dicts(), ensure_ascii=False, sort_keys=True, default=str
+        ).encode()
     ).hexdigest()[:20]
     meta = {"campaign": calendar.id, "stage": stage, "unit": unit, "at": local_iso(at), "problems": marked.height}
     records.replace_folder(stage_dir(calendar.id, stage, unit), f"r-{digest}", {"problems": marked}, meta)

@@ -233,3 +233,29 @@ class DailyEntry(Base):
     households: Mapped[int]
     on_list: Mapped[int | None]
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ProblemResult(Base):
+    """A unit's 核查结果 for one problem of its list (seed 000: "组织县、乡扶贫部门开展实地核查，对查实的问题进行
+    整改"), as uploaded back in the list (include/rules/results.py). Rows are added, never replaced: the latest of a
+    problem counts, the earlier ones are its history. The office's review of a 不属实 is kept on the row it
+    reviews (accepted or rejected, with the reason, by whom and when; audited)."""
+
+    __tablename__ = "problem_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str] = mapped_column(String(32))  # whose list (a city's list holds its counties' problems)
+    problem: Mapped[str] = mapped_column(String(32))  # the problem's id in the list (include/rules/problems.py)
+    stage: Mapped[str] = mapped_column(String(16))  # the stage of the list the result was written in
+    rule: Mapped[str] = mapped_column(String(64))
+    household: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(String(16))  # fixed, pending, not_a_problem, unverifiable
+    note: Mapped[str | None] = mapped_column(Text())
+    submitted_by: Mapped[str] = mapped_column(String(120))
+    on_behalf: Mapped[bool] = mapped_column(default=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    review: Mapped[str | None] = mapped_column(String(16))  # accepted, rejected (a 不属实, by the office)
+    review_reason: Mapped[str | None] = mapped_column(Text())
+    reviewed_by: Mapped[str | None] = mapped_column(String(120))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

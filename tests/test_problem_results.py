@@ -1,0 +1,205 @@
+"""Problem lists that come back (issue 16, part 2): 核查结果 filled in the list as a clerk would, uploaded, stored.
+
+Seed 000: "（五）问题数据核查。12月11日至20日，各市根据问题清单以及自查发现的问题，组织县、乡扶贫部门开展实地核查，
+对查实的问题进行整改。" The lists of 2020-shandong's 济南市 and 青岛市 come from `campaign validate` on synthetic
+workbooks with defects; the clerk fills the two open columns with openpyxl on the downloaded file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+from sqlalchemy import func, select
+
+from include.calendar.instants import parse_instant
+from include.store.db import database_url, make_engine
+from include.store.models import AuditEntry, ProblemResult
+from tests.test_rules import load
+
+CAMPAIGN, JINAN, QINGDAO, LIXIA = "2020-shandong", "370100", "370200", "370102"
+AT = "2020-12-15T10:00+08:00"  # in 问题数据核查, 12-11 to 12-20
+
+
+@pytest.fixture
+def lists(run_cli, tmp_path) -> Path:
+    load(run_cli, tmp_path, CAMPAIGN, "120", "0.5", "41")
+    out = tmp_path / "lists"
+    code, _, err = run_cli(
+        "validate", "--campaign", CAMPAIGN, "--stage", "analysis", "--at", "2020-12-02T09:00+08:00", "--out", out
+    )
+    assert code == 0, err
+    return out
+
+
+def list_of(out: Path, unit: str, stage: str = "analysis") -> Path:
+    return out / f"{CAMPAIGN}-{stage}-{unit}-问题清单.xlsx"
+
+
+def rows_of(path: Path) -> list[tuple[str, int, dict[str, object]]]:
+    wb = openpyxl.load_workbook(path)
+    found = []
+    for ws in wb.worksheets[1:]:
+        header = [cell.value for cell in ws[1]]
+        for row in ws.iter_rows(min_row=2):
+            found.append((ws.title, row[0].row, dict(zip(header, (cell.value for cell in row), strict=False))))
+    return found
+
+
+def fill(path: Path, out: Path, answers: dict[int, tuple[str, str | None]], edit=None) -> Path:
+    """The clerk's copy: the n-th open problem (in the list's order) gets ``answers[n]`` (核查结果, 说明)."""
+    wb = openpyxl.load_workbook(path)
+    n = 0
+    for ws in wb.worksheets[1:]:
+        header = [cell.value for cell in ws[1]]
+        result, note = header.index("核查结果") + 1, header.index("说明") + 1
+        for row in range(2, ws.max_row + 1):
+            if ws.cell(row=row, column=header.index("状态") + 1).value == "已整改":
+                continue
+            if n in answers:
+                ws.cell(row=row, column=result, value=answers[n][0])
+                ws.cell(row=row, column=note, value=answers[n][1])
+            if edit is not None:
+                edit(ws, header, row, n)
+            n += 1
+    copy = out / f"filled-{len(list(out.glob('filled-*')))}.xlsx"
+    wb.save(copy)
+    return copy
+
+
+def submit(run_cli, path: Path, unit: str = JINAN, *extra: str) -> tuple[int, dict]:
+    code, out, err = run_cli("verify", "submit", path, "--campaign", CAMPAIGN, "--unit", unit, "--at", AT, "--json",
+                             "--by", "历城区扶贫办 王会计", *extra)  # fmt: skip
+    return code, json.loads(out) if out.strip() else {"stderr": err}
+
+
+def stored() -> int:
+    engine = make_engine(database_url())
+    with engine.connect() as connection:
+        count = connection.execute(select(func.count()).select_from(ProblemResult)).scalar_one()
+    engine.dispose()
+    return count
+
+
+def test_the_list_has_two_open_columns_a_dropdown_and_everything_else_protected(lists):
+    wb = openpyxl.load_workbook(list_of(lists, JINAN))
+    ws = wb.worksheets[1]
+    header = [cell.value for cell in ws[1]]
+    assert header[0] == "问题编号" and header[-2:] == ["核查结果", "说明"]
+    assert ws.protection.sheet, "the county's sheet is protected"
+    assert not ws.cell(row=2, column=len(header) - 1).protection.locked
+    assert not ws.cell(row=2, column=len(header)).protection.locked
+    assert all(ws.cell(row=2, column=c).protection.locked for c in range(1, len(header) - 1))
+    (choices,) = ws.data_validations.dataValidation
+    assert choices.formula1 == '"属实，已整改,属实，待整改,不属实,无法核实"'
+    assert "J2" in str(choices.sqref)
+    assert str(wb.defined_names["_campaign_kind"].attr_text) == '"problem_list"'
+
+
+def test_results_filled_in_the_list_come_back_and_are_counted(run_cli, lists, tmp_path):
+    issued = rows_of(list_of(lists, JINAN))
+    open_rows = [row for _, _, row in issued if row["状态"] != "已整改"]
+    assert len(open_rows) >= 6
+    filled = fill(list_of(lists, JINAN), tmp_path, {
+        0: ("属实，已整改", None), 1: ("属实，已整改", "已在系统中改正身份证号"), 2: ("属实，待整改", None),
+        3: ("不属实", "经入户核实，户主证件号码与户口簿一致"), 4: ("无法核实", "户主长期外出务工，电话无人接听"),
+    })  # fmt: skip
+    code, receipt = submit(run_cli, filled)
+    assert code == 0, receipt
+    assert receipt["answers"] == 5 and receipt["unit"] == JINAN and receipt["stage"] == "analysis"
+    assert receipt["by_result"] == {"fixed": 2, "pending": 1, "not_a_problem": 1, "unverifiable": 1}
+    assert (receipt["answered"], receipt["total"]) == (5, len(open_rows))
+    engine = make_engine(database_url())
+    with engine.connect() as connection:
+        rows = connection.execute(select(ProblemResult).order_by(ProblemResult.id)).all()
+        entry = connection.execute(select(AuditEntry).where(AuditEntry.action == "problem_results")).one()
+    engine.dispose()
+    assert [row.problem for row in rows] == [str(row["问题编号"]) for row in open_rows[:5]]
+    assert rows[3].result == "not_a_problem" and rows[3].note == "经入户核实，户主证件号码与户口簿一致"
+    assert {row.submitted_by for row in rows} == {"cli:历城区扶贫办 王会计"} and not any(row.on_behalf for row in rows)
+    assert rows[0].at == parse_instant(AT)
+    assert "济南市提交“数据分析和问题梳理”问题清单的核查结果 5 条" in entry.detail
+
+    code, out, _ = run_cli("verify", "status", "--campaign", CAMPAIGN, "--json")
+    progress = {row["unit"]: (row["answered"], row["total"]) for row in json.loads(out)["units"]}
+    assert progress[JINAN] == (5, len(open_rows)) and progress[QINGDAO][0] == 0
+
+    # The next list of 济南市 shows what it already answered, in the open cells.
+    code, _, err = run_cli("validate", "--campaign", CAMPAIGN, "--unit", JINAN, "--stage", "verification",
+                           "--at", "2020-12-12T09:00+08:00", "--out", lists)  # fmt: skip
+    assert code == 0, err
+    again = {str(row["问题编号"]): row for _, _, row in rows_of(list_of(lists, JINAN, "verification"))}
+    assert again[str(open_rows[3]["问题编号"])]["核查结果"] == "不属实"
+    assert again[str(open_rows[3]["问题编号"])]["说明"] == "经入户核实，户主证件号码与户口簿一致"
+
+
+def edited_message(ws, header, row, n):
+    if n == 1:
+        ws.cell(row=row, column=header.index("问题说明") + 1, value="已核实无误")
+
+
+def changed_number(ws, header, row, n):
+    if n == 2:
+        ws.cell(row=row, column=1, value="Q0000000000A")
+
+
+@pytest.mark.parametrize(
+    ("case", "answers", "edit", "expected"),
+    [
+        ("edited_protected_cell", {0: ("属实，已整改", None), 1: ("属实，已整改", None)}, edited_message,
+         "「问题说明」与下发的清单不一致"),
+        ("changed_number", {2: ("属实，已整改", None)}, changed_number, "问题编号「Q0000000000A」不是本清单的问题"),
+        ("not_a_problem_without_a_note", {0: ("不属实", None)}, None, "核查结果为“不属实”的，请在“说明”中写明情况"),
+        ("not_an_option", {0: ("已核实", None)}, None, "核查结果「已核实」不是可选项"),
+        ("a_note_without_a_result", {0: (None, "已入户")}, None, "填了说明但未选核查结果"),
+    ],
+)  # fmt: skip
+def test_a_list_with_one_bad_row_is_refused_whole_with_that_row(
+    run_cli, lists, tmp_path, case, answers, edit, expected
+):
+    filled = fill(list_of(lists, JINAN), tmp_path, {**answers, 5: ("属实，已整改", None)}, edit)
+    code, refused = submit(run_cli, filled)
+    assert code == 1 and refused["error"] == "rows", refused
+    assert "整份清单未被接收，未作任何更改" in refused["message"]
+    assert len(refused["rows"]) == 1 and expected in refused["rows"][0] and "第" in refused["rows"][0]
+    assert stored() == 0  # the good row was not stored either
+
+
+def test_another_units_list_and_a_countys_answer_for_another_county_are_refused(run_cli, lists, tmp_path):
+    qingdao = fill(list_of(lists, QINGDAO), tmp_path, {0: ("属实，已整改", None)})
+    code, refused = submit(run_cli, qingdao, JINAN)
+    assert code == 1 and refused["error"] == "wrong_list" and "370200 的问题清单" in refused["message"]
+
+    # 历下区 answers in 济南市's list: its own households' problems only.
+    issued = [(sheet, row) for sheet, _, row in rows_of(list_of(lists, JINAN)) if row["状态"] != "已整改"]
+    counties = [sheet for sheet, _ in issued]
+    assert "历下区" in counties and len(set(counties)) > 1, counties
+    own = counties.index("历下区")
+    other = next(n for n, sheet in enumerate(counties) if sheet != "历下区")
+    filled = fill(list_of(lists, JINAN), tmp_path, {own: ("属实，已整改", None), other: ("属实，已整改", None)})
+    code, refused = submit(run_cli, filled, JINAN, "--acting", LIXIA)
+    assert code == 1 and len(refused["rows"]) == 1
+    assert f"这个问题属于{counties[other]}，不是历下区的问题，不能代为填写" in refused["rows"][0]
+    assert stored() == 0
+    mine = fill(list_of(lists, JINAN), tmp_path, {own: ("属实，已整改", None)})
+    code, receipt = submit(run_cli, mine, JINAN, "--acting", LIXIA)
+    assert code == 0 and receipt["answers"] == 1
+    engine = make_engine(database_url())
+    with engine.connect() as connection:
+        (row,) = connection.execute(select(ProblemResult)).all()
+    engine.dispose()
+    assert row.on_behalf and row.unit == JINAN  # entered by the county, into its city's list
+
+
+def test_a_data_workbook_is_not_a_problem_list(run_cli, lists, tmp_path):
+    template = tmp_path / "template.xlsx"
+    code, _, err = run_cli("forms", "template", "2020-1", "--campaign", CAMPAIGN, "--out", template)
+    assert code == 0, err
+    code, refused = submit(run_cli, template)
+    assert code == 1 and refused["error"] == "not_a_problem_list" and "问题清单" in refused["message"]
+    not_xlsx = tmp_path / "note.xlsx"
+    not_xlsx.write_text("核查完毕", encoding="utf-8")
+    code, refused = submit(run_cli, not_xlsx)
+    assert code == 1 and refused["error"] == "not_xlsx"
