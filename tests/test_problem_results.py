@@ -203,3 +203,64 @@ def test_a_data_workbook_is_not_a_problem_list(run_cli, lists, tmp_path):
     not_xlsx.write_text("核查完毕", encoding="utf-8")
     code, refused = submit(run_cli, not_xlsx)
     assert code == 1 and refused["error"] == "not_xlsx"
+
+
+def test_the_list_goes_out_and_comes_back_through_the_http_door(run_cli, lists, tmp_path):
+    """济南市 downloads its list and sends it back filled; 历下区's token gets only its own households' problems and
+    may answer those; 青岛市's token may neither read nor answer 济南市's list."""
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from include.door.tokens import issue_token
+    from include.store.db import upgrade
+    from include.web.app import create_app
+    from tests.test_api import Clock
+
+    url = upgrade()
+    engine = make_engine(url)
+    at = parse_instant("2020-12-01T00:00+08:00")
+    tokens = {unit: issue_token(engine, unit, at)[1] for unit in (JINAN, QINGDAO, LIXIA)}
+    client = TestClient(create_app(clock=Clock(AT), database_url=url))
+
+    def get(unit: str, token: str, stage: str = "analysis"):
+        return client.get(f"/api/campaigns/{CAMPAIGN}/units/{unit}/problem-list", params={"stage": stage},
+                          headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+    def post(unit: str, token: str, path: Path):
+        return client.post("/api/problem-results", headers={"Authorization": f"Bearer {token}"},
+                           data={"campaign": CAMPAIGN, "unit": unit},
+                           files={"file": ("清单.xlsx", path.read_bytes(), "application/octet-stream")})  # fmt: skip
+
+    whole = get(JINAN, tokens[JINAN])
+    assert whole.status_code == 200 and whole.headers["cache-control"] == "no-store"
+    downloaded = tmp_path / "downloaded.xlsx"
+    downloaded.write_bytes(whole.content)
+    assert [row["问题编号"] for _, _, row in rows_of(downloaded)] == [
+        row["问题编号"] for _, _, row in rows_of(list_of(lists, JINAN))
+    ]
+    lixia = get(JINAN, tokens[LIXIA])
+    assert lixia.status_code == 200
+    own = openpyxl.load_workbook(io.BytesIO(lixia.content))
+    assert own.sheetnames == ["汇总", "历下区"]
+    assert get(JINAN, tokens[QINGDAO]).status_code == 403
+    assert get(LIXIA, tokens[LIXIA]).status_code == 404  # lists go per city
+    assert get(JINAN, tokens[JINAN], "completion").status_code == 404  # not run yet
+
+    filled = fill(downloaded, tmp_path, {0: ("属实，已整改", None), 1: ("不属实", "户口簿与证件一致")})
+    assert post(JINAN, tokens[QINGDAO], filled).status_code == 403
+    accepted = post(JINAN, tokens[JINAN], filled)
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["answers"] == 2 and accepted.json()["answered"] == 2
+    bad = fill(downloaded, tmp_path, {0: ("不属实", None)})
+    refused = post(JINAN, tokens[JINAN], bad)
+    assert refused.status_code == 422 and refused.json()["error"] == "rows"
+    assert "请在“说明”中写明情况" in refused.json()["rejected_rows"][0]
+    again = tmp_path / "again.xlsx"
+    again.write_bytes(get(JINAN, tokens[JINAN]).content)  # the answers come back with the list
+    answered = [row for _, _, row in rows_of(again) if row["核查结果"]]
+    assert [(row["核查结果"], row["说明"]) for row in answered] == [
+        ("属实，已整改", None),
+        ("不属实", "户口簿与证件一致"),
+    ]
+    engine.dispose()

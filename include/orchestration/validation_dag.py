@@ -117,15 +117,14 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             from include.paths import campaign_home
             from include.rules.problem_list import write_problem_list
             from include.rules.problems import finish_unit, read_rule_runs
-
-            calendar = load_campaign(campaign)
-            names = calendar.unit_names
-            marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found))
-            out = campaign_home() / "problem-lists" / campaign / stage / problem_list_name(campaign, stage, unit)
             from include.rules.results import results_for_list
             from include.store.db import database_url, make_engine
 
+            calendar = load_campaign(campaign)
+            names = calendar.unit_names
             rules = read_rule_runs(Path(found).with_suffix(".rules.json"))
+            marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found), rules)
+            out = campaign_home() / "problem-lists" / campaign / stage / problem_list_name(campaign, stage, unit)
             engine = make_engine(database_url())
             try:
                 given = results_for_list(engine, campaign, unit)

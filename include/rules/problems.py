@@ -129,7 +129,17 @@ def write_rule_runs(rules: list[RuleRun], path: Path) -> None:
 def read_rule_runs(path: Path) -> list[RuleRun]:
     if not path.exists():
         return []
-    return [RuleRun(**{**item, "forms": tuple(item["forms"])}) for item in json.loads(path.read_text("utf-8"))]
+    return _rule_runs(json.loads(path.read_text("utf-8")))
+
+
+def _rule_runs(items: list[dict]) -> list[RuleRun]:
+    return [RuleRun(**{**item, "forms": tuple(item["forms"])}) for item in items]
+
+
+def stored_rule_runs(campaign: str, stage: str, unit: str) -> list[RuleRun]:
+    """What became of each rule in the run that stored the unit's problems of the stage."""
+    meta = records.meta_in(stage_dir(campaign, stage, unit)) or {}
+    return _rule_runs(meta.get("rules", []))
 
 
 def problem_id(campaign: str, rule: str, household: str | None, person: str | None, fields: list[str] | None) -> str:
@@ -157,8 +167,16 @@ def stored_problems(campaign: str, stage: str, unit: str) -> pl.DataFrame | None
     return with_ids(pl.read_parquet(folder / version / "problems.parquet"), campaign)
 
 
-def finish_unit(calendar: Calendar, stage: str, at: dt.datetime, unit: str, found: pl.DataFrame) -> pl.DataFrame:
-    """One unit's problems with their status against the earlier stage and their numbers, stored atomically."""
+def finish_unit(
+    calendar: Calendar,
+    stage: str,
+    at: dt.datetime,
+    unit: str,
+    found: pl.DataFrame,
+    rules: list[RuleRun] | None = None,
+) -> pl.DataFrame:
+    """One unit's problems with their status against the earlier stage and their numbers, stored atomically
+    (with what became of each rule, ``rules``, for the list written again later: ``stored_rule_runs``)."""
     if stage not in STAGES:
         raise ValueError(stage)
     mine = found.filter(pl.col("unit") == unit)
@@ -169,6 +187,8 @@ def finish_unit(calendar: Calendar, stage: str, at: dt.datetime, unit: str, foun
         ).encode()
     ).hexdigest()[:20]
     meta = {"campaign": calendar.id, "stage": stage, "unit": unit, "at": local_iso(at), "problems": marked.height}
+    if rules is not None:
+        meta["rules"] = [run.as_json() for run in rules]
     records.replace_folder(stage_dir(calendar.id, stage, unit), f"r-{digest}", {"problems": marked}, meta)
     return marked
 
@@ -183,7 +203,7 @@ def validate(calendar: Calendar, stage: str, at: dt.datetime, units: list[str] |
         raise ValueError(stage)
     wanted = units or calendar.unit_codes
     found, rules = find_problems(calendar, at)
-    marked = [finish_unit(calendar, stage, at, unit, found) for unit in wanted]
+    marked = [finish_unit(calendar, stage, at, unit, found, rules) for unit in wanted]
     problems = pl.concat(marked, how="vertical_relaxed") if marked else found.head(0).with_columns(status=pl.lit(""))
     return ValidationRun(
         run=run_id(calendar, stage, at, wanted),

@@ -1,4 +1,5 @@
-"""The JSON API: a unit's report, its workbook, a form's template, the status of the units (no
+"""The JSON API: a unit's report, its workbook, a form's template, the status of the units, a unit's problem list
+and its 核查结果 (no
 ``from __future__ import annotations`` here or in any module of routes: FastAPI reads the annotations at
 definition time).
 
@@ -18,6 +19,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from include.calendar.tree import LEVEL_WORDS
 from include.door.status import campaign_status
 from include.door.submissions import Actor, ReportRefused, max_report_bytes, submit_report
 from include.door.tokens import Credential
@@ -219,3 +221,84 @@ def unit_status(request: Request, campaign: str, unit: str, who: Auth) -> dict[s
     if found is None:
         raise refusal(404, "nothing_owed", f"{calendar.name_of(unit)}在战役 {campaign} 中没有应完成的事项。")
     return {"campaign": status["campaign"], "at": status["at"], **found}
+
+
+def _lister(calendar: Any, who: Credential, unit: str) -> str | None:
+    """Whose problems of the unit's list the token may see and answer: all (None), or a county's own (its name).
+    Lists go per unit (a city); its counties answer their own households' problems in it."""
+    checked("unit", unit)
+    unit_of(calendar, unit)
+    if unit not in calendar.unit_names:
+        listed = LEVEL_WORDS.get(calendar.units.level, calendar.units.level)
+        raise refusal(404, "no_list", f"{calendar.name_of(unit)}没有自己的问题清单：清单按{listed}下发。")
+    if calendar.may_act(who.acting, unit):
+        return None
+    if who.acting is not None and calendar.reporting_unit(who.acting) == unit:
+        return calendar.name_of(who.acting)
+    raise refusal(403, "forbidden", f"此令牌属于单位 {who.unit}，不能查看或填写{calendar.name_of(unit)}的问题清单。")
+
+
+@router.get("/api/campaigns/{campaign}/units/{unit}/problem-list")
+def problem_list(request: Request, campaign: str, unit: str, who: Auth, stage: str = "analysis") -> Response:
+    """The unit's latest problem list of ``stage`` (.xlsx), with the results it already gave; a county's token gets
+    its own households' problems only. Fill 核查结果 and 说明, and send it back to ``POST /api/problem-results``."""
+    import tempfile
+    from pathlib import Path
+
+    from include.rules.problem_list import write_problem_list
+    from include.rules.problems import stored_problems, stored_rule_runs
+    from include.rules.results import results_for_list
+    from include.rules.stages import STAGES, problem_list_name
+
+    calendar = calendar_for(campaign, who)
+    county = _lister(calendar, who, unit)
+    if stage not in STAGES:
+        raise refusal(422, "invalid_field", f"阶段应为：{'、'.join(STAGES)}。")
+    stored = stored_problems(calendar.id, stage, unit)
+    if stored is None:
+        raise refusal(404, "no_list", f"{calendar.name_of(unit)}尚无这一阶段的问题清单（校验尚未运行）。")
+    if county is not None:
+        import polars as pl
+
+        stored = stored.filter(pl.col("county") == county)
+    name = problem_list_name(calendar.id, stage, unit)
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_problem_list(
+            stored, Path(folder) / name, unit_name=calendar.name_of(unit), campaign_name=calendar.name, stage=stage,
+            rules=stored_rule_runs(calendar.id, stage, unit), campaign_id=calendar.id, unit=unit,
+            results=results_for_list(engine_of(request), calendar.id, unit),
+        )  # fmt: skip
+        content = path.read_bytes()
+    return Response(
+        content,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}", "Cache-Control": "no-store"},
+    )
+
+
+@router.post("/api/problem-results", status_code=201)
+async def upload_results(request: Request, who: Submitter) -> JSONResponse:
+    """A problem list with its 核查结果 filled in (multipart: campaign, unit, file), taken whole or refused whole:
+    201 with the receipt, 422 with every row's problem, 403 for a list that is not the token's to answer."""
+    from include.forms.workbook import max_upload_bytes
+    from include.rules.results import ResultsRefused, submit_results
+
+    with request.app.state.uploads.hold(who):
+        received = await receive(request, fields=("campaign", "unit"), file_field="file", limit=max_upload_bytes())
+    try:
+        if received.file_path is None:
+            raise refusal(422, "missing_file", "缺少要上传的问题清单（表单字段 file）。")
+        campaign, unit = (checked(name, received.fields.get(name)) for name in ("campaign", "unit"))
+        calendar = await run_in_threadpool(calendar_for, campaign, who)
+        _lister(calendar, who, unit)
+        try:
+            submitted = await run_in_threadpool(
+                submit_results, engine_of(request), calendar, unit, received.file_path, now_of(request),
+                actor=who.actor, acting=who.acting,
+            )  # fmt: skip
+        except ResultsRefused as refused:
+            detail = {"error": refused.reason, "message": refused.message, "rejected_rows": refused.rows}
+            raise HTTPException(status_code=422, detail=detail) from None
+    finally:
+        received.discard()
+    return JSONResponse(submitted.as_json(), status_code=201)
