@@ -264,3 +264,91 @@ def test_the_list_goes_out_and_comes_back_through_the_http_door(run_cli, lists, 
         ("不属实", "户口簿与证件一致"),
     ]
     engine.dispose()
+
+
+def answer(path: Path, out: Path, answers: dict[str, tuple[str, str | None]]) -> Path:
+    """The clerk's copy with ``answers`` by problem number."""
+    wb = openpyxl.load_workbook(path)
+    for ws in wb.worksheets[1:]:
+        header = [cell.value for cell in ws[1]]
+        for row in range(2, ws.max_row + 1):
+            given = answers.get(str(ws.cell(row=row, column=1).value))
+            if given:
+                ws.cell(row=row, column=header.index("核查结果") + 1, value=given[0])
+                ws.cell(row=row, column=header.index("说明") + 1, value=given[1])
+    copy = out / f"answered-{len(list(out.glob('answered-*')))}.xlsx"
+    wb.save(copy)
+    return copy
+
+
+def test_the_rectification_loop_closes(run_cli, lists, tmp_path):
+    """Seed 000's 核查 (12-11 to 12-20) and 修改完善 (12-21 to 12-31): 济南市 answers five problems of its analysis list;
+    the province accepts one 不属实 and rejects another with its reason; 济南市 corrects the one transfer it said it
+    fixed in its workbook (and not another it also said fixed); the completion run marks the corrected one fixed,
+    the other reopened, leaves the accepted 不属实 closed and the rest to verify."""
+    issued = [row for _, _, row in rows_of(list_of(lists, JINAN)) if row["状态"] != "已整改"]
+    transfers = [row for row in issued if row["规则"] == "转移性收入与分项之和不符"]
+    others = [row for row in issued if row["规则"] != "转移性收入与分项之和不符" and row["户主身份证号码"]
+              not in {t["户主身份证号码"] for t in transfers}]  # fmt: skip
+    assert transfers and len(others) >= 4, [row["规则"] for row in issued]
+    corrected, said_fixed, accepted, rejected, pending = transfers[0], *others[:4]
+    number = lambda row: str(row["问题编号"])  # noqa: E731
+    filled = answer(list_of(lists, JINAN), tmp_path, {
+        number(corrected): ("属实，已整改", "已按分项改正转移性收入"),
+        number(said_fixed): ("属实，已整改", None),
+        number(accepted): ("不属实", "入户核实：与户口簿一致"),
+        number(rejected): ("不属实", "电话核实"),
+        number(pending): ("属实，待整改", "待户主返乡后补录"),
+    })  # fmt: skip
+    code, receipt = submit(run_cli, filled)
+    assert code == 0 and receipt["answers"] == 5, receipt
+    review = ("verify", "review", "--campaign", CAMPAIGN, "--unit", JINAN, "--by", "省扶贫办 张处长",
+              "--at", "2020-12-16T10:00+08:00")  # fmt: skip
+    assert run_cli(*review, "--problem", number(accepted), "--accept")[0] == 0
+    code, _, err = run_cli(*review, "--problem", number(rejected), "--reject")
+    assert code != 0 and "驳回“不属实”必须写明原因" in err
+    code, out, _ = run_cli(*review, "--problem", number(rejected), "--reject", "--reason", "电话核实不足为凭，请入户")
+    assert code == 0 and "请单位重新核查" in out
+    code, _, err = run_cli(*review, "--problem", number(pending), "--accept")
+    assert code != 0 and "只有“不属实”需要审核" in err
+    code, out, _ = run_cli("verify", "status", "--campaign", CAMPAIGN, "--unit", JINAN, "--json")
+    (status,) = json.loads(out)["units"]
+    assert status["answered"] == 4  # the rejected 不属实 is to be answered again
+
+    # 济南市 corrects the transfer it said it fixed: A29 again the sum of its parts (seed 000's 附件1 A29a–f).
+    workbook = tmp_path / CAMPAIGN / f"{CAMPAIGN}-2020-1-{JINAN}.xlsx"
+    wb = openpyxl.load_workbook(workbook)
+    ws = wb["户"]
+    header = [str(cell.value) for cell in ws[1]]
+    column = {code: header.index(next(text for text in header if text.split(" ")[0] == code))
+              for code in ("A29", "A29a", "A29b", "A29c", "A29d", "A29e", "A29f")}  # fmt: skip
+    key = next(i for i, text in enumerate(header) if text.startswith("户主居民身份证"))
+    for row in ws.iter_rows(min_row=2):
+        if str(row[key].value) == corrected["户主身份证号码"]:
+            row[column["A29"]].value = sum(float(row[column[f"A29{s}"]].value or 0) for s in "abcdef")
+    wb.save(workbook)
+    code, out, err = run_cli("ingest", workbook, "--campaign", CAMPAIGN, "--unit", JINAN,
+                             "--at", "2020-12-22T10:00+08:00", "--json")  # fmt: skip
+    assert code == 0, out + err
+
+    code, out, err = run_cli("validate", "--campaign", CAMPAIGN, "--unit", JINAN, "--stage", "completion",
+                             "--at", "2020-12-25T09:00+08:00", "--out", lists, "--json")  # fmt: skip
+    assert code == 0, err
+    completion = json.loads(out)
+    ids = {}
+    for problem in completion["problems"]:
+        from include.rules.problems import problem_id
+
+        ids[problem_id(CAMPAIGN, problem["rule"], problem["household"], problem["person"], problem["fields"])] = problem
+    assert ids[number(corrected)]["status"] == "fixed"
+    assert ids[number(said_fixed)]["status"] == "reopened"
+    assert ids[number(accepted)]["status"] == "dismissed"
+    assert ids[number(rejected)]["status"] == "open" and ids[number(pending)]["status"] == "open"
+    assert completion["summary"]["problems"] == len(issued) - 2  # the corrected one and the accepted 不属实 closed
+    rows = {str(row["问题编号"]): row for _, _, row in rows_of(list_of(lists, JINAN, "completion"))}
+    assert rows[number(accepted)]["状态"] == "经核实不属实" and rows[number(said_fixed)]["状态"] == "报已整改但仍存在"
+    engine = make_engine(database_url())
+    with engine.connect() as connection:
+        reviews = connection.execute(select(AuditEntry.detail).where(AuditEntry.action == "result_review")).all()
+    engine.dispose()
+    assert len(reviews) == 2 and "驳回（原因：电话核实不足为凭，请入户）" in reviews[1][0]

@@ -33,11 +33,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if stage is None:
         phase = next((p.id for p in calendar.phases if p.starts <= at < p.ends and p.id in STAGES), None)
         stage = phase or "analysis"
-    from include.rules.results import results_for_list
+    from include.rules.results import follow_up, results_for_list
 
     out = Path(args.out)
-    run = validate(calendar, stage, at, [args.unit] if args.unit else None)
     engine = open_engine()
+    run = validate(
+        calendar, stage, at, [args.unit] if args.unit else None, lambda unit: follow_up(engine, calendar.id, unit)
+    )
     files = []
     for unit in run.units:
         mine = run.problems.filter(pl.col("unit") == unit)
@@ -108,6 +110,28 @@ def cmd_verify_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_review(args: argparse.Namespace) -> int:
+    from include.rules.results import ReviewRefused, review_result
+
+    calendar = load_calendar(args.campaign)
+    if args.unit not in calendar.unit_names:
+        raise UsageError(f"--unit：{calendar.name}没有单位“{args.unit}”的问题清单")
+    at = now_at(args.at)
+    try:
+        row = review_result(
+            open_engine(), calendar, args.unit, args.problem, accept=args.accept, reason=args.reason,
+            by=f"cli:{args.by}", at=at,
+        )  # fmt: skip
+    except ReviewRefused as refused:
+        raise UsageError(refused.message) from None
+    verdict = "认可，以后的校验不再列出" if args.accept else f"驳回（{row.review_reason}），请单位重新核查"
+    if args.json:
+        print_json({"problem": row.problem, "unit": row.unit, "review": row.review, "reason": row.review_reason})
+    else:
+        print(f"{calendar.name_of(args.unit)}问题 {row.problem} 的“不属实”：{verdict}")
+    return 0
+
+
 def register(commands: Commands) -> None:
     validate = commands.add_parser("validate", help="运行校验规则，给每个单位写出问题清单（Excel）")
     validate.add_argument("--campaign", required=True)
@@ -118,7 +142,7 @@ def register(commands: Commands) -> None:
     validate.add_argument("--json", action="store_true")
     validate.set_defaults(handler=cmd_validate)
 
-    verify = commands.add_parser("verify", help="问题清单的核查结果：上传（submit）与进度（status）")
+    verify = commands.add_parser("verify", help="问题清单的核查结果：上传（submit）、审核（review）与进度（status）")
     steps = verify.add_subparsers(dest="step", required=True, metavar="子命令")
     submit = steps.add_parser("submit", help="上传填好“核查结果”“说明”的问题清单（整份接收或整份退回）")
     submit.add_argument("file")
@@ -129,6 +153,18 @@ def register(commands: Commands) -> None:
     submit.add_argument("--at", help="提交时刻（ISO-8601，带时区）；缺省为当前时间")
     submit.add_argument("--json", action="store_true")
     submit.set_defaults(handler=cmd_verify_submit)
+    review = steps.add_parser("review", help="省、市审核单位报的“不属实”：认可（--accept）或驳回（--reject --reason）")
+    review.add_argument("--campaign", required=True)
+    review.add_argument("--unit", required=True)
+    review.add_argument("--problem", required=True, help="问题编号（清单第一列）")
+    verdict = review.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--accept", action="store_true")
+    verdict.add_argument("--reject", action="store_true")
+    review.add_argument("--reason", help="驳回的原因（驳回时必填）")
+    review.add_argument("--by", default="operator", help="审核人（记入审计日志）")
+    review.add_argument("--at", help="审核时刻（ISO-8601，带时区）；缺省为当前时间")
+    review.add_argument("--json", action="store_true")
+    review.set_defaults(handler=cmd_verify_review)
     status = steps.add_parser("status", help="各单位已核查的问题数")
     status.add_argument("--campaign", required=True)
     status.add_argument("--unit")

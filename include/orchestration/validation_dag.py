@@ -116,25 +116,26 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             from include.calendar.registry import load_campaign
             from include.paths import campaign_home
             from include.rules.problem_list import write_problem_list
-            from include.rules.problems import finish_unit, read_rule_runs
-            from include.rules.results import results_for_list
+            from include.rules.problems import CLOSED, finish_unit, read_rule_runs
+            from include.rules.results import follow_up, results_for_list
             from include.store.db import database_url, make_engine
 
             calendar = load_campaign(campaign)
             names = calendar.unit_names
             rules = read_rule_runs(Path(found).with_suffix(".rules.json"))
-            marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found), rules)
-            out = campaign_home() / "problem-lists" / campaign / stage / problem_list_name(campaign, stage, unit)
             engine = make_engine(database_url())
             try:
+                answers = follow_up(engine, campaign, unit)
                 given = results_for_list(engine, campaign, unit)
             finally:
                 engine.dispose()
+            marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found), rules, answers)
+            out = campaign_home() / "problem-lists" / campaign / stage / problem_list_name(campaign, stage, unit)
             write_problem_list(
                 marked, out, unit_name=names[unit], campaign_name=calendar.name, stage=stage, rules=rules,
                 campaign_id=campaign, unit=unit, results=given,
             )  # fmt: skip
-            active = marked.filter(pl.col("status") != "fixed").height
+            active = marked.filter(~pl.col("status").is_in(CLOSED)).height
             get_current_context()["unit_label"] = f"{names[unit]} · {active} 个问题"
             return {"unit": unit, "problems": active, "fixed": marked.height - active, "file": str(out)}
 

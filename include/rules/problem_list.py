@@ -21,8 +21,11 @@ from include.forms.template import MARKER_PREFIX
 from include.forms.xlsx import REPLACEMENT, print_setup, save_atomically, text_cell, writable
 from include.rules.catalog import RULES
 from include.rules.engine import RUN_WORDS, RuleRun
+from include.rules.problems import CLOSED, with_ids
 
-STATUS_TEXT = {"new": "新发现", "open": "仍存在", "fixed": "已整改"}
+STATUS_TEXT = {
+    "new": "新发现", "open": "仍存在", "reopened": "报已整改但仍存在", "fixed": "已整改", "dismissed": "经核实不属实",
+}  # fmt: skip
 SEVERITY_TEXT = {"error": "错误", "warning": "提示"}
 STAGE_TEXT = {"analysis": "数据分析和问题梳理", "verification": "问题数据核查", "completion": "完善系统数据"}
 # The issued columns (protected), then the two the unit fills in and uploads back (include/rules/results.py).
@@ -94,18 +97,16 @@ def write_problem_list(
     """
     wb = Workbook()
     if "problem" not in problems.columns:
-        from include.rules.problems import with_ids
-
         problems = with_ids(problems, campaign_id)
     results = results or {}
     summary = wb.active
     summary.title = "汇总"
-    active = problems.filter(pl.col("status") != "fixed")
+    active = problems.filter(~pl.col("status").is_in(CLOSED))
     summary["A1"] = writable(f"{unit_name} 问题清单（{STAGE_TEXT.get(stage, stage)}）")
     summary["A1"].font = Font(bold=True, size=14)
-    summary["A2"] = writable(
-        f"工作：{campaign_name}；问题 {active.height} 个，已整改 {problems.height - active.height} 个"
-    )
+    fixed, dismissed = (problems.filter(pl.col("status") == status).height for status in CLOSED)
+    closed = f"，已整改 {fixed} 个" + (f"，经核实不属实 {dismissed} 个" if dismissed else "")
+    summary["A2"] = writable(f"工作：{campaign_name}；问题 {active.height} 个{closed}")
     summary.append([])
     summary.append(["规则", "级别", "问题数", "规则编号"])
     by_rule = active.group_by("rule").agg(pl.len(), pl.col("severity").first()).sort(["len", "rule"], descending=True)
@@ -180,8 +181,8 @@ def write_problem_list(
                 text_cell(ws, i, column, value)
             for column in (5, 6, 8):
                 ws.cell(row=i, column=column).alignment = Alignment(wrap_text=True, vertical="top")
-            if problem["status"] == "fixed":
-                continue  # gone from the data: nothing to verify, the cells stay protected
+            if problem["status"] in CLOSED:
+                continue  # gone from the data, or accepted as 不属实: nothing to verify, the cells stay protected
             given = results.get(str(problem["problem"]))
             if given is not None:
                 text_cell(ws, i, result_column, RESULT_TEXT.get(given[0], given[0]))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,10 @@ from include.rules.engine import RuleRun, household_context, pin_forms, run_cata
 from include.rules.stages import STAGES
 
 KEY = ["rule", "household", "person_key", "fields_key"]
+# new, open (still there), reopened (the unit said it was fixed, the data still show it): to verify;
+# fixed (gone from the data), dismissed (the unit found it 不属实 and the office accepted that): closed.
+CLOSED = ("fixed", "dismissed")
+FollowUp = Mapping[str, tuple[str, str | None]]  # problem → the unit's latest result, the office's review of it
 
 
 def stage_dir(campaign: str, stage: str, unit: str) -> Path:
@@ -56,7 +61,7 @@ def with_status(current: pl.DataFrame, previous: pl.DataFrame | None) -> pl.Data
     if previous is None:
         marked = current.with_columns(pl.lit("new").alias("status"))
     else:
-        before = _keyed(previous.filter(pl.col("status") != "fixed"))
+        before = _keyed(previous.filter(~pl.col("status").is_in(CLOSED)))
         seen = before.select(KEY).with_columns(pl.lit(True).alias("_seen"))
         marked = (
             current.join(seen, on=KEY, how="left", nulls_equal=True)
@@ -81,7 +86,7 @@ class ValidationRun:
     rules: list[RuleRun] = field(default_factory=list)  # what became of each rule of the catalog
 
     def summary(self) -> dict[str, object]:
-        active = self.problems.filter(pl.col("status") != "fixed")
+        active = self.problems.filter(~pl.col("status").is_in(CLOSED))
         states: dict[str, list[str]] = {}
         for run in self.rules:
             states.setdefault(run.state, []).append(run.rule)
@@ -158,6 +163,24 @@ def with_ids(frame: pl.DataFrame, campaign: str) -> pl.DataFrame:
     return frame.with_columns(pl.Series("problem", ids, dtype=pl.String))
 
 
+def with_follow_up(marked: pl.DataFrame, follow_up: FollowUp | None) -> pl.DataFrame:
+    """The units' answers in the status: a problem found again that the unit found 不属实, with the office's
+    acceptance, is ``dismissed`` (later runs do not raise it again); one it said 属实，已整改 is ``reopened``."""
+    if not follow_up:
+        return marked
+    dismissed = [p for p, (result, review) in follow_up.items() if result == "not_a_problem" and review == "accepted"]
+    said_fixed = [p for p, (result, _) in follow_up.items() if result == "fixed"]
+    found = pl.col("status").is_in(["new", "open", "reopened"])
+    return marked.with_columns(
+        pl.when(found & pl.col("problem").is_in(dismissed))
+        .then(pl.lit("dismissed"))
+        .when(found & pl.col("problem").is_in(said_fixed))
+        .then(pl.lit("reopened"))
+        .otherwise(pl.col("status"))
+        .alias("status")
+    )
+
+
 def stored_problems(campaign: str, stage: str, unit: str) -> pl.DataFrame | None:
     """The unit's problems of one stage, as stored by its latest run (with their numbers), or None."""
     folder = stage_dir(campaign, stage, unit)
@@ -174,13 +197,16 @@ def finish_unit(
     unit: str,
     found: pl.DataFrame,
     rules: list[RuleRun] | None = None,
+    follow_up: FollowUp | None = None,
 ) -> pl.DataFrame:
-    """One unit's problems with their status against the earlier stage and their numbers, stored atomically
-    (with what became of each rule, ``rules``, for the list written again later: ``stored_rule_runs``)."""
+    """One unit's problems with their status against the earlier stage and the unit's answers (``follow_up``:
+    ``include/rules/results.follow_up``) and their numbers, stored atomically (with what became of each rule,
+    ``rules``, for the list written again later: ``stored_rule_runs``)."""
     if stage not in STAGES:
         raise ValueError(stage)
     mine = found.filter(pl.col("unit") == unit)
     marked = with_ids(with_status(mine, previous_results(calendar.id, stage, unit)), calendar.id)
+    marked = with_follow_up(marked, follow_up)
     digest = hashlib.sha256(
         json.dumps(
             marked.drop("message", "problem").to_dicts(), ensure_ascii=False, sort_keys=True, default=str
@@ -197,13 +223,22 @@ def run_id(calendar: Calendar, stage: str, at: dt.datetime, units: list[str]) ->
     return hashlib.sha256(f"{calendar.id}/{stage}/{local_iso(at)}/{','.join(units)}".encode()).hexdigest()[:12]
 
 
-def validate(calendar: Calendar, stage: str, at: dt.datetime, units: list[str] | None = None) -> ValidationRun:
-    """Find the problems, then mark and store each requested unit's (all units by default)."""
+def validate(
+    calendar: Calendar,
+    stage: str,
+    at: dt.datetime,
+    units: list[str] | None = None,
+    follow_up: Callable[[str], FollowUp] | None = None,
+) -> ValidationRun:
+    """Find the problems, then mark and store each requested unit's (all units by default), with each unit's
+    answers (``follow_up(unit)``) in the status."""
     if stage not in STAGES:
         raise ValueError(stage)
     wanted = units or calendar.unit_codes
     found, rules = find_problems(calendar, at)
-    marked = [finish_unit(calendar, stage, at, unit, found, rules) for unit in wanted]
+    marked = [
+        finish_unit(calendar, stage, at, unit, found, rules, follow_up(unit) if follow_up else None) for unit in wanted
+    ]
     problems = pl.concat(marked, how="vertical_relaxed") if marked else found.head(0).with_columns(status=pl.lit(""))
     return ValidationRun(
         run=run_id(calendar, stage, at, wanted),
@@ -223,5 +258,5 @@ def open_problems(campaign: str, unit: str) -> tuple[str, int] | None:
         version = records.version_in(folder)
         if version is not None:
             problems = pl.read_parquet(folder / version / "problems.parquet")
-            return stage, problems.filter(pl.col("status") != "fixed").height
+            return stage, problems.filter(~pl.col("status").is_in(CLOSED)).height
     return None

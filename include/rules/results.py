@@ -31,8 +31,8 @@ from include.errors import Refused
 from include.forms.template import MARKER_PREFIX
 from include.forms.xlsx import writable
 from include.masking import redact
-from include.rules.problem_list import HEADERS, ISSUED, KIND, RESULT_TEXT, STAGE_TEXT, issued_values
-from include.rules.problems import stored_problems
+from include.rules.problem_list import HEADERS, ISSUED, KIND, RESULT_TEXT, STAGE_TEXT, STATUS_TEXT, issued_values
+from include.rules.problems import CLOSED, FollowUp, stored_problems
 from include.rules.stages import STAGES
 from include.store.audit import audit
 from include.store.db import session_scope
@@ -177,8 +177,8 @@ def read_answers(path: Path, calendar: Calendar, unit: str, acting: str | None) 
                     f"{here}：核查结果「{writable(result_text)}」不是可选项（{'、'.join(RESULT_TEXT.values())}）"
                 )
                 continue
-            if problem["status"] == "fixed":
-                problems.append(f"{here}：这个问题已整改（数据中已没有），不需填写核查结果")
+            if problem["status"] in CLOSED:
+                problems.append(f"{here}：这个问题已{STATUS_TEXT[problem['status']]}，不需填写核查结果")
                 continue
             if result in NEEDS_NOTE and note is None:
                 problems.append(f"{here}：核查结果为“{result_text}”的，请在“说明”中写明情况")
@@ -258,13 +258,68 @@ def latest_results(engine: Engine, campaign: str, unit: str) -> dict[str, Proble
 
 
 def verification_counts(engine: Engine, calendar: Calendar, unit: str, stage: str) -> tuple[int, int]:
-    """How many of the unit's problems of the stage (not fixed) have a result, and how many there are."""
+    """How many of the unit's problems of the stage (not closed) have a result, and how many there are; a 不属实
+    the office rejected is to be answered again."""
     stored = stored_problems(calendar.id, stage, unit)
     if stored is None:
         return 0, 0
-    open_ids = set(stored.filter(pl.col("status") != "fixed")["problem"].to_list())
-    answered = open_ids & set(latest_results(engine, calendar.id, unit))
-    return len(answered), len(open_ids)
+    open_ids = set(stored.filter(~pl.col("status").is_in(CLOSED))["problem"].to_list())
+    given = {problem for problem, row in latest_results(engine, calendar.id, unit).items() if row.review != "rejected"}
+    return len(open_ids & given), len(open_ids)
+
+
+def follow_up(engine: Engine, campaign: str, unit: str) -> FollowUp:
+    """Each problem's latest result and the office's review of it, for the next run's status."""
+    return {problem: (row.result, row.review) for problem, row in latest_results(engine, campaign, unit).items()}
+
+
+class ReviewRefused(Refused):
+    pass
+
+
+def review_result(
+    engine: Engine,
+    calendar: Calendar,
+    unit: str,
+    problem: str,
+    *,
+    accept: bool,
+    reason: str | None,
+    by: str,
+    at: dt.datetime,
+) -> ProblemResult:
+    """The office accepts or rejects a unit's 不属实 (a rejection with its reason), audited. Accepted, later runs
+    do not raise the problem again; rejected, it is to be verified and answered again."""
+    if not accept and not (reason or "").strip():
+        raise ReviewRefused("reason_required", "驳回“不属实”必须写明原因（--reason），以便单位重新核查。")
+    with session_scope(engine) as session:
+        row = session.scalars(
+            select(ProblemResult)
+            .where(
+                ProblemResult.campaign_id == calendar.id, ProblemResult.unit == unit, ProblemResult.problem == problem
+            )
+            .order_by(ProblemResult.at.desc(), ProblemResult.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            raise ReviewRefused("no_result", f"{calendar.name_of(unit)}尚未对问题 {problem} 提交核查结果。")
+        if row.result != "not_a_problem":
+            raise ReviewRefused(
+                "not_a_problem_only", f"问题 {problem} 的核查结果是“{RESULT_TEXT[row.result]}”，只有“不属实”需要审核。"
+            )
+        row.review, row.review_reason, row.reviewed_by, row.reviewed_at = (
+            "accepted" if accept else "rejected", (reason or "").strip() or None, by, at,
+        )  # fmt: skip
+        verdict = "认可" if accept else f"驳回（原因：{row.review_reason}）"
+        detail = (
+            f"审核{calendar.name_of(unit)}问题 {problem}（{row.rule}）的“不属实”：{verdict}；说明：{row.note or '无'}"
+        )
+        audit(
+            session, at=at, action="result_review", actor=by, campaign_id=calendar.id, unit=unit, detail=detail
+        )  # fmt: skip
+        session.flush()
+        session.expunge(row)
+    return row
 
 
 def results_for_list(engine: Engine, campaign: str, unit: str) -> dict[str, tuple[str, str | None]]:
