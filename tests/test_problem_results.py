@@ -352,3 +352,94 @@ def test_the_rectification_loop_closes(run_cli, lists, tmp_path):
         reviews = connection.execute(select(AuditEntry.detail).where(AuditEntry.action == "result_review")).all()
     engine.dispose()
     assert len(reviews) == 2 and "驳回（原因：电话核实不足为凭，请入户）" in reviews[1][0]
+
+
+VERIFIED = """  - id: verification_done
+    name: 各市完成问题实地核查
+    phase: verification
+    due: 2020-12-20T24:00+08:00
+    verified: analysis
+    quote: 各市根据问题清单以及自查发现的问题，组织县、乡扶贫部门开展实地核查，对查实的问题进行整改。
+"""
+
+
+@pytest.fixture
+def verified_campaign(tmp_path) -> str:
+    """2020-shandong with its verification a gate on data: done when 济南市's analysis list is all answered."""
+    from include import paths
+
+    text = (paths.CONFIG_CAMPAIGNS / f"{CAMPAIGN}.yaml").read_text(encoding="utf-8")
+    start = text.index("  - id: verification_report")
+    end = text.index("  - id: data_completed")
+    text = text[:start] + VERIFIED + text[end:]
+    text = text.replace(f"id: {CAMPAIGN}\n", f"id: {CAMPAIGN}-verified\n", 1)
+    folder = paths.campaign_home() / "campaigns"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{CAMPAIGN}-verified.yaml").write_text(text, encoding="utf-8")
+    return f"{CAMPAIGN}-verified"
+
+
+@pytest.mark.airflow
+def test_verification_is_a_gate_on_data(run_cli, tmp_path, verified_campaign):
+    """济南市's verification is done when every problem of its list has a result, recorded by the system at that
+    moment (on time before 12-20 24时); nobody declares it by hand; the gate's label counts the answers."""
+    import pendulum
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.calendar.registry import load_campaign
+    from include.orchestration.gates import ReportGate
+
+    calendar = load_campaign(verified_campaign)
+    code, _, err = run_cli("synth", "--campaign", verified_campaign, "--households", "30", "--defect-rate", "0.3",
+                           "--seed", "5", "--out", tmp_path / "synth", "--units", JINAN)  # fmt: skip
+    assert code == 0, err
+    assert run_cli("report", "submit", "--campaign", verified_campaign, "--unit", JINAN, "--milestone",
+                   "completion_report", "--at", "2020-11-12T10:00+08:00")[0] == 0  # fmt: skip
+    code, out, err = run_cli("ingest", tmp_path / "synth" / f"{verified_campaign}-2020-1-{JINAN}.xlsx", "--campaign",
+                             verified_campaign, "--unit", JINAN, "--at", "2020-11-20T10:00+08:00")  # fmt: skip
+    assert code == 0, out + err
+    code, _, err = run_cli("validate", "--campaign", verified_campaign, "--stage", "analysis",
+                           "--at", "2020-12-02T09:00+08:00", "--out", tmp_path / "lists")  # fmt: skip
+    assert code == 0, err
+    declare = run_cli("report", "submit", "--campaign", verified_campaign, "--unit", JINAN, "--milestone",
+                      "verification_done", "--at", "2020-12-15T10:00+08:00")  # fmt: skip
+    assert declare[0] != 0 and "按核查结果完成" in declare[1] + declare[2]
+
+    issued = tmp_path / "lists" / f"{verified_campaign}-analysis-{JINAN}-问题清单.xlsx"
+    numbers = [str(row["问题编号"]) for _, _, row in rows_of(issued) if row["状态"] != "已整改"]
+    assert len(numbers) >= 2
+
+    def gate() -> ReportGate:
+        milestone = calendar.milestone("verification_done")
+        return ReportGate(
+            task_id="gate_verification_done", campaign_id=calendar.id, milestone="verification_done", unit=JINAN,
+            unit_names=calendar.unit_names, due=milestone.due, gives_up_at=calendar.door_closes(milestone), poll=2.0,
+            verified="analysis",
+        )  # fmt: skip
+
+    def status() -> str:
+        code, out, err = run_cli("status", "--campaign", verified_campaign, "--under", JINAN, "--json",
+                               "--at", "2020-12-21T09:00+08:00")  # fmt: skip
+        assert code == 0, err
+        unit = next(item for item in json.loads(out)["units"] if item["unit"] == JINAN)
+        return next(item["state"] for item in unit["milestones"] if item["id"] == "verification_done")
+
+    half = answer(issued, tmp_path, {number: ("属实，已整改", None) for number in numbers[:-1]})
+    code, out, err = run_cli("verify", "submit", half, "--campaign", verified_campaign, "--unit", JINAN,
+                             "--at", "2020-12-15T10:00+08:00", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["completed"] == [], out + err
+    assert status() == "missing"
+    context: dict = {}
+    with pytest.raises(AirflowFailException, match=r"济南市的问题清单未在 .* 前核查完毕"):
+        gate().report_in(context, {"received_at": None})
+    assert context["gate_label"] == f"济南市 · 已核查 {len(numbers) - 1}/{len(numbers)} · 未完成"
+
+    rest = answer(issued, tmp_path, {numbers[-1]: ("无法核实", "户主已去世，家属不在本地")})
+    code, out, err = run_cli("verify", "submit", rest, "--campaign", verified_campaign, "--unit", JINAN,
+                             "--at", "2020-12-18T16:00+08:00", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["completed"] == ["verification_done"], out + err
+    assert status() == "on_time"
+    context = {}
+    assert gate().execute(context) == "on_time"
+    assert context["gate_label"] == f"济南市 · 已核查 {len(numbers)}/{len(numbers)} · 按时"
+    assert pendulum.instance(calendar.milestone("verification_done").due) > parse_instant("2020-12-18T16:00+08:00")

@@ -242,6 +242,10 @@ def check_calendar(calendar: Calendar) -> list[Problem]:
             problems.append(Problem(f"{path}.report", "有报送单位的里程碑必须写明报送材料类型"))
         if item.level is not None:
             problems += _level_problems(calendar, f"{path}.level", item.level)
+        if item.verified and (item.by == "office" or calendar.level_of(item) != calendar.units.level):
+            problems.append(
+                Problem(f"{path}.verified", "按核查结果完成的里程碑应由收到问题清单的单位承担（本日历的单位一级）")
+            )
         within(f"{path}.due", item.within, item.due)
 
     for index, window in enumerate(calendar.entry_windows):

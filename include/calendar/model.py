@@ -115,6 +115,9 @@ class Milestone(_Frozen):
     by: Literal["units", "office"] = "units"
     # The level of the units that owe it (county for seed 000's data entry); the calendar's units by default.
     level: Level | None = None
+    # A gate on data (issue 16): done when every problem of the unit's list of this stage has a 核查结果; the
+    # system records it then (include/progress/verification.py), nobody declares it by hand.
+    verified: Literal["analysis", "verification", "completion"] | None = None
 
 
 class EntryWindow(_Frozen):

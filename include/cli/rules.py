@@ -4,8 +4,10 @@ the lists' 核查结果 uploaded back, and how far each unit's verification has 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from pathlib import Path
 
+from include.calendar import Calendar
 from include.cli.common import (
     Commands,
     UsageError,
@@ -49,6 +51,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             campaign_id=calendar.id, unit=unit, results=results_for_list(engine, calendar.id, unit),
         )  # fmt: skip
         files.append(str(path))
+        declared(calendar, unit, at)  # a list with nothing to verify is verified
     if args.json:
         print_json({**run.as_json(), "files": files})
         return 0
@@ -84,11 +87,21 @@ def cmd_verify_submit(args: argparse.Namespace) -> int:
             for row in refused.rows[:50]:
                 print(f"  {row}")
         return 1
+    done = declared(calendar, args.unit, at)
     if args.json:
-        print_json(submitted.as_json())
+        print_json({**submitted.as_json(), "completed": done})
     else:
         print(describe(submitted, calendar, at))
+        for milestone in done:
+            print(f"  全部问题已填写核查结果：“{calendar.milestone(milestone).name}”已记为完成")
     return 0
+
+
+def declared(calendar: Calendar, unit: str, at: dt.datetime) -> list[str]:
+    """The milestones done by the unit's verification, recorded now (include/progress/verification.py)."""
+    from include.progress.verification import declare_if_verified
+
+    return [done.milestone for done in declare_if_verified(open_engine(), calendar, unit, at)]
 
 
 def cmd_verify_status(args: argparse.Namespace) -> int:
@@ -124,6 +137,7 @@ def cmd_verify_review(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ReviewRefused as refused:
         raise UsageError(refused.message) from None
+    declared(calendar, args.unit, at)
     verdict = "认可，以后的校验不再列出" if args.accept else f"驳回（{row.review_reason}），请单位重新核查"
     if args.json:
         print_json({"problem": row.problem, "unit": row.unit, "review": row.review, "reason": row.review_reason})

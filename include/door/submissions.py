@@ -44,6 +44,9 @@ def max_report_bytes() -> int:
     return int(os.environ.get("CAMPAIGN_MAX_REPORT_BYTES", str(50 * 1024 * 1024)))
 
 
+VERIFIED_BY = "system:核查结果"  # who records a milestone done by its verification (include/progress/verification.py)
+
+
 class ReportRefused(Refused):
     """A submission the door does not take; ``message`` is Chinese and says what to do next."""
 
@@ -52,6 +55,7 @@ class ReportRefused(Refused):
         "forbidden": 403,
         "unknown_unit": 422,
         "unknown_milestone": 422,
+        "verified_by_results": 409,
         "too_large": 413,
         "busy": 503,
     }
@@ -242,6 +246,12 @@ def _milestone_owed(attempt: _Attempt) -> Milestone:
         raise attempt.refuse(
             "unknown_milestone",
             f"{name}无需报送节点“{short_masked(attempt.milestone_id, 32)}”。该单位应报送的节点：{known or '无'}。",
+        )
+    if milestone.verified and attempt.actor.name != VERIFIED_BY:
+        raise attempt.refuse(
+            "verified_by_results",
+            f"“{milestone.name}”按核查结果完成：{name}的问题清单每个问题都填写核查结果并上传后，系统即记为完成，"
+            "无需（也不能）另行报送。请上传填好的问题清单（campaign verify submit）。",
         )
     return milestone
 

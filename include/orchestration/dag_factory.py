@@ -99,10 +99,16 @@ def milestone_tasks(calendar: Calendar, milestone: Milestone) -> tuple[CalendarI
         else f"各{word}完成“{milestone.name}”：每个单位一格，其下{word}全部报告完成后为绿色（标注完成数和逾期数），"
         f"紫色为等待中，红色为截至关闭仍有{word}未完成。"
     )
+    if milestone.verified:
+        doc = (
+            f"各单位核查问题清单（“{milestone.name}”）：问题清单的每个问题都填写核查结果后为绿色（标注已核查数、"
+            "按时或逾期），紫色为等待中，红色为截至关闭仍有问题未核查。"
+        )
+    verb = "核查" if milestone.verified else "报送" if below is None else f"{word}完成"
     gate = ReportGate.partial(
         task_id=f"gate_{milestone.id}",
-        task_display_name=f"{'报送' if below is None else f'{word}完成'}：{milestone.name}"
-        f"（截止 {local_text(milestone.due, end=True)}）",
+        task_display_name=f"{verb}：{milestone.name}（截止 {local_text(milestone.due, end=True)}）",
+        verified=milestone.verified,
         campaign_id=calendar.id,
         milestone=milestone.id,
         unit_names=names,

@@ -153,9 +153,11 @@ class ReportGate(BaseOperator):
         poll: float,
         below: dict[str, list[str]] | None = None,
         word: str = "",
+        verified: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.verified = verified  # a gate on data: the stage whose list the unit verifies
         self.campaign_id = campaign_id
         self.milestone = milestone
         self.unit = unit
@@ -198,19 +200,34 @@ class ReportGate(BaseOperator):
         received = event.get("received_at")
         return self._finish(context, pendulum.parse(received) if received else None)
 
+    def _verified(self) -> str:
+        """ " · 已核查 212/240" for a gate on data (the unit's answered problems of its list), else ""."""
+        if not self.verified:
+            return ""
+        from include.calendar.registry import load_campaign
+        from include.rules.results import verification_counts
+        from include.store.db import database_url
+
+        answered, total = verification_counts(
+            _engine(database_url()), load_campaign(self.campaign_id), self.unit, self.verified
+        )
+        return f" · 已核查 {answered}/{total}"
+
     def _finish(self, context: Any, received: dt.datetime | None) -> str:
-        name = self.unit_names[self.unit]
+        name, counted = self.unit_names[self.unit], self._verified()
         due = pendulum.parse(self.due_at)
         if received is None:
             from airflow.sdk.exceptions import AirflowFailException
 
-            context["gate_label"] = f"{name} · 未报送"
+            context["gate_label"] = f"{name}{counted} · {'未完成' if self.verified else '未报送'}"
+            closes, until = local_text(pendulum.parse(self.gives_up_at), end=True), local_text(due, end=True)
             raise AirflowFailException(  # the door has closed: a retry would find the same
-                f"{name}未在 {local_text(pendulum.parse(self.gives_up_at), end=True)} 前报送“{self.milestone}”"
-                f"（截止 {local_text(due, end=True)}）"
+                f"{name}的问题清单未在 {closes} 前核查完毕（{counted.removeprefix(' · ')}，截止 {until}）"
+                if self.verified
+                else f"{name}未在 {closes} 前报送“{self.milestone}”（截止 {until}）"
             )
         late = received >= due
-        context["gate_label"] = f"{name} · {'逾期' if late else '按时'}"
+        context["gate_label"] = f"{name}{counted} · {'逾期' if late else '按时'}"
         self.log.info("%s：%s 收到，%s", name, local_text(received), "逾期" if late else "按时")
         return "late" if late else "on_time"
 

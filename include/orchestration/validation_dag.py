@@ -115,6 +115,7 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             from include.calendar.instants import parse_instant
             from include.calendar.registry import load_campaign
             from include.paths import campaign_home
+            from include.progress.verification import declare_if_verified
             from include.rules.problem_list import write_problem_list
             from include.rules.problems import CLOSED, finish_unit, read_rule_runs
             from include.rules.results import follow_up, results_for_list
@@ -127,9 +128,10 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             try:
                 answers = follow_up(engine, campaign, unit)
                 given = results_for_list(engine, campaign, unit)
+                marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found), rules, answers)
+                declare_if_verified(engine, calendar, unit, parse_instant(at))  # nothing to verify is verified
             finally:
                 engine.dispose()
-            marked = finish_unit(calendar, stage, parse_instant(at), unit, pl.read_parquet(found), rules, answers)
             out = campaign_home() / "problem-lists" / campaign / stage / problem_list_name(campaign, stage, unit)
             write_problem_list(
                 marked, out, unit_name=names[unit], campaign_name=calendar.name, stage=stage, rules=rules,

@@ -281,6 +281,7 @@ async def upload_results(request: Request, who: Submitter) -> JSONResponse:
     """A problem list with its 核查结果 filled in (multipart: campaign, unit, file), taken whole or refused whole:
     201 with the receipt, 422 with every row's problem, 403 for a list that is not the token's to answer."""
     from include.forms.workbook import max_upload_bytes
+    from include.progress.verification import declare_if_verified
     from include.rules.results import ResultsRefused, submit_results
 
     with request.app.state.uploads.hold(who):
@@ -299,6 +300,7 @@ async def upload_results(request: Request, who: Submitter) -> JSONResponse:
         except ResultsRefused as refused:
             detail = {"error": refused.reason, "message": refused.message, "rejected_rows": refused.rows}
             raise HTTPException(status_code=422, detail=detail) from None
+        done = await run_in_threadpool(declare_if_verified, engine_of(request), calendar, unit, now_of(request))
     finally:
         received.discard()
-    return JSONResponse(submitted.as_json(), status_code=201)
+    return JSONResponse({**submitted.as_json(), "completed": [item.milestone for item in done]}, status_code=201)
