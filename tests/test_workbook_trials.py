@@ -251,7 +251,8 @@ def test_a_control_character_already_stored_cannot_stop_the_problem_list(window_
     assert code == 0, err
     [path] = json.loads(stdout)["files"]
     wb = openpyxl.load_workbook(path)
-    names = [c.value for ws in wb.worksheets[1:] for c in ws["B"][1:] if c.value]
+    names = [row[2].value for ws in wb.worksheets[1:] for row in ws.iter_rows(min_row=2) if row[2].value]
+    assert all(ws["C1"].value == "户主姓名" for ws in wb.worksheets[1:])
     assert names and any("\ufffd" in name for name in names)
 
 
