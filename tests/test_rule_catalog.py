@@ -111,6 +111,16 @@ def test_one_head_and_one_person_in_one_household():
     assert found("person_in_one_household") == {(GOOD_HEAD, GOOD_WIFE), (BAD_HEAD, GOOD_WIFE)}
 
 
+def test_one_head_is_a_rule_of_household_forms_not_of_the_added_members():
+    """附件4 lists the members added under a head named in its header (seed 000: "户主姓名、证件号码"): a newborn's
+    row has no 户主 beside it and needs none; the household form (附件1) still needs exactly one."""
+    newborn = person("20200315", True, 61)
+    store("2020-4", [], [{"household_id": GOOD_HEAD, "A4": newborn, "A5": "子女", "increase_reason": "1",
+                          "change_month": dt.date(2020, 3, 1)}])  # fmt: skip
+    store("2020-1", [household(BAD_HEAD, 1000)], [member(BAD_HEAD, BAD_HEAD, "男", "配偶")])
+    assert found("one_head") == {(BAD_HEAD, None)}
+
+
 def test_transfer_sum():
     store(
         "2020-1",

@@ -59,6 +59,7 @@ class Rule:
     period: bool = False  # a rule of the campaign's income period: quoted from the calendar's seed (rule_quote)
 
 
+HOUSEHOLD_FORMS = ("2017-2", "2020-1", "2020-2", "2023-1")  # a household sheet and every member of it
 INCOME_ITEMS = ("A28", "A29", "A30", "A31", "A32")
 NET_INCOME = "A28 + A29 + A30 + A31 - A32"  # seed 003: "A33=A28+A29+A30+A31-A32"; the 2020 forms' items alike
 # 2017 (seed 002, 附件2) prints no codes and no expense: wage, business, property and the transfers listed.
@@ -301,6 +302,9 @@ RULES: tuple[Rule, ...] = (
         severity="error",
         source="001_75f64364fef16825.txt",
         quote=IDENTITY_QUOTE,
+        # Household forms only: 附件4 and 附件5 list the members added or gone, under a head named in the header
+        # ("户主姓名、证件号码"), so a 附件4 of a newborn has no 户主 row and needs none.
+        forms=HOUSEHOLD_FORMS,
         sql="""
             SELECT unit, {household} AS household, NULL AS person,
                    printf('这一户“与户主关系”填“户主”的有%d人，应当正好一人', heads) AS message
