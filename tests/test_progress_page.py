@@ -62,6 +62,9 @@ def test_a_city_sees_its_own_row_and_drills_down_but_not_into_another(page):
     unit = client.get(f"/progress/2020-shandong/units/{JINAN}?token={tokens[JINAN]}")
     assert unit.status_code == 200 and "济南市（370100）" in unit.text and "按时" in unit.text
     assert re.search(r"录入窗口：(未开放|开放中|已关闭|—)；", unit.text), unit.text  # a word, never "open"
+    # Times as a clerk reads them (Beijing time, to the minute), never ISO-8601 with microseconds
+    assert "<td>2020-11-20 10:00</td>" in unit.text and "截至 2020-12-02 10:00" in unit.text
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", unit.text)
     other = client.get(f"/progress/2020-shandong/units/{QINGDAO}?token={tokens[JINAN]}")
     assert other.status_code == 403 and "只能查看单位 370100" in other.text
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from include.calendar import Calendar
+from include.calendar.instants import local_text
 from include.calendar.tree import LEVEL_WORDS, LEVELS
 from include.door.status import STATE_WORDS
 from include.door.workload import entered_now, projections
@@ -165,7 +166,8 @@ def write_progress_xlsx(report: dict[str, Any], out: Path) -> Path:
     wb.remove(wb.active)
     for n, level in enumerate(report["levels"] or [{"word": "单位", "milestones": [], "units": []}]):
         ws = wb.create_sheet("进度" if n == 0 else f"{level['word']}进度")
-        ws["A1"] = f"{report['name']} {level['word']}进度（截至 {report['at']}，落后的在前）"
+        at = local_text(dt.datetime.fromisoformat(report["at"]))
+        ws["A1"] = f"{report['name']} {level['word']}进度（截至 {at}，落后的在前）"
         ws["A1"].font = Font(bold=True, size=14)
         milestones = [item["name"] for item in level["milestones"]]
         headers = [

@@ -7,14 +7,17 @@ No external script, stylesheet or font: each page is one HTML document. Every va
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from include.calendar.instants import local_text
 from include.door.status import STATE_WORDS, WINDOW_WORDS
 from include.progress.report import workload_words
+from include.rules.problem_list import STAGE_TEXT
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 COLOURS = {"on_time": "#2e7d32", "late": "#ef6c00", "missing": "#c62828", "pending": "#9e9e9e", "not_owed": "#eeeeee"}
@@ -22,6 +25,11 @@ COLOURS = {"on_time": "#2e7d32", "late": "#ef6c00", "missing": "#c62828", "pendi
 
 def _dash(value: int | None) -> str:
     return "—" if value is None else str(value)
+
+
+def _when(value: str | None) -> str:
+    """An instant as the pages show it, in Beijing time to the minute (2026-12-04 09:56), not ISO-8601."""
+    return "—" if not value else local_text(dt.datetime.fromisoformat(value))
 
 
 def _share(value: float | None) -> str:
@@ -44,6 +52,8 @@ def environment() -> Environment:
         "window_word": lambda window: WINDOW_WORDS.get(window["state"], window["state"]) if window else "—",
         "colour": lambda state: COLOURS.get(state, "#607d8b"),
         "workload": workload_words,
+        "when": _when,
+        "stage_word": lambda stage: STAGE_TEXT.get(stage, stage),
     }
     return env
 
