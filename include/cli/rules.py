@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from include.calendar import Calendar
 from include.cli.common import (
     Commands,
     UsageError,
@@ -17,6 +17,11 @@ from include.cli.common import (
     print_json,
 )
 from include.rules.stages import STAGES
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from include.calendar import Calendar
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -51,7 +56,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             campaign_id=calendar.id, unit=unit, results=results_for_list(engine, calendar.id, unit),
         )  # fmt: skip
         files.append(str(path))
-        declared(calendar, unit, at)  # a list with nothing to verify is verified
+        declared(calendar, unit, at, engine)  # a list with nothing to verify is verified
     if args.json:
         print_json({**run.as_json(), "files": files})
         return 0
@@ -97,11 +102,11 @@ def cmd_verify_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def declared(calendar: Calendar, unit: str, at: dt.datetime) -> list[str]:
+def declared(calendar: Calendar, unit: str, at: dt.datetime, engine: Engine | None = None) -> list[str]:
     """The milestones done by the unit's verification, recorded now (include/progress/verification.py)."""
     from include.progress.verification import declare_if_verified
 
-    return [done.milestone for done in declare_if_verified(open_engine(), calendar, unit, at)]
+    return [done.milestone for done in declare_if_verified(engine or open_engine(), calendar, unit, at)]
 
 
 def cmd_verify_status(args: argparse.Namespace) -> int:
