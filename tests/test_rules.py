@@ -83,6 +83,42 @@ def test_every_injected_defect_is_found_by_its_rule_and_nothing_else(run_cli, tm
     assert all(message for message in problems["message"])
 
 
+@pytest.mark.parametrize("form", ["2020-4", "2020-5"])
+def test_a_form_of_changes_lists_the_members_added_or_gone_and_its_defects_are_found(run_cli, tmp_path, form):
+    """附件4 and 附件5 are filled "以户为单位" with the members added (a newborn: reason 1, its birth month) or gone,
+    under the head named in the header (seed 000: "户主姓名、证件号码"); no 户主 row, and every injected defect is
+    found by its rule, nothing else."""
+    import openpyxl
+
+    from include.forms.spec import get_form
+
+    campaign, case = "2020-shandong", CASES["2020-shandong"]
+    out = tmp_path / form
+    code, _, err = run_cli("synth", "--campaign", campaign, "--form", form, "--households", "120", "--defect-rate",
+                           "0.3", "--seed", "24", "--out", out, "--units", case["units"])  # fmt: skip
+    assert code == 0, err
+    truth = json.loads((out / "ground_truth.json").read_text(encoding="utf-8"))
+    spec = get_form(form)
+    for file in truth["files"]:
+        ws = openpyxl.load_workbook(out / file["file"])[spec.sheet("members").name]
+        header = [str(cell.value) for cell in ws[1]]
+        rows = [dict(zip(header, row, strict=False)) for row in ws.iter_rows(min_row=2, values_only=True)]
+        assert len(rows) == file["households"], "one change per household, not its every member"
+        if form == "2020-4":
+            assert {row["增加原因"] for row in rows} == {"1"} and "户主" not in {row["A5 与户主关系"] for row in rows}
+        assert all(row["户主姓名"] for row in rows)
+        run_cli("report", "submit", "--campaign", campaign, "--unit", file["unit"], "--milestone", "completion_report",
+                "--at", "2020-11-11T10:00+08:00")  # fmt: skip
+        code, stdout, err = run_cli("ingest", out / file["file"], "--campaign", campaign, "--unit", file["unit"],
+                                    "--at", case["at"], "--json")  # fmt: skip
+        assert code == 0, stdout + err
+        assert json.loads(stdout)["rejected_rows"] == []
+    problems = run_rules(load_campaign(campaign), parse_instant(case["at"]))
+    expected = {(d["rule"], d["unit"], d["household"], d["person"]) for d in truth["defects"]}
+    found = {(row["rule"], row["unit"], row["household"], row["person"]) for row in problems.iter_rows(named=True)}
+    assert expected and found == expected
+
+
 @pytest.mark.parametrize("campaign", list(CASES))
 def test_clean_data_has_no_problems(run_cli, tmp_path, campaign):
     _, problems = load(run_cli, tmp_path, campaign, "120", "0", "22")

@@ -170,6 +170,28 @@ class Synth:
             household.helpers.append(self._values("helpers", {}))
         return household
 
+    def changed(self, household: Household, prefix: str) -> Household:
+        """The household as a form of changes lists it (附件4, 附件5: "以户为单位填报", the head named in the header,
+        one row per member added or gone): a newborn with its birth month (附件4), or one member who left with
+        its reason and month (附件5), never the whole household."""
+        rng, head = self.rng, household.members[0]
+        fields = {f.key for f in self.form.fields_of("members")}
+        # In the campaign's year: a change of last October–December is a warning of its own (seed 004's re-dating)
+        starts = dt.date(self.year, 1, 1)
+        when = starts + dt.timedelta(days=rng.randrange(0, max(1, (self.latest_birth - starts).days)))
+        if "increase_reason" in fields:
+            male = rng.random() < 0.5
+            row = self._member("子女", 0, male, self._unique_id(prefix, when, male))
+            row.update({"increase_reason": "1", "change_month": when.replace(day=1)})  # 新生儿, its birth month
+        else:
+            gone = household.members[-1]
+            row = self._values("members", {"name": gone.get("member_name"), "id": gone.get("member_id")})
+            row.update({"member_name": gone.get("member_name"), "member_id": gone.get("member_id"), "_id": gone["_id"]})
+            row.update({"decrease_reason": str(rng.randint(1, 8)), "change_month": when.replace(day=1)})
+        head_name = next((value for key, value in head.items() if key in ("A1", "member_name", "head_name")), None)
+        row["head_name"] = head.get("head_name") or head_name
+        return Household(key=household.key, row={}, members=[row])
+
     # -- values ---------------------------------------------------------------------------------
 
     def _member(self, relation: str, age: int, male: bool, number: str) -> dict[str, object]:
@@ -367,10 +389,16 @@ class Synth:
             return
         codes = {f.key: f.code or f.key for f in self.form.fields}
         members = household.members
-        id_key = next(f.key for f in self.form.fields_of("members") if f.type == "id_number" and not f.bulk)
+        id_key = next(
+            f.key for f in self.form.fields_of("members") if f.type == "id_number" and not f.bulk and f.key != self.key
+        )  # the member's own: 附件4's rows also carry the head's 证件号码, the household's key
         sex_key = next((f.key for f in self.form.fields_of("members") if f.label.startswith("性别")), None)
         relation_key = next((f.key for f in self.form.fields_of("members") if f.label.startswith("与户主关系")), None)
-        kinds = ["id_check_digit", "id_birth_date", "sex_matches_id", "one_head"]
+        kinds = ["id_check_digit", "id_birth_date", "sex_matches_id"]
+        if any(sheet.id == "households" for sheet in self.form.sheets):  # one_head: household forms only
+            kinds.append("one_head")
+        elif not any(f.label.startswith("性别") for f in self.form.fields_of("members")):
+            kinds.remove("sex_matches_id")  # 附件5 asks no sex
         if len(members) >= 2:
             kinds.append("person_in_one_household")
         if "A29a" in household.row:
@@ -397,7 +425,8 @@ class Synth:
                 Defect(unit, household.key, person_id, tuple(codes.get(k, k) for k in keys), kind, file, sheet)
             )
 
-        if kind in ("id_check_digit", "id_birth_date") and len(members) >= 2:
+        whole = any(sheet.id == "households" for sheet in self.form.sheets)  # else a form of changes: one row
+        if kind in ("id_check_digit", "id_birth_date") and (len(members) >= 2 or not whole):
             number = str(person[id_key])
             if kind == "id_check_digit":
                 wrong = next(c for c in "0123456789X" if c != number[17])
@@ -493,6 +522,8 @@ def synthesize(
         village = calendar.units.level == "village" and named is not None and not named.placeholder
         synth.village = named.name if village and named else None
         made = [synth.household(synth.rng.choice(prefixes)) for _ in range(count)]
+        if not any(sheet.id == "households" for sheet in form.sheets):  # a form of changes: 附件4, 附件5
+            made = [synth.changed(household, synth.rng.choice(prefixes)) for household in made]
         file = f"{calendar.id}-{form.id}-{unit}.xlsx"
         for household in made:
             synth.inject(unit, household, file, made)

@@ -216,7 +216,7 @@ class RuleRun:
         }
 
 
-DERIVED_NEEDS = {"income_starts": "income_period", "income_ends": "income_period"}
+PERIOD_PARAMETERS = ("income_starts", "income_ends")  # bound from the calendar's income period
 
 
 def missing_for(calendar: Calendar, form: FormSpec, rule: Rule, roles: Roles) -> str | None:
@@ -230,7 +230,7 @@ def missing_for(calendar: Calendar, form: FormSpec, rule: Rule, roles: Roles) ->
             f"日历未给出所需的数值：{'、'.join(figures)}（请在 config/campaigns/{calendar.id}.yaml 的 thresholds "
             "中填写，并注明出处）"
         )
-    if calendar.income_period is None and any(f"${name}" in rule.sql for name in DERIVED_NEEDS):
+    if calendar.income_period is None and any(f"${name}" in rule.sql for name in PERIOD_PARAMETERS):
         return f"日历未给出收入计算周期（config/campaigns/{calendar.id}.yaml 的 income_period）"
     return None
 
