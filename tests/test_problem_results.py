@@ -443,3 +443,65 @@ def test_verification_is_a_gate_on_data(run_cli, tmp_path, verified_campaign):
     assert gate().execute(context) == "on_time"
     assert context["gate_label"] == f"济南市 · 已核查 {len(numbers)}/{len(numbers)} · 按时"
     assert pendulum.instance(calendar.milestone("verification_done").due) > parse_instant("2020-12-18T16:00+08:00")
+
+
+CHECKS = ("与公安户籍信息比对不一致", "与民政低保数据比对不一致", "与残联数据比对不一致", "疑似已死亡未标注",
+          "疑似财政供养人员", "家庭成员有车辆登记", "家庭成员有工商注册")  # fmt: skip
+
+
+def test_a_national_list_of_1200_problems_joins_the_loop(run_cli, tmp_path):
+    """Seed 000: "国务院扶贫办和省扶贫开发办同时开展数据分析". A national list of 1,200 problems on the two cities'
+    households, plus rows it cannot place, is imported; its problems go into the cities' lists with the project's
+    own, come back with results, and those said fixed are closed by the next run."""
+    from include.forms import records
+
+    load(run_cli, tmp_path, CAMPAIGN, "240", "0.2", "43")
+    households = records.scan(CAMPAIGN, "2020-1", "households").select("unit", "household_id").collect()
+    keys = households["household_id"].to_list()
+    assert len(keys) == 240
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["序号", "户主身份证号码", "问题人员身份证号码", "问题类型", "问题描述"])
+    for i in range(1200):
+        key = keys[i % len(keys)]
+        ws.append([i + 1, key, key, CHECKS[i // len(keys)], f"比对发现疑点（批次 2020-12，第 {i + 1} 条）"])
+    ws.append([1201, 3.70102e17, None, "与公安户籍信息比对不一致", "证件号码被 Excel 改成了数字"])
+    ws.append([1202, "110101199003077777", None, "疑似已死亡未标注", "北京市东城区的户"])
+    ws.append([1203, "370102199003071234", None, "疑似已死亡未标注", "济南市历下区的户，尚未录入"])
+    national = tmp_path / "国务院扶贫办问题清单.xlsx"
+    wb.save(national)
+
+    code, out, err = run_cli("verify", "import", national, "--campaign", CAMPAIGN, "--source", "national",
+                             "--label", "国务院扶贫办数据质量问题清单", "--at", "2020-12-03T10:00+08:00", "--json")  # fmt: skip
+    assert code == 0, err
+    imported = json.loads(out)
+    assert imported["rows"] == 1203 and imported["placed"] == 1201
+    per_unit = dict(households.group_by("unit").len().iter_rows())
+    assert imported["by_unit"] == {JINAN: per_unit[JINAN] * 5 + 1, QINGDAO: per_unit[QINGDAO] * 5}
+    assert len(imported["unplaced"]) == 2 and all("370102199003071234" not in line for line in imported["unplaced"])
+    assert any("110101" in line and "不属本工作" in line for line in imported["unplaced"])
+
+    out_dir = tmp_path / "lists"
+    code, out, err = run_cli("validate", "--campaign", CAMPAIGN, "--stage", "analysis", "--at",
+                             "2020-12-04T09:00+08:00", "--out", out_dir, "--json")  # fmt: skip
+    assert code == 0, err
+    analysis = json.loads(out)
+    issued = [p for p in analysis["problems"] if p["rule"] == "national"]
+    assert len(issued) == 1201 and {p["status"] for p in issued} == {"new"}
+    assert any(p["rule"] != "national" for p in analysis["problems"]), "the project's own problems are there too"
+    listed = [row for _, _, row in rows_of(list_of(out_dir, JINAN)) if row["规则"] == "国务院扶贫办下发的问题"]
+    assert len(listed) == imported["by_unit"][JINAN]
+    assert listed[0]["问题说明"].startswith("【国务院扶贫办数据质量问题清单：")
+    answers = {str(row["问题编号"]): ("属实，已整改", "已在系统中更正") for row in listed[:30]}
+    filled = answer(list_of(out_dir, JINAN), tmp_path, answers)
+    code, out, err = run_cli("verify", "submit", filled, "--campaign", CAMPAIGN, "--unit", JINAN, "--at", AT, "--json")
+    assert code == 0 and json.loads(out)["answers"] == 30, out + err
+
+    code, out, err = run_cli("validate", "--campaign", CAMPAIGN, "--unit", JINAN, "--stage", "completion", "--at",
+                             "2020-12-25T09:00+08:00", "--out", out_dir, "--json")  # fmt: skip
+    assert code == 0, err
+    statuses = {}
+    for problem in json.loads(out)["problems"]:
+        if problem["rule"] == "national":
+            statuses[problem["status"]] = statuses.get(problem["status"], 0) + 1
+    assert statuses == {"fixed": 30, "open": imported["by_unit"][JINAN] - 30}

@@ -109,6 +109,28 @@ def declared(calendar: Calendar, unit: str, at: dt.datetime, engine: Engine | No
     return [done.milestone for done in declare_if_verified(engine or open_engine(), calendar, unit, at)]
 
 
+def cmd_verify_import(args: argparse.Namespace) -> int:
+    from include.rules.imported import SOURCES, ImportRefused, import_list
+
+    calendar = load_calendar(args.campaign)
+    label = args.label or f"{SOURCES[args.source]}问题清单"
+    try:
+        imported = import_list(calendar, Path(args.file), source=args.source, label=label, at=now_at(args.at))
+    except ImportRefused as refused:
+        raise UsageError(refused.message) from None
+    if args.json:
+        print_json(imported.as_json())
+        return 0
+    print(f"{label}：{imported.rows} 行，已对应到单位 {imported.placed} 个问题，下次校验起列入各单位的问题清单")
+    for unit, count in imported.by_unit.items():
+        print(f"  {calendar.name_of(unit)}：{count}")
+    if imported.unplaced:
+        print(f"未能对应的 {len(imported.unplaced)} 行（未导入）：")
+        for line in imported.unplaced[:50]:
+            print(f"  {line}")
+    return 0
+
+
 def cmd_verify_status(args: argparse.Namespace) -> int:
     from include.rules.results import verification_counts
 
@@ -161,7 +183,9 @@ def register(commands: Commands) -> None:
     validate.add_argument("--json", action="store_true")
     validate.set_defaults(handler=cmd_validate)
 
-    verify = commands.add_parser("verify", help="问题清单的核查结果：上传（submit）、审核（review）与进度（status）")
+    verify = commands.add_parser(
+        "verify", help="问题清单的核查结果：上传（submit）、审核（review）、导入下发的清单（import）与进度（status）"
+    )
     steps = verify.add_subparsers(dest="step", required=True, metavar="子命令")
     submit = steps.add_parser("submit", help="上传填好“核查结果”“说明”的问题清单（整份接收或整份退回）")
     submit.add_argument("file")
@@ -184,6 +208,16 @@ def register(commands: Commands) -> None:
     review.add_argument("--at", help="审核时刻（ISO-8601，带时区）；缺省为当前时间")
     review.add_argument("--json", action="store_true")
     review.set_defaults(handler=cmd_verify_review)
+    issued = steps.add_parser(
+        "import", help="导入国务院扶贫办、省扶贫开发办下发的问题清单（Excel），与本系统的问题一同核查"
+    )
+    issued.add_argument("file")
+    issued.add_argument("--campaign", required=True)
+    issued.add_argument("--source", choices=("national", "province"), required=True)
+    issued.add_argument("--label", help="清单名称（写入每个问题的说明）；缺省为“来源 + 问题清单”")
+    issued.add_argument("--at", help="导入时刻（ISO-8601，带时区）；缺省为当前时间")
+    issued.add_argument("--json", action="store_true")
+    issued.set_defaults(handler=cmd_verify_import)
     status = steps.add_parser("status", help="各单位已核查的问题数")
     status.add_argument("--campaign", required=True)
     status.add_argument("--unit")

@@ -21,6 +21,7 @@ from include.forms.template import MARKER_PREFIX
 from include.forms.xlsx import REPLACEMENT, print_setup, save_atomically, text_cell, writable
 from include.rules.catalog import RULES
 from include.rules.engine import RUN_WORDS, RuleRun
+from include.rules.imported import TITLES as IMPORTED_TITLES
 from include.rules.problems import CLOSED, with_ids
 
 STATUS_TEXT = {
@@ -40,7 +41,7 @@ RESULT_TEXT = {
 }
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 RESULT_FILL = PatternFill("solid", fgColor="FFF2CC")
-TITLES = {rule.id: rule.title for rule in RULES}
+TITLES = {rule.id: rule.title for rule in RULES} | IMPORTED_TITLES
 KIND = "problem_list"  # the marker's kind: a problem list, not a form's template
 
 

@@ -26,6 +26,7 @@ from include.calendar import Calendar
 from include.calendar.instants import local_iso
 from include.forms import records
 from include.rules.engine import RuleRun, household_context, pin_forms, run_catalog
+from include.rules.imported import SOURCES, imported_problems
 from include.rules.stages import STAGES
 
 KEY = ["rule", "household", "person_key", "fields_key"]
@@ -119,6 +120,9 @@ def find_problems(calendar: Calendar, at: dt.datetime) -> tuple[pl.DataFrame, li
     county and head's name: one row per problem, before any status; and what became of each rule."""
     pins = pin_forms(calendar)  # the rules and the households' context read the same versions
     found, rules = run_catalog(calendar, at, pins=pins)
+    issued = imported_problems(calendar.id)  # the national and provincial offices' lists join the loop
+    if issued.height:
+        found = pl.concat([found, issued], how="vertical_relaxed")
     found = found.join(household_context(calendar, pins=pins), on=["unit", "household"], how="left")
     # a county's own uploads are its city's to verify: their problems go into the city's list
     counties = {unit for unit in found["unit"].unique().to_list() if unit not in calendar.unit_names}
@@ -171,9 +175,13 @@ def with_follow_up(marked: pl.DataFrame, follow_up: FollowUp | None) -> pl.DataF
     dismissed = [p for p, (result, review) in follow_up.items() if result == "not_a_problem" and review == "accepted"]
     said_fixed = [p for p, (result, _) in follow_up.items() if result == "fixed"]
     found = pl.col("status").is_in(["new", "open", "reopened"])
+    # An issued problem (a national or provincial list) is no finding of the data: the unit's 已整改 closes it.
+    issued = pl.col("rule").is_in(list(SOURCES))
     return marked.with_columns(
         pl.when(found & pl.col("problem").is_in(dismissed))
         .then(pl.lit("dismissed"))
+        .when(found & issued & pl.col("problem").is_in(said_fixed))
+        .then(pl.lit("fixed"))
         .when(found & pl.col("problem").is_in(said_fixed))
         .then(pl.lit("reopened"))
         .otherwise(pl.col("status"))
