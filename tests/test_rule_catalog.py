@@ -121,6 +121,26 @@ def test_one_head_is_a_rule_of_household_forms_not_of_the_added_members():
     assert found("one_head") == {(BAD_HEAD, None)}
 
 
+def test_a_change_belongs_to_a_household_the_campaign_knows():
+    """附件4/5 are filled "针对有家庭成员增加的贫困户，以户为单位": the head named must be a household of the campaign,
+    on a household form of any unit or on the year's 工作台账; without a workload the rule is reported not run."""
+    from include.rules.engine import run_catalog
+
+    on_form, on_workload, unknown = GOOD_HEAD, BAD_HEAD, person("19720202", True, 71)
+    store("2020-1", [household(on_form, 1000)], [member(on_form, on_form, "男", "户主")], unit="LJ02")
+    store("2020-4", [], [
+        {"household_id": key, "A4": person("20200401", n % 2 == 0, 72 + n), "increase_reason": "1",
+         "change_month": dt.date(2020, 4, 1)} for n, key in enumerate((on_form, on_workload, unknown))
+    ])  # fmt: skip
+    rule = tuple(r for r in RULES if r.id == "change_head_known")
+    problems, runs = run_catalog(LONGJU, AT, rules=rule, workload=[on_workload, person("19600101", False, 79)])
+    assert {(row["unit"], row["household"]) for row in problems.iter_rows(named=True)} == {("LJ01", unknown)}
+    assert problems["severity"][0] == "warning" and "工作台账" in problems["message"][0]
+    assert runs[0].state == "ran"
+    problems, runs = run_catalog(LONGJU, AT, rules=rule)
+    assert problems.is_empty() and runs[0].state == "not_run" and "campaign workload load" in runs[0].reason
+
+
 def test_transfer_sum():
     store(
         "2020-1",
@@ -515,6 +535,7 @@ def test_every_rule_has_a_test_here_or_in_the_ground_truth(rule):
         "new_poor_below_line", "edge_below_line", "dropout_reason", "option_in_range", "poor_household_below_line_2017",
         "village_exit_incidence", "risk_elimination_date", "not_enjoying_policy_income", "change_month_prior_q4",
         "newborn_birth_month", "monitoring_scale", "monitoring_scale_deep_poverty", "change_month_in_period",
+        "change_head_known",
     }  # fmt: skip
     covered_by_synth = {  # tests/test_rules.py: injected defects found, clean data clean (2020-shandong, 2023-zibo-jixia)
         "net_income_formula", "id_region_prefix", "property_sum", "reference_income_formula", "per_capita_formula",

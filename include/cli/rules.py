@@ -28,7 +28,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import polars as pl
 
     from include.rules.problem_list import write_problem_list
-    from include.rules.problems import validate
+    from include.rules.problems import validate, workload_households
     from include.rules.stages import problem_list_name
 
     calendar = load_calendar(args.campaign)
@@ -45,8 +45,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     engine = open_engine()
     run = validate(
-        calendar, stage, at, [args.unit] if args.unit else None, lambda unit: follow_up(engine, calendar.id, unit)
-    )
+        calendar, stage, at, [args.unit] if args.unit else None, lambda unit: follow_up(engine, calendar.id, unit),
+        workload_households(engine, calendar.id),
+    )  # fmt: skip
     files = []
     for unit in run.units:
         mine = run.problems.filter(pl.col("unit") == unit)

@@ -85,7 +85,8 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             from include.calendar.registry import load_campaign
             from include.paths import atomic_path, campaign_home
             from include.rules.problems import find_problems as run_catalog
-            from include.rules.problems import run_id, write_rule_runs
+            from include.rules.problems import run_id, workload_households, write_rule_runs
+            from include.store.db import database_url, make_engine
 
             params = params or {}
             calendar = load_campaign(params["campaign"])
@@ -95,7 +96,12 @@ def build_validation_dag(campaign_ids: list[str]) -> DAG:
             unknown = [unit for unit in units if unit not in codes]
             if unknown:
                 raise ValueError(f"{calendar.name}没有单位“{'、'.join(unknown)}”")
-            found, rules = run_catalog(calendar, at)
+            engine = make_engine(database_url())
+            try:
+                workload = workload_households(engine, calendar.id)
+            finally:
+                engine.dispose()
+            found, rules = run_catalog(calendar, at, workload)
             stage = params["stage"]
             folder = campaign_home() / "validation" / calendar.id / stage / "_runs"
             target = folder / f"{run_id(calendar, stage, at, units)}.parquet"

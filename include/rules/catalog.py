@@ -57,6 +57,7 @@ class Rule:
     params: tuple[str, ...] = ()  # calendar thresholds bound as $name; without them the rule is reported not run
     forms: tuple[str, ...] = ()  # the forms it applies to (codes mean different things in 2017, 2020, 2023); () = any
     period: bool = False  # a rule of the campaign's income period: quoted from the calendar's seed (rule_quote)
+    needs: tuple[str, ...] = ()  # data beyond the forms: "workload" (the households of the year's 工作台账)
 
 
 HOUSEHOLD_FORMS = ("2017-2", "2020-1", "2020-2", "2023-1")  # a household sheet and every member of it
@@ -757,6 +758,27 @@ RULES: tuple[Rule, ...] = (
                    AS message
             FROM scale
             WHERE deep AND share > $monitoring_scale_max_share
+        """,
+    ),
+    Rule(
+        id="change_head_known",
+        title="增减成员的户不在本工作的户表或工作台账中",
+        family="changes",
+        roles=("household",),
+        fields=("household",),
+        severity="warning",
+        source="000_a43a35703e24dac8.txt",
+        quote="村委会或驻村工作队针对有家庭成员增加的贫困户，以户为单位填报此表",
+        forms=("2020-4", "2020-5"),
+        needs=("workload",),
+        # The household a change belongs to is one the campaign knows: on a household form of any unit, or on
+        # the year's 工作台账 (the registry's households to visit; `campaign workload load`). Without a
+        # workload the rule is reported as not run: the registry's households are not in the forms.
+        sql="""
+            SELECT unit, household, NULL AS person,
+                   '户主证件号码不在本工作的户表（附件1至3）和工作台账中：请核对证件号码，或确认该户在册' AS message
+            FROM (SELECT DISTINCT unit, {household} AS household FROM members)
+            WHERE household NOT IN (SELECT household FROM known_households)
         """,
     ),
 )

@@ -8,6 +8,7 @@ rows. DESIGN.md's measurement on 2 cores (2.5 M persons, 9 rules: DuckDB about 2
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -159,6 +160,18 @@ def _entered_table(connection: duckdb.DuckDBPyConnection, calendar: Calendar, pi
         connection.executemany("INSERT INTO _entered VALUES (?, ?, ?)", rows)
 
 
+def _known_households(connection: duckdb.DuckDBPyConnection, workload: Iterable[str] | None) -> None:
+    """``known_households``: every household key on a household form of any unit, and on the 工作台账."""
+    connection.execute("CREATE OR REPLACE TEMP TABLE _workload (household VARCHAR)")
+    if workload:
+        connection.executemany("INSERT INTO _workload VALUES (?)", [(key,) for key in workload])
+    parts = ["SELECT household FROM _workload"]
+    for form in all_forms().values():
+        if form.household_key and any(sheet.id == "households" for sheet in form.sheets):
+            parts.append(f'SELECT CAST({form.household_key} AS VARCHAR) FROM "{form.id}/households"')
+    connection.execute("CREATE OR REPLACE VIEW known_households AS " + " UNION ".join(parts))
+
+
 def _parameters(calendar: Calendar, at: dt.datetime, rule: Rule, sql: str) -> dict[str, object]:
     """The calendar's values a rule's SQL names: its thresholds, the status date, the year's dates."""
     status = calendar.status_date.at if calendar.status_date else at
@@ -219,8 +232,17 @@ class RuleRun:
 PERIOD_PARAMETERS = ("income_starts", "income_ends")  # bound from the calendar's income period
 
 
-def missing_for(calendar: Calendar, form: FormSpec, rule: Rule, roles: Roles) -> str | None:
-    """Why the rule cannot run on the campaign's form, in Chinese, or None when it can."""
+NEEDS_WORDS = {"workload": "尚未导入本工作的工作台账（campaign workload load），无法核对户是否在册"}
+
+
+def missing_for(
+    calendar: Calendar, form: FormSpec, rule: Rule, roles: Roles, available: frozenset[str] = frozenset()
+) -> str | None:
+    """Why the rule cannot run on the campaign's form, in Chinese, or None when it can (``available``: the data
+    beyond the forms at hand, such as "workload")."""
+    wanting = [need for need in rule.needs if need not in available]
+    if wanting:
+        return "；".join(NEEDS_WORDS.get(need, need) for need in wanting)
     absent = [role for role in rule.roles if role not in roles.columns]
     if absent:
         return f"{form.id} 表没有所需的指标：{'、'.join(absent)}"
@@ -249,12 +271,13 @@ def run_rules(
     units: list[str] | None = None,
     rules: tuple[Rule, ...] = RULES,
     pins: Pins | None = None,
+    workload: Iterable[str] | None = None,
 ) -> pl.DataFrame:
     """Every problem the catalog finds in the campaign's records (one unit's or all): one row each.
 
     The records read are those of ``pins`` (``pin_forms``), by default those in force when the run starts.
     """
-    return run_catalog(calendar, at, units, rules, pins)[0]
+    return run_catalog(calendar, at, units, rules, pins, workload)[0]
 
 
 def run_catalog(
@@ -263,8 +286,12 @@ def run_catalog(
     units: list[str] | None = None,
     rules: tuple[Rule, ...] = RULES,
     pins: Pins | None = None,
+    workload: Iterable[str] | None = None,
 ) -> tuple[pl.DataFrame, list[RuleRun]]:
-    """``run_rules``'s problems, and what became of each rule (``RuleRun``): none is skipped silently."""
+    """``run_rules``'s problems, and what became of each rule (``RuleRun``): none is skipped silently.
+    ``workload``: the households on the campaign's 工作台账, where one is loaded (a rule that needs it is not run
+    without)."""
+    available = frozenset({"workload"} if workload is not None else set())
     frames = []
     ran: dict[str, list[str]] = {rule.id: [] for rule in rules}
     counts: dict[str, int] = dict.fromkeys(ran, 0)
@@ -274,6 +301,7 @@ def run_catalog(
     with duckdb.connect() as connection:
         stored = _views(connection, calendar, units, pins)
         _entered_table(connection, calendar, pins)
+        _known_households(connection, workload)
         if any("regions" in rule.sql for rule in rules):
             connection.execute(
                 "CREATE OR REPLACE TEMP TABLE regions AS SELECT unnest($codes) AS code",
@@ -284,7 +312,7 @@ def run_catalog(
             roles = roles_of(form)
             applicable = [rule for rule in rules if not rule.forms or form.id in rule.forms]
             for rule in applicable:
-                reason = missing_for(calendar, form, rule, roles)
+                reason = missing_for(calendar, form, rule, roles, available)
                 if reason is not None:
                     reasons[rule.id].append(reason)
                 elif form_id not in stored:
@@ -296,7 +324,7 @@ def run_catalog(
                 f"CREATE OR REPLACE VIEW entered AS SELECT unit, entered_at FROM _entered WHERE form = {form_id!r}"
             )
             for rule in applicable:
-                if missing_for(calendar, form, rule, roles) is not None:
+                if missing_for(calendar, form, rule, roles, available) is not None:
                     continue
                 columns = roles.columns
                 ran[rule.id].append(form_id)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+from sqlalchemy import Engine, select
 
 from include import paths
 from include.calendar import Calendar
@@ -28,6 +29,7 @@ from include.forms import records
 from include.rules.engine import RuleRun, household_context, pin_forms, run_catalog
 from include.rules.imported import SOURCES, imported_problems
 from include.rules.stages import STAGES
+from include.store.models import WorkloadHousehold
 
 KEY = ["rule", "household", "person_key", "fields_key"]
 # new, open (still there), reopened (the unit said it was fixed, the data still show it): to verify;
@@ -115,11 +117,27 @@ class ValidationRun:
         }
 
 
-def find_problems(calendar: Calendar, at: dt.datetime) -> tuple[pl.DataFrame, list[RuleRun]]:
+def workload_households(engine: Engine, campaign: str) -> list[str] | None:
+    """The households on the campaign's 工作台账 (every unit's), or None where none is loaded."""
+    with engine.connect() as connection:
+        keys = (
+            connection.execute(
+                select(WorkloadHousehold.household).where(WorkloadHousehold.campaign_id == campaign).distinct()
+            )
+            .scalars()
+            .all()
+        )
+    return list(keys) or None
+
+
+def find_problems(
+    calendar: Calendar, at: dt.datetime, workload: list[str] | None = None
+) -> tuple[pl.DataFrame, list[RuleRun]]:
     """The catalog over every unit's data (some rules look across units), with each household's
-    county and head's name: one row per problem, before any status; and what became of each rule."""
+    county and head's name: one row per problem, before any status; and what became of each rule.
+    ``workload``: the 工作台账's households (``workload_households``), for the rules that need it."""
     pins = pin_forms(calendar)  # the rules and the households' context read the same versions
-    found, rules = run_catalog(calendar, at, pins=pins)
+    found, rules = run_catalog(calendar, at, pins=pins, workload=workload)
     issued = imported_problems(calendar.id)  # the national and provincial offices' lists join the loop
     if issued.height:
         found = pl.concat([found, issued], how="vertical_relaxed")
@@ -237,13 +255,14 @@ def validate(
     at: dt.datetime,
     units: list[str] | None = None,
     follow_up: Callable[[str], FollowUp] | None = None,
+    workload: list[str] | None = None,
 ) -> ValidationRun:
     """Find the problems, then mark and store each requested unit's (all units by default), with each unit's
     answers (``follow_up(unit)``) in the status."""
     if stage not in STAGES:
         raise ValueError(stage)
     wanted = units or calendar.unit_codes
-    found, rules = find_problems(calendar, at)
+    found, rules = find_problems(calendar, at, workload)
     marked = [
         finish_unit(calendar, stage, at, unit, found, rules, follow_up(unit) if follow_up else None) for unit in wanted
     ]
