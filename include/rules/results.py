@@ -178,7 +178,7 @@ def read_answers(path: Path, calendar: Calendar, unit: str, acting: str | None) 
                 )
                 continue
             if problem["status"] in CLOSED:
-                problems.append(f"{here}：这个问题已{STATUS_TEXT[problem['status']]}，不需填写核查结果")
+                problems.append(f"{here}：这个问题{STATUS_TEXT[problem['status']]}，不需填写核查结果")
                 continue
             if result in NEEDS_NOTE and note is None:
                 problems.append(f"{here}：核查结果为“{result_text}”的，请在“说明”中写明情况")
