@@ -71,19 +71,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def list_of_unit(calendar: Calendar, unit: str, acting: str | None = None) -> None:
+    """A usage error unless ``unit`` has a problem list that ``acting`` may answer (results.answering)."""
+    from include.rules.results import ResultsRefused, answering
+
+    try:
+        answering(calendar, unit, acting)
+    except ResultsRefused as refused:
+        raise UsageError(refused.message) from None
+
+
 def cmd_verify_submit(args: argparse.Namespace) -> int:
     from include.rules.results import ResultsRefused, describe, submit_results
 
     calendar = load_calendar(args.campaign)
-    if args.unit not in calendar.unit_names:
-        raise UsageError(f"--unit：{calendar.name}的问题清单按市下发，没有单位“{args.unit}”的清单")
     acting = args.acting or None
-    if acting is not None and not (calendar.may_act(acting, args.unit) or calendar.reporting_unit(acting) == args.unit):
-        raise UsageError(f"--acting：单位 {acting} 不能填写{calendar.name_of(args.unit)}的问题清单")
+    list_of_unit(calendar, args.unit, acting)
     at = now_at(args.at)
+    engine = open_engine()
     try:
         submitted = submit_results(
-            open_engine(), calendar, args.unit, Path(args.file), at, actor=f"cli:{args.by}", acting=acting
+            engine, calendar, args.unit, Path(args.file), at, actor=f"cli:{args.by}", acting=acting
         )
     except ResultsRefused as refused:
         if args.json:
@@ -93,7 +101,7 @@ def cmd_verify_submit(args: argparse.Namespace) -> int:
             for row in refused.rows[:50]:
                 print(f"  {row}")
         return 1
-    done = declared(calendar, args.unit, at)
+    done = declared(calendar, args.unit, at, engine)
     if args.json:
         print_json({**submitted.as_json(), "completed": done})
     else:
@@ -103,11 +111,11 @@ def cmd_verify_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def declared(calendar: Calendar, unit: str, at: dt.datetime, engine: Engine | None = None) -> list[str]:
+def declared(calendar: Calendar, unit: str, at: dt.datetime, engine: Engine) -> list[str]:
     """The milestones done by the unit's verification, recorded now (include/progress/verification.py)."""
     from include.progress.verification import declare_if_verified
 
-    return [done.milestone for done in declare_if_verified(engine or open_engine(), calendar, unit, at)]
+    return [done.milestone for done in declare_if_verified(engine, calendar, unit, at)]
 
 
 def cmd_verify_import(args: argparse.Namespace) -> int:
@@ -155,17 +163,17 @@ def cmd_verify_review(args: argparse.Namespace) -> int:
     from include.rules.results import ReviewRefused, review_result
 
     calendar = load_calendar(args.campaign)
-    if args.unit not in calendar.unit_names:
-        raise UsageError(f"--unit：{calendar.name}没有单位“{args.unit}”的问题清单")
+    list_of_unit(calendar, args.unit)
     at = now_at(args.at)
+    engine = open_engine()
     try:
         row = review_result(
-            open_engine(), calendar, args.unit, args.problem, accept=args.accept, reason=args.reason,
+            engine, calendar, args.unit, args.problem, accept=args.accept, reason=args.reason,
             by=f"cli:{args.by}", at=at,
         )  # fmt: skip
     except ReviewRefused as refused:
         raise UsageError(refused.message) from None
-    declared(calendar, args.unit, at)
+    declared(calendar, args.unit, at, engine)
     verdict = "认可，以后的校验不再列出" if args.accept else f"驳回（{row.review_reason}），请单位重新核查"
     if args.json:
         print_json({"problem": row.problem, "unit": row.unit, "review": row.review, "reason": row.review_reason})

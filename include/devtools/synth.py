@@ -123,6 +123,8 @@ class Synth:
         self.seen_ids: set[str] = set()
         self.defects: list[Defect] = []
         self.key = form.household_key or ""
+        # A household form lists whole households; a form of changes (附件4, 附件5) one row per member added or gone.
+        self.whole = any(sheet.id == "households" for sheet in form.sheets)
         # Nobody is born after the instant the data describe (seed 003: 状态类指标取值时间节点为9月30日24时).
         end = (
             calendar.status_date.at
@@ -395,7 +397,7 @@ class Synth:
         sex_key = next((f.key for f in self.form.fields_of("members") if f.label.startswith("性别")), None)
         relation_key = next((f.key for f in self.form.fields_of("members") if f.label.startswith("与户主关系")), None)
         kinds = ["id_check_digit", "id_birth_date", "sex_matches_id"]
-        if any(sheet.id == "households" for sheet in self.form.sheets):  # one_head: household forms only
+        if self.whole:  # one_head: household forms only
             kinds.append("one_head")
         elif not any(f.label.startswith("性别") for f in self.form.fields_of("members")):
             kinds.remove("sex_matches_id")  # 附件5 asks no sex
@@ -425,8 +427,7 @@ class Synth:
                 Defect(unit, household.key, person_id, tuple(codes.get(k, k) for k in keys), kind, file, sheet)
             )
 
-        whole = any(sheet.id == "households" for sheet in self.form.sheets)  # else a form of changes: one row
-        if kind in ("id_check_digit", "id_birth_date") and (len(members) >= 2 or not whole):
+        if kind in ("id_check_digit", "id_birth_date") and (len(members) >= 2 or not self.whole):
             number = str(person[id_key])
             if kind == "id_check_digit":
                 wrong = next(c for c in "0123456789X" if c != number[17])
@@ -522,7 +523,7 @@ def synthesize(
         village = calendar.units.level == "village" and named is not None and not named.placeholder
         synth.village = named.name if village and named else None
         made = [synth.household(synth.rng.choice(prefixes)) for _ in range(count)]
-        if not any(sheet.id == "households" for sheet in form.sheets):  # a form of changes: 附件4, 附件5
+        if not synth.whole:
             made = [synth.changed(household, synth.rng.choice(prefixes)) for household in made]
         file = f"{calendar.id}-{form.id}-{unit}.xlsx"
         for household in made:

@@ -310,22 +310,22 @@ def run_catalog(
         for form_id in calendar.forms:
             form = get_form(form_id)
             roles = roles_of(form)
-            applicable = [rule for rule in rules if not rule.forms or form.id in rule.forms]
-            for rule in applicable:
+            runnable = []
+            for rule in (rule for rule in rules if not rule.forms or form.id in rule.forms):
                 reason = missing_for(calendar, form, rule, roles, available)
                 if reason is not None:
                     reasons[rule.id].append(reason)
                 elif form_id not in stored:
                     empty[rule.id].append(form_id)
-            if form_id not in stored:
+                else:
+                    runnable.append(rule)
+            if not runnable:
                 continue
             _use(connection, form)
             connection.execute(
                 f"CREATE OR REPLACE VIEW entered AS SELECT unit, entered_at FROM _entered WHERE form = {form_id!r}"
             )
-            for rule in applicable:
-                if missing_for(calendar, form, rule, roles, available) is not None:
-                    continue
+            for rule in runnable:
                 columns = roles.columns
                 ran[rule.id].append(form_id)
                 sql = rule.sql.format(**columns)

@@ -73,8 +73,14 @@ def _column(header: list[str], names: tuple[str, ...]) -> int | None:
 
 
 def _text(value: object) -> str | None:
-    text = None if value is None else str(value).strip().upper() if isinstance(value, str) else str(value).strip()
+    text = None if value is None else str(value).strip()
     return text or None
+
+
+def _number(value: object) -> str | None:
+    """An ID number as written, its check character X in capitals."""
+    text = _text(value)
+    return text.upper() if text else None
 
 
 def household_units(calendar: Calendar) -> dict[str, str]:
@@ -125,7 +131,7 @@ def import_list(calendar: Calendar, path: Path, *, source: str, label: str, at: 
         if number > MAX_ROWS:
             raise ImportRefused("too_many", f"超过 {MAX_ROWS} 行；请分批导入")
         cells = list(row) + [None] * (len(header) - len(row))
-        household = _text(cells[head])
+        household = _number(cells[head])
         if household is None and not any(cells):
             continue
         if household is None or not ID.fullmatch(household):
@@ -142,7 +148,7 @@ def import_list(calendar: Calendar, path: Path, *, source: str, label: str, at: 
             {
                 "unit": unit,
                 "household": household,
-                "person": _text(cells[person]) if person is not None else None,
+                "person": _number(cells[person]) if person is not None else None,
                 "fields": [what or "问题"],
                 "rule": source,
                 "severity": "error",

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select
 
 from include.calendar import Calendar
 from include.calendar.instants import local_text
+from include.calendar.tree import LEVEL_WORDS
 from include.errors import Refused
 from include.forms.template import MARKER_PREFIX
 from include.forms.xlsx import writable
@@ -99,6 +100,20 @@ def _text(value: object) -> str | None:
     return text or None
 
 
+def answering(calendar: Calendar, unit: str, acting: str | None) -> str | None:
+    """Whose problems of ``unit``'s list a credential of unit ``acting`` (None: the province's) may see and answer:
+    every one (None) for the unit or one above it, its own households' (the county's name) for a county below it;
+    ``ResultsRefused`` ("no_list", "forbidden") otherwise. Lists go per unit of the calendar (a city)."""
+    if unit not in calendar.unit_names:
+        listed = LEVEL_WORDS.get(calendar.units.level, calendar.units.level)
+        raise ResultsRefused("no_list", f"{calendar.name_of(unit)}没有自己的问题清单：清单按{listed}下发。")
+    if calendar.may_act(acting, unit):
+        return None
+    if acting is not None and calendar.reporting_unit(acting) == unit:
+        return calendar.name_of(acting)
+    raise ResultsRefused("forbidden", f"单位 {acting} 不能查看或填写{calendar.name_of(unit)}的问题清单。")
+
+
 def read_answers(path: Path, calendar: Calendar, unit: str, acting: str | None) -> tuple[str, list[Answer]]:
     """The list's stage and its answers, every row checked (``ResultsRefused`` with each row's problem).
 
@@ -132,9 +147,7 @@ def read_answers(path: Path, calendar: Calendar, unit: str, acting: str | None) 
             "no_list", f"{calendar.name_of(unit)}尚无“{STAGE_TEXT.get(stage, stage)}”阶段的问题清单，无结果可收。"
         )
     issued = {str(row["problem"]): row for row in stored.iter_rows(named=True)}
-    own_county = None
-    if acting is not None and acting != unit and not calendar.may_act(acting, unit):
-        own_county = calendar.name_of(acting)  # a county answers for its own households only
+    own_county = answering(calendar, unit, acting)  # a county answers for its own households only
     answers: list[Answer] = []
     problems: list[str] = []
     for ws in wb.worksheets[1:]:

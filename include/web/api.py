@@ -19,7 +19,6 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from include.calendar.tree import LEVEL_WORDS
 from include.door.status import campaign_status
 from include.door.submissions import Actor, ReportRefused, max_report_bytes, submit_report
 from include.door.tokens import Credential
@@ -224,18 +223,15 @@ def unit_status(request: Request, campaign: str, unit: str, who: Auth) -> dict[s
 
 
 def _lister(calendar: Any, who: Credential, unit: str) -> str | None:
-    """Whose problems of the unit's list the token may see and answer: all (None), or a county's own (its name).
-    Lists go per unit (a city); its counties answer their own households' problems in it."""
+    """Whose problems of the unit's list the token may see and answer (``include/rules/results.answering``)."""
+    from include.rules.results import ResultsRefused, answering
+
     checked("unit", unit)
     unit_of(calendar, unit)
-    if unit not in calendar.unit_names:
-        listed = LEVEL_WORDS.get(calendar.units.level, calendar.units.level)
-        raise refusal(404, "no_list", f"{calendar.name_of(unit)}没有自己的问题清单：清单按{listed}下发。")
-    if calendar.may_act(who.acting, unit):
-        return None
-    if who.acting is not None and calendar.reporting_unit(who.acting) == unit:
-        return calendar.name_of(who.acting)
-    raise refusal(403, "forbidden", f"此令牌属于单位 {who.unit}，不能查看或填写{calendar.name_of(unit)}的问题清单。")
+    try:
+        return answering(calendar, unit, who.acting)
+    except ResultsRefused as refused:
+        raise refusal(404 if refused.reason == "no_list" else 403, refused.reason, refused.message) from None
 
 
 @router.get("/api/campaigns/{campaign}/units/{unit}/problem-list")
