@@ -95,6 +95,16 @@ def county_in_a_town_plan(raw):
     milestone(raw, "signed_lists")["level"] = "county"
 
 
+def until_nothing(raw):
+    # Shanxi's application is due with its window (``until: entry``); a misspelt id bounds it by nothing
+    milestone(raw, "entry_application")["until"] = "entyr"
+
+
+def until_and_another_date(raw):
+    # ``until`` says the seed gives no date of its own: a date written beside it that differs is refused
+    milestone(raw, "entry_application")["due"] = "2017-12-10T24:00+08:00"
+
+
 BROKEN = [
     (
         "2020-shandong",
@@ -125,6 +135,18 @@ BROKEN = [
         "引用了不存在的里程碑“completion_reprot”",
     ),
     ("2020-shandong", level_of_the_office, "milestones[4].level", "“省”不在本办（省级）之下：里程碑应由下级单位承担"),
+    (
+        "2017-shanxi",
+        until_nothing,
+        "milestones[2].until",
+        "引用了不存在或没有日期的阶段、里程碑、录入窗口或上级截止时间“entyr”",
+    ),
+    (
+        "2017-shanxi",
+        until_and_another_date,
+        "milestones[2].due",
+        "已写 until: entry，不应再写另一个时间（2017-12-10T24:00+08:00）",
+    ),
     ("2020-chongqing-longju", county_in_a_town_plan, "milestones[1].level", "“县区”不在本办（乡镇级）之下"),
     (
         "2020-chongqing-longju",

@@ -181,7 +181,7 @@ def test_jixia_2023(show_json, seed_text):
     seed = seed_text(SEED_FILES["003"])
     data = show_json("2023-zibo-jixia")
     quote_in(seed, "12月8日前完成信息录入，开展数据清洗；12月31日24时，国家将统一关闭巩固脱贫攻坚成果数据录入功能。")
-    # Training, collection and entry are undated in the plan (dated 2023-11-07): each runs to the entry deadline.
+    # Training and collection are undated in the plan (dated 2023-11-07): each runs until the entry deadline.
     quote_in(seed, "街道扶贫办公室细化街道工作方案，召开培训会议，部署有关工作，培训到村级干部。")
     assert phases(data)["training"] == ("2023-11-07T00:00:00+08:00", "2023-12-09T00:00:00+08:00")
     assert phases(data)["entry"] == ("2023-11-07T00:00:00+08:00", "2023-12-09T00:00:00+08:00")
@@ -190,6 +190,44 @@ def test_jixia_2023(show_json, seed_text):
     assert data["system_close"] == "2024-01-01T00:00:00+08:00"
     quote_in(seed, "并于12月8日前由街道扶贫办公室汇总审定后报区乡村振兴局。")
     assert milestone(data, "classification_report")["due"] == "2023-12-09T00:00:00+08:00"
+
+
+def test_no_date_the_seed_does_not_give(show_json, run_cli, seed_text):
+    """Issue 16: "keep only what a seed says". Where a seed dates nothing, the file writes no date but ``until``:
+    Shanxi's application ("在完成信息采集工作后，以市为单位提交《数据录入申请书》") is due with the window it opens;
+    Jixia's training and collection end with the entry ("12月8日前完成信息录入"); Longju's "全市组织…修改完善" is the
+    city's work after the national system closed, a parent plan's deadline no village owes."""
+    shanxi = load_raw("2017-shanxi")
+    application = next(item for item in shanxi["milestones"] if item["id"] == "entry_application")
+    assert "due" not in application and application["until"] == "entry"
+    quote_in(seed_text(SEED_FILES["002"]), application["quote"])
+    assert not re.search(r"\d+月\d+日", application["quote"])  # the sentence it follows dates nothing
+    data = show_json("2017-shanxi")
+    assert milestone(data, "entry_application")["until"] == "entry"
+    assert milestone(data, "entry_application")["due"] == "2017-12-21T00:00:00+08:00"  # the window's 12-20 24时
+    code, out, _ = run_cli("calendar", "show", "2017-shanxi")
+    assert code == 0 and "2017-12-20 24:00（方案未定截止时间，以“全国扶贫开发信息系统“2018年初动态管理”功能模块”关闭为限）" in out
+
+    jixia = load_raw("2023-zibo-jixia")
+    for phase_id in ("training", "collection"):
+        phase = next(item for item in jixia["phases"] if item["id"] == phase_id)
+        assert "ends" not in phase and phase["until"] == "entry_done"
+    data = show_json("2023-zibo-jixia")
+    assert [item["until"] for item in data["phases"][:3]] == ["entry_done", "entry_done", None]
+    assert phases(data)["training"][1] == milestone(data, "entry_done")["due"] == "2023-12-09T00:00:00+08:00"
+    code, out, _ = run_cli("calendar", "show", "2023-zibo-jixia")
+    assert "| training | 印发方案和培训部署 | 2023-11-07 00:00 | 2023-12-08 24:00（方案未定结束时间，以“各村完成信息录入”截止为限） |" in out
+
+    longju = read_calendar(CONFIG_CAMPAIGNS / "2020-chongqing-longju.yaml")
+    assert longju.milestone("data_completed") is None
+    city = next(item for item in longju.parent_deadlines if item.id == "city_data_completed")
+    quote_in(seed_text(SEED_FILES["001"]), city.quote)
+    assert city.due.isoformat() == "2020-12-31T16:00:00+00:00"
+    assert not [item.id for item in longju.milestones if item.phase == "completion" and longju.owers(item)]
+
+
+def load_raw(plan: str) -> dict:
+    return yaml.safe_load((CONFIG_CAMPAIGNS / f"{plan}.yaml").read_text(encoding="utf-8"))
 
 
 def test_jixia_income_period_and_status_date(seed_text):

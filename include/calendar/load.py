@@ -75,6 +75,9 @@ def read_calendar(file: str | os.PathLike[str]) -> Calendar:
 def calendar_from_dict(raw: Any, file: str | os.PathLike[str] = "<calendar>") -> Calendar:
     if not isinstance(raw, dict):
         raise CalendarError(file, [Problem("(文件)", "日历文件的顶层应为映射（键: 值）")])
+    raw, bounded = _bound_by_until(raw)
+    if bounded:
+        raise CalendarError(file, bounded)
     try:
         calendar = Calendar.model_validate(raw)
     except ValidationError as exc:
@@ -86,6 +89,62 @@ def calendar_from_dict(raw: Any, file: str | os.PathLike[str] = "<calendar>") ->
     if problems:
         raise CalendarError(file, problems)
     return calendar
+
+
+# Where a seed dates nothing of its own, a phase's end or a milestone's due is ``until: <id>``: the instant of
+# another item the seed does date (a window's closing, a phase's end, a milestone's or a parent deadline's due,
+# ``system_close``), so that the file states no date the seed does not.
+_BOUND_FIELD = {"phases": "ends", "milestones": "due"}
+_BOUND_SOURCES = (  # in this order where ids coincide (Shanxi's window and phase are both "entry")
+    ("entry_windows", "closes"),
+    ("milestones", "due"),
+    ("parent_deadlines", "due"),
+    ("phases", "ends"),
+)
+
+
+def _bound_by_until(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    """The calendar with the instant every ``until`` names written in (an ``until`` chain is followed); the
+    problems: a reference that names nothing or a loop, or a date written beside an ``until`` that differs."""
+    sections = {section: raw.get(section) for section, _ in _BOUND_SOURCES}
+    if not any(
+        isinstance(item, dict) and item.get("until")
+        for section in _BOUND_FIELD
+        if isinstance(sections[section], list)
+        for item in sections[section]
+    ):
+        return raw, []
+    raw = {**raw, **{s: [dict(i) if isinstance(i, dict) else i for i in sections[s]] for s in _BOUND_FIELD}}
+    pending = [
+        (f"{section}[{index}]", item, _BOUND_FIELD[section])
+        for section in _BOUND_FIELD
+        for index, item in enumerate(raw[section])
+        if isinstance(item, dict) and item.get("until")
+    ]
+    problems: list[Problem] = []
+    written: dict[str, Any] = {}  # the instants given: of items with no until, then of those resolved
+    if isinstance(raw.get("system_close"), dict):
+        written["system_close"] = raw["system_close"].get("at")
+    for section, key in _BOUND_SOURCES:
+        for item in raw.get(section) or []:
+            if isinstance(item, dict) and item.get("id") is not None and not item.get("until"):
+                written.setdefault(str(item["id"]), item.get(key))
+    while pending:
+        resolved = [entry for entry in pending if str(entry[1]["until"]) in written]
+        for path, item, key in resolved:
+            bound = written[str(item["until"])]
+            if item.get(key) is not None and str(item[key]) != str(bound):
+                problems.append(Problem(f"{path}.{key}", f"已写 until: {item['until']}，不应再写另一个时间（{item[key]}）"))
+            item[key] = bound
+            written.setdefault(str(item.get("id")), bound)
+        if not resolved:
+            problems += [
+                Problem(f"{path}.until", f"引用了不存在或没有日期的阶段、里程碑、录入窗口或上级截止时间“{item['until']}”")
+                for path, item, _ in pending
+            ]
+            break
+        pending = [entry for entry in pending if entry not in resolved]
+    return raw, problems
 
 
 # The union and validator tags pydantic puts into an error's location; they are not field names.

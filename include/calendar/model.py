@@ -99,6 +99,8 @@ class Phase(_Frozen):
     ends: Instant
     quote: str
     within: str | None = None
+    # The seed dates no end of its own: it ends with the item named (include/calendar/load.py fills ``ends``).
+    until: str | None = None
 
 
 class Milestone(_Frozen):
@@ -118,6 +120,9 @@ class Milestone(_Frozen):
     # A gate on data (issue 16): done when every problem of the unit's list of this stage has a 核查结果; the
     # system records it then (include/progress/verification.py), nobody declares it by hand.
     verified: Literal["analysis", "verification", "completion"] | None = None
+    # The seed dates no due of its own: it is due with the item named, e.g. the window an application opens
+    # (include/calendar/load.py fills ``due``); pages and reminders say so.
+    until: str | None = None
 
 
 class EntryWindow(_Frozen):
@@ -292,6 +297,18 @@ class Calendar(_Frozen):
 
     def phase(self, phase_id: str) -> Phase | None:
         return next((phase for phase in self.phases if phase.id == phase_id), None)
+
+    def until_words(self, item: Phase | Milestone) -> str:
+        """"" or, for an item the seed does not date, what bounds it: "（方案未定截止时间，以“…”关闭为限）"."""
+        if item.until is None:
+            return ""
+        ref = item.until
+        bound = next((f"“{w.name}”关闭" for w in self.entry_windows if w.id == ref), None)  # the loader's order
+        bound = bound or next((f"“{m.name}”截止" for m in self.milestones if m.id == ref), None)
+        bound = bound or next((f"“{d.name}”" for d in self.parent_deadlines if d.id == ref), None)
+        bound = bound or next((f"“{phase.name}”结束" for phase in self.phases if phase.id == ref), None)
+        word = "截止时间" if isinstance(item, Milestone) else "结束时间"
+        return f"（方案未定{word}，以{bound or '信息系统关闭'}为限）"
 
     def door_closes(self, milestone: Milestone) -> dt.datetime:
         """When submissions for the milestone stop being taken: the system's closing for a milestone due by then,

@@ -14,7 +14,13 @@ def calendar_json(calendar: Calendar) -> dict[str, Any]:
         "campaign": calendar.id,
         "timezone": calendar.timezone,
         "phases": [
-            {"id": phase.id.value, "name": phase.name, "starts": local_iso(phase.starts), "ends": local_iso(phase.ends)}
+            {
+                "id": phase.id.value,
+                "name": phase.name,
+                "starts": local_iso(phase.starts),
+                "ends": local_iso(phase.ends),
+                "until": phase.until,  # the seed dates no end of its own: it ends with this item
+            }
             for phase in calendar.phases_in_order()
         ],
         "milestones": [
@@ -23,6 +29,7 @@ def calendar_json(calendar: Calendar) -> dict[str, Any]:
                 "name": item.name,
                 "phase": item.phase,
                 "due": local_iso(item.due),
+                "until": item.until,  # the seed dates no due of its own: it is due with this item
                 "reporters": calendar.reporters_of(item),
                 "level": calendar.level_of(item),
                 "by": item.by,
@@ -57,14 +64,18 @@ def calendar_markdown(calendar: Calendar) -> str:
         "|---|---|---|---|",
     ]
     lines += [
-        f"| `{phase.id.value}` | {phase.name} | {local_text(phase.starts)} | {local_text(phase.ends, end=True)} |"
+        f"| `{phase.id.value}` | {phase.name} | {local_text(phase.starts)} | {local_text(phase.ends, end=True)}"
+        f"{calendar.until_words(phase)} |"
         for phase in calendar.phases_in_order()
     ]
     lines += ["", "## 节点", "", "| 节点 | 阶段 | 截止 | 报送单位 | 材料 |", "|---|---|---|---|---|"]
     for item in sorted(calendar.milestones, key=lambda item: item.due):
         reporters = _reporters_text(calendar, calendar.reporters_of(item))
         report = item.report.value if item.report else "—"
-        lines.append(f"| {item.name} | `{item.phase}` | {local_text(item.due, end=True)} | {reporters} | {report} |")
+        lines.append(
+            f"| {item.name} | `{item.phase}` | {local_text(item.due, end=True)}{calendar.until_words(item)} "
+            f"| {reporters} | {report} |"
+        )
     if calendar.entry_windows:
         lines += ["", "## 录入窗口", "", "| 窗口 | 开放 | 关闭 | 开放条件 |", "|---|---|---|---|"]
         for window in calendar.entry_windows:

@@ -107,7 +107,7 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
         if not pending:
             continue
         due_day = last_day(milestone.due)
-        due = local_text(milestone.due, end=True)
+        due = local_text(milestone.due, end=True) + calendar.until_words(milestone)
         duty = "尚未报送" if milestone.report else "请按时完成，完成后在系统中报告已完成"
         if day < due_day:
             ahead = working_days_between(day, due_day) if working else 0
