@@ -206,7 +206,10 @@ def test_no_date_the_seed_does_not_give(show_json, run_cli, seed_text):
     assert milestone(data, "entry_application")["until"] == "entry"
     assert milestone(data, "entry_application")["due"] == "2017-12-21T00:00:00+08:00"  # the window's 12-20 24时
     code, out, _ = run_cli("calendar", "show", "2017-shanxi")
-    assert code == 0 and "2017-12-20 24:00（方案未定截止时间，以“全国扶贫开发信息系统“2018年初动态管理”功能模块”关闭为限）" in out
+    assert (
+        code == 0
+        and "2017-12-20 24:00（方案未定截止时间，以“全国扶贫开发信息系统“2018年初动态管理”功能模块”关闭为限）" in out
+    )
 
     jixia = load_raw("2023-zibo-jixia")
     for phase_id in ("training", "collection"):
@@ -216,7 +219,10 @@ def test_no_date_the_seed_does_not_give(show_json, run_cli, seed_text):
     assert [item["until"] for item in data["phases"][:3]] == ["entry_done", "entry_done", None]
     assert phases(data)["training"][1] == milestone(data, "entry_done")["due"] == "2023-12-09T00:00:00+08:00"
     code, out, _ = run_cli("calendar", "show", "2023-zibo-jixia")
-    assert "| training | 印发方案和培训部署 | 2023-11-07 00:00 | 2023-12-08 24:00（方案未定结束时间，以“各村完成信息录入”截止为限） |" in out
+    assert (
+        "| training | 印发方案和培训部署 | 2023-11-07 00:00 | 2023-12-08 24:00（方案未定结束时间，以“各村完成信息录入”截止为限） |"
+        in out
+    )
 
     longju = read_calendar(CONFIG_CAMPAIGNS / "2020-chongqing-longju.yaml")
     assert longju.milestone("data_completed") is None

@@ -134,14 +134,13 @@ def _bound_by_until(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]
         for path, item, key in resolved:
             bound = written[str(item["until"])]
             if item.get(key) is not None and str(item[key]) != str(bound):
-                problems.append(Problem(f"{path}.{key}", f"已写 until: {item['until']}，不应再写另一个时间（{item[key]}）"))
+                reason = f"已写 until: {item['until']}，不应再写另一个时间（{item[key]}）"
+                problems.append(Problem(f"{path}.{key}", reason))
             item[key] = bound
             written.setdefault(str(item.get("id")), bound)
         if not resolved:
-            problems += [
-                Problem(f"{path}.until", f"引用了不存在或没有日期的阶段、里程碑、录入窗口或上级截止时间“{item['until']}”")
-                for path, item, _ in pending
-            ]
+            named = "引用了不存在或没有日期的阶段、里程碑、录入窗口或上级截止时间"
+            problems += [Problem(f"{path}.until", f"{named}“{item['until']}”") for path, item, _ in pending]
             break
         pending = [entry for entry in pending if entry not in resolved]
     return raw, problems

@@ -299,7 +299,7 @@ class Calendar(_Frozen):
         return next((phase for phase in self.phases if phase.id == phase_id), None)
 
     def until_words(self, item: Phase | Milestone) -> str:
-        """"" or, for an item the seed does not date, what bounds it: "（方案未定截止时间，以“…”关闭为限）"."""
+        """ "" or, for an item the seed does not date, what bounds it: "（方案未定截止时间，以“…”关闭为限）"."""
         if item.until is None:
             return ""
         ref = item.until
