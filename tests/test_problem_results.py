@@ -433,15 +433,28 @@ def test_verification_is_a_gate_on_data(run_cli, tmp_path, verified_campaign):
     with pytest.raises(AirflowFailException, match=r"济南市的问题清单未在 .* 前核查完毕"):
         gate().report_in(context, {"received_at": None})
     assert context["gate_label"] == f"济南市 · 已核查 {len(numbers) - 1}/{len(numbers)} · 未完成"
+    # As the deadline nears, the unit with problems unanswered is reminded, with its count; the other cities have
+    # no list, nothing to verify, and are not.
+    reminders = remind(run_cli, verified_campaign, "2020-12-17T09:00+08:00")
+    assert [(r["unit"], r["kind"]) for r in reminders] == [(JINAN, "before_1")]
+    assert f"问题清单已核查 {len(numbers) - 1}/{len(numbers)}，问题清单尚有问题未填写核查结果" in reminders[0]["text"]
 
     rest = answer(issued, tmp_path, {numbers[-1]: ("无法核实", "户主已去世，家属不在本地")})
     code, out, err = run_cli("verify", "submit", rest, "--campaign", verified_campaign, "--unit", JINAN,
                              "--at", "2020-12-18T16:00+08:00", "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["completed"] == ["verification_done"], out + err
     assert status() == "on_time"
+    assert remind(run_cli, verified_campaign, "2020-12-18T09:00+08:00") == []  # all answered: nobody reminded
     context = {}
     assert gate().execute(context) == "on_time"
     assert context["gate_label"] == f"济南市 · 已核查 {len(numbers)}/{len(numbers)} · 按时"
+
+
+def remind(run_cli, campaign: str, at: str) -> list[dict]:
+    """The reminders of the gate on data on the day of ``at``."""
+    code, out, err = run_cli("remind", "--campaign", campaign, "--at", at, "--dry-run", "--json")
+    assert code == 0, err
+    return [r for r in json.loads(out) if r["milestone"] == "verification_done"]
     assert pendulum.instance(calendar.milestone("verification_done").due) > parse_instant("2020-12-18T16:00+08:00")
 
 

@@ -11,6 +11,8 @@ declared it is never reminded of it. Kinds, for the units that have not:
   days late, ``escalation_parent`` to each parent office (a city for its counties, the town for its
   villages) listing its lagging children; from ``escalate_province_after``, ``escalation_province`` to the
   province, one per parent office (one where the parent is the province itself);
+- a gate on data (``verified:``): the same kinds, only to units whose problem list still has problems without a
+  核查结果 (with the count answered); a unit with no list has nothing to verify and is not reminded;
 - ``closing``: on the day an entry window or the system closes, even a holiday, to the units concerned.
 
 - ``pace``: on working days of the entry, to a unit with a workload (工作台账, include/door/workload.py) that
@@ -40,6 +42,7 @@ from include.calendar.workdays import is_working_day, working_days_between
 from include.door.ingest import open_window
 from include.door.status import campaign_status, main_window
 from include.door.workload import entry_span, projections, workload_units
+from include.rules.results import verification_counts
 
 
 @dataclass(frozen=True)
@@ -104,11 +107,17 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
     for milestone in sorted(calendar.milestones, key=lambda item: (item.due, item.id)):
         owers = calendar.owers(milestone)
         pending = [code for code in owers if states.get((code, milestone.id)) in ("pending", "missing")]
+        counts: dict[str, tuple[int, int]] = {}
+        if milestone.verified:  # a gate on data: only a unit with problems still unanswered has anything to do
+            counts = {code: verification_counts(engine, calendar, code, milestone.verified) for code in pending}
+            pending = [code for code in pending if counts[code][0] < counts[code][1]]
         if not pending:
             continue
         due_day = last_day(milestone.due)
         due = local_text(milestone.due, end=True) + calendar.until_words(milestone)
         duty = "尚未报送" if milestone.report else "请按时完成，完成后在系统中报告已完成"
+        if milestone.verified:
+            duty = "问题清单尚有问题未填写核查结果，请在清单的“核查结果”“说明”列填写后上传"
         if day < due_day:
             ahead = working_days_between(day, due_day) if working else 0
             if ahead in policy.before_working_days:
@@ -116,7 +125,7 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
                     add(
                         milestone.id, code, f"before_{ahead}",
                         f"【截止提醒】{calendar.name_of(code)}：“{milestone.name}”将于{due}截止，还有{ahead}个工作日，"
-                        f"{duty}。进度见 {url}",
+                        f"{_answered(counts, code)}{duty}。进度见 {url}",
                     )  # fmt: skip
             continue
         if day == due_day:
@@ -124,7 +133,8 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
                 for code in pending:
                     add(
                         milestone.id, code, "due_today",
-                        f"【今日截止】{calendar.name_of(code)}：“{milestone.name}”今天截止（{due}），{duty}。"
+                        f"【今日截止】{calendar.name_of(code)}：“{milestone.name}”今天截止（{due}），"
+                        f"{_answered(counts, code)}{duty}。"
                         f"进度见 {url}",
                     )  # fmt: skip
             continue
@@ -133,12 +143,13 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
             continue
         late = working_days_between(due_day, day)
         until = local_text(closes, end=True)
-        done = "尚未报送" if milestone.report else "尚未报告完成"
+        done = "尚未报送" if milestone.report else "尚未核查完" if milestone.verified else "尚未报告完成"
+        act = "报送" if milestone.report else "填写核查结果并上传" if milestone.verified else "完成并报告"
         for code in pending:
             add(
                 milestone.id, code, "overdue",
-                f"【逾期】{calendar.name_of(code)}：“{milestone.name}”已于{due}截止，已逾期{late}个工作日，{done}。"
-                f"请尽快{'报送' if milestone.report else '完成并报告'}（{until}前仍可补报，记为逾期）。进度见 {url}",
+                f"【逾期】{calendar.name_of(code)}：“{milestone.name}”已于{due}截止，已逾期{late}个工作日，"
+                f"{_answered(counts, code)}{done}。请尽快{act}（{until}前仍可补报，记为逾期）。进度见 {url}",
             )  # fmt: skip
         if late < policy.escalate_parent_after and late < policy.escalate_province_after:
             continue
@@ -193,6 +204,14 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
                 f"【系统关闭】{unit['name']}：信息系统将于{closes}关闭，关闭后不能再录入或修改数据。",
             )  # fmt: skip
     return found
+
+
+def _answered(counts: dict[str, tuple[int, int]], code: str) -> str:
+    """"已核查 3/5，" for a unit of a gate on data, "" otherwise."""
+    if code not in counts:
+        return ""
+    answered, total = counts[code]
+    return f"问题清单已核查 {answered}/{total}，"
 
 
 def _pace_reminders(
