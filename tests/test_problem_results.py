@@ -448,6 +448,7 @@ def test_verification_is_a_gate_on_data(run_cli, tmp_path, verified_campaign):
     context = {}
     assert gate().execute(context) == "on_time"
     assert context["gate_label"] == f"济南市 · 已核查 {len(numbers)}/{len(numbers)} · 按时"
+    assert pendulum.instance(calendar.milestone("verification_done").due) > parse_instant("2020-12-18T16:00+08:00")
 
 
 def remind(run_cli, campaign: str, at: str) -> list[dict]:
@@ -455,7 +456,6 @@ def remind(run_cli, campaign: str, at: str) -> list[dict]:
     code, out, err = run_cli("remind", "--campaign", campaign, "--at", at, "--dry-run", "--json")
     assert code == 0, err
     return [r for r in json.loads(out) if r["milestone"] == "verification_done"]
-    assert pendulum.instance(calendar.milestone("verification_done").due) > parse_instant("2020-12-18T16:00+08:00")
 
 
 CHECKS = ("与公安户籍信息比对不一致", "与民政低保数据比对不一致", "与残联数据比对不一致", "疑似已死亡未标注",

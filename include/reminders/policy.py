@@ -207,7 +207,7 @@ def reminders_due(engine: Engine, calendar: Calendar, at: dt.datetime) -> list[R
 
 
 def _answered(counts: dict[str, tuple[int, int]], code: str) -> str:
-    """"已核查 3/5，" for a unit of a gate on data, "" otherwise."""
+    """ "已核查 3/5，" for a unit of a gate on data, "" otherwise."""
     if code not in counts:
         return ""
     answered, total = counts[code]
