@@ -367,30 +367,70 @@ def test_a26_is_generated_from_the_members_a17():
     )
 
 
-def test_not_enjoying_policy_by_income_unless_an_exception_holds():
-    line = JIXIA.thresholds["publicity_days"].model_copy(
-        update={
-            "value": 20000,
-            "unit": "元（县农民人均可支配收入）",
-            "quote": "所在县（市、区）、农民人均可支配收入水平",
-        }
-    )
-    county = JIXIA.model_copy(update={"thresholds": {**JIXIA.thresholds, "county_rural_income_yuan": line}})
-    on_dibao = person("19800101", False, 11)
+def with_county_income(calendar, value: float = 20000):
+    """稷下街道's calendar with 临淄区's 县农民人均可支配收入 entered, as the office would (test figure, not a real one)."""
+    from include.calendar.model import CountyFigure
+
+    figures = calendar.county_figures["rural_income_yuan"]
+    entered = figures.model_copy(update={"counties": {"临淄区": CountyFigure(value=value, source="测试用数值")}})
+    return calendar.model_copy(update={"county_figures": {"rural_income_yuan": entered}})
+
+
+def test_not_enjoying_policy_all_eight_criteria_and_four_exceptions():
+    """Seed 003 附件2: "脱贫享受政策人口存在以下情形之一的，原则上认定为脱贫不再享受政策人口：1. 户年人均可支配收入达到所在县
+    （市、区）、农民人均可支配收入水平的；…" and "存在以上情形，但符合以下条件之一的，原则上仍按脱贫享受政策人口管理：1. 户内家庭
+    成员正在享受低保政策的；2. 户内家庭成员患大病，且经各项医疗保障政策报销后个人自付费用支出较大的；3. 户内家庭成员有重度残疾人
+    的；4. 因灾因意外等造成家庭生活困难的。" Criterion 1 at its boundary ("达到": 20,000 reaches 20,000, 19,999.99 does not);
+    each of 2–8 from the added sheet; each exception, and 大病 or 残疾 alone (not 自付较大, not 重度) is no exception."""
+    county = with_county_income(JIXIA)
+    keys = {name: person(f"19{60 + n:02d}0101", True, 60 + n) for n, name in enumerate((
+        "reaches", "below", "not_poor", "dibao", "ill_paying", "ill_only", "severe", "disabled_only", "disaster",
+        "elsewhere", *(f"c{n}" for n in range(2, 9)),
+    ))}  # fmt: skip
+
+    def row(name, a34=10000.0, county_name="临淄区", a4="是"):
+        return {"household_id": keys[name], "A4": a4, "A34": a34, "address_county": county_name}
+
     rows = [
-        {"household_id": GOOD_HEAD, "A4": "是", "A34": 19999.0, "A27": ["因病"]},
-        {"household_id": BAD_HEAD, "A4": "是", "A34": 20000.0, "A27": ["因病"]},
-        {"household_id": on_dibao, "A4": "是", "A34": 25000.0, "A27": ["因病"]},
-        {"household_id": GOOD_CHILD, "A4": "是", "A34": 25000.0, "A27": ["因意外事故"]},
-        {"household_id": GOOD_WIFE, "A4": "否", "A34": 25000.0, "A27": ["因病"]},
-    ]
+        row("reaches", 20000.0), row("below", 19999.99), row("not_poor", 25000.0, a4="否"),
+        row("dibao", 25000.0), row("ill_paying", 25000.0), row("ill_only", 25000.0), row("severe", 25000.0),
+        row("disabled_only", 25000.0), row("disaster", 25000.0), row("elsewhere", 25000.0, "桓台县"),
+        *(row(f"c{n}") for n in range(2, 9)),
+    ]  # fmt: skip
+    health = {"ill_paying": "患有大病", "ill_only": "患有大病", "severe": "残疾", "disabled_only": "残疾"}
     members = [
-        {"household_id": key, "A7": key, "A20": "是" if key == on_dibao else "否", "A13": "健康"}
-        for key in (GOOD_HEAD, BAD_HEAD, on_dibao, GOOD_CHILD, GOOD_WIFE)
+        {"household_id": key, "A7": key, "A20": "是" if name == "dibao" else "否", "A13": health.get(name, "健康")}
+        for name, key in keys.items()
     ]
-    store("2023-1", rows, members, unit="JX01", calendar=JIXIA)
-    assert found("not_enjoying_policy_income", JIXIA) == set()  # the county's figure is not in the calendar
-    assert found("not_enjoying_policy_income", county) == {(BAD_HEAD, None)}
+    blank = {f"c{n}": "否" for n in range(2, 9)} | {f"e{n}": "否" for n in range(2, 5)}
+    sheet = [{"household_id": key, **blank} for key in keys.values()]
+    answers = {"ill_paying": "e2", "ill_only": None, "severe": "e3", "disabled_only": None, "disaster": "e4"}
+    for item in sheet:
+        name = next(name for name, key in keys.items() if key == item["household_id"])
+        if name in ("ill_only", "disabled_only"):  # the sheet's 是 where A13 shows no 大病 / 残疾 of that household
+            item["e2" if name == "disabled_only" else "e3"] = "是"
+        elif answers.get(name):
+            item[answers[name]] = "是"
+        elif name.startswith("c"):
+            item[name] = "是"
+    store("2023-1", rows, members, unit="JX01", calendar=JIXIA, policy=sheet)
+
+    assert found("not_enjoying_policy_income", JIXIA) == set()  # no county figure in the shipped calendar
+    flagged = {key: message for key, message in
+               problems_of("not_enjoying_policy_income", county).select("household", "message").iter_rows()}  # fmt: skip
+    want = {"reaches", "ill_only", "disabled_only", "elsewhere", *(f"c{n}" for n in range(2, 9))}
+    assert {name for name, key in keys.items() if key in flagged} - {"elsewhere"} == want - {"elsewhere"}
+    assert keys["elsewhere"] not in flagged  # 桓台县 has no figure: its households are not compared by income
+    assert "第1条（家庭人均纯收入20000.00元，达到临淄区农民人均可支配收入20000元）" in flagged[keys["reaches"]]
+    assert "第3条（拥有并经常使用高档乘用车辆）" in flagged[keys["c3"]]
+    assert flagged[keys["c8"]].endswith("请核实，符合的按“民主评议—乡镇审核—村级公示”的程序认定为脱贫不再享受政策人口")
+
+    from include.rules.engine import run_catalog
+
+    _, runs = run_catalog(county, AT)
+    run = next(item for item in runs if item.rule == "not_enjoying_policy_income")
+    assert (run.state, run.word) == ("ran", "部分运行")
+    assert run.reason == "桓台县未给出县（市、区）农民人均可支配收入，这些县的户未按收入一条核对"
 
 
 def test_changes_of_last_october_to_december_belong_to_september():

@@ -31,11 +31,34 @@ CASES = {
         "approve": "2017-11-22T09:00+08:00",
     },
     "2023-zibo-jixia": {"units": "JX01,JX02", "at": "2023-12-01T10:00+08:00", "reports": []},
+    # The same with 临淄区's 县农民人均可支配收入 entered (a test figure): seed 003 附件2's rule runs.
+    "2023-zibo-jixia-county": {"units": "JX01,JX02", "at": "2023-12-01T10:00+08:00", "reports": []},
 }
+COUNTY_INCOME = """  rural_income_yuan:
+    label: 县（市、区）农民人均可支配收入
+    unit: 元
+    quote: 户年人均可支配收入达到所在县（市、区）、农民人均可支配收入水平的；
+    counties:
+      临淄区: {value: 30000, source: 测试用数值，不是临淄区的统计数}
+"""
+
+
+def county_campaign() -> None:
+    """2023-zibo-jixia-county: 稷下街道's calendar with 临淄区's figure entered, as the office would."""
+    from include import paths
+
+    text = (paths.CONFIG_CAMPAIGNS / "2023-zibo-jixia.yaml").read_text(encoding="utf-8")
+    text = text[: text.index("  rural_income_yuan:")] + COUNTY_INCOME
+    text = text.replace("id: 2023-zibo-jixia\n", "id: 2023-zibo-jixia-county\n", 1)
+    folder = paths.campaign_home() / "campaigns"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "2023-zibo-jixia-county.yaml").write_text(text, encoding="utf-8")
 
 
 def load(run_cli, tmp_path, campaign, households, rate, seed):
     case = CASES[campaign]
+    if campaign == "2023-zibo-jixia-county":
+        county_campaign()
     out = tmp_path / campaign
     code, _, err = run_cli(
         "synth", "--campaign", campaign, "--households", households, "--defect-rate", rate, "--seed", seed,
@@ -76,6 +99,8 @@ def test_every_injected_defect_is_found_by_its_rule_and_nothing_else(run_cli, tm
     for row in problems.iter_rows(named=True):
         found[row["rule"]].add((row["unit"], row["household"], row["person"]))
     assert expected, "the synthetic data has defects"
+    if campaign == "2023-zibo-jixia-county":  # criterion 1 by income and 2–8 by the added sheet, both injected
+        assert len(expected["not_enjoying_policy_income"]) >= 5
     for rule in sorted(set(expected) | set(found)):
         missed = expected[rule] - found[rule]
         extra = found[rule] - expected[rule]
@@ -151,7 +176,7 @@ def test_validate_says_of_every_rule_whether_it_ran_and_why_not(run_cli, tmp_pat
     rules = {item["rule"]: item for item in result["rules"]}
     assert set(rules) == {rule.id for rule in RULES}
     policy = rules["not_enjoying_policy_income"]
-    assert policy["state"] == "not_run" and "county_rural_income_yuan" in policy["reason"]
+    assert policy["state"] == "not_run" and "county_figures.rural_income_yuan.counties" in policy["reason"]
     assert "config/campaigns/2023-zibo-jixia.yaml" in policy["reason"]
     assert rules["poor_household_below_line_2017"]["state"] == "not_applicable"
     counted: dict[str, int] = defaultdict(int)
@@ -165,7 +190,7 @@ def test_validate_says_of_every_rule_whether_it_ran_and_why_not(run_cli, tmp_pat
     rows = [[cell.value for cell in row] for row in summary.iter_rows()]
     assert ["未运行的规则（其问题未查，不等于没有问题）", None, None, "原因"] in rows
     line = next(row for row in rows if row[0] == policy["title"])
-    assert line[1] == "未能运行" and "county_rural_income_yuan" in line[3]
+    assert line[1] == "未能运行" and "按县填写数值和出处" in line[3]
 
 
 def test_validate_writes_problem_lists_and_tracks_status_across_stages(run_cli, tmp_path):

@@ -182,6 +182,22 @@ class Threshold(_Frozen):
     source: str | None = None
 
 
+class CountyFigure(_Frozen):
+    value: float
+    source: str  # the document the figure is read from: "临淄区2022年国民经济和社会发展统计公报"
+
+
+class CountyFigures(_Frozen):
+    """A figure each county has of its own (县农民人均可支配收入) that a rule compares with: no seed gives it, so the
+    office enters it per county with its source; a rule that needs it and finds none is reported not run."""
+
+    label: str  # "县（市、区）农民人均可支配收入"
+    unit: str
+    quote: str  # the seed sentence that asks for it
+    source: str | None = None  # that sentence's seed, where it is not the calendar's
+    counties: dict[str, CountyFigure] = {}  # by the county's name as the forms write it (临淄区)
+
+
 class CompressedFrom(_Frozen):
     id: str
     start: Instant
@@ -204,6 +220,7 @@ class Calendar(_Frozen):
     income_period: Period | None = None
     status_date: StatusDate | None = None
     thresholds: dict[str, Threshold] = {}
+    county_figures: dict[str, CountyFigures] = {}
     forms: tuple[str, ...] = ()  # the collection forms the units fill in (include/forms/specs)
     reminders: ReminderPolicy = ReminderPolicy()
     compressed_from: CompressedFrom | None = None

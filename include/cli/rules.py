@@ -66,8 +66,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for unit, count in summary["by_unit"].items():
         print(f"  {names.get(unit, unit)}：{count}")
     for rule in run.rules:
-        if rule.state in ("not_run", "no_data"):
-            print(f"  未运行：{rule.title}（{rule.rule}）：{rule.reason}")
+        if rule.short:
+            print(f"  {rule.word}：{rule.title}（{rule.rule}）：{rule.reason}")
     return 0
 
 

@@ -72,6 +72,7 @@ class Household:
     row: dict[str, object]
     members: list[dict[str, object]] = field(default_factory=list)
     helpers: list[dict[str, object]] = field(default_factory=list)
+    policy: list[dict[str, object]] = field(default_factory=list)  # 2023's added sheet: 附件2's criteria, all 否
     touched: bool = False  # has a defect, or lends a person to another household's defect
 
 
@@ -170,6 +171,8 @@ class Synth:
         )
         if any(s.id == "helpers" for s in self.form.sheets):
             household.helpers.append(self._values("helpers", {}))
+        if any(s.id == "policy" for s in self.form.sheets):  # none of 附件2's criteria or exceptions found
+            household.policy.append({f.key: "否" for f in self.form.fields_of("policy") if f.key != self.key})
         return household
 
     def changed(self, household: Household, prefix: str) -> Household:
@@ -251,6 +254,12 @@ class Synth:
             "group": f"{self.rng.randint(1, 9)}组",
             "village_code": prefix + f"{self.rng.randint(1, 30):03d}{self.rng.randint(1, 30):03d}",
         }
+
+    def _county_income(self, household: Household) -> float | None:
+        """The calendar's 县农民人均可支配收入 of the household's county, where the office has entered one."""
+        figures = self.calendar.county_figures.get("rural_income_yuan")
+        figure = figures.counties.get(str(household.row.get("address_county"))) if figures else None
+        return figure.value if figure else None
 
     def _income(self, row: dict[str, object], fields: dict[str, FieldSpec]) -> None:
         """Income items whose sub-items add up (2020: A29 = A29a…f, A31 = A31a+b; 2023: A33, A37); 2023's A53, A54."""
@@ -418,6 +427,9 @@ class Synth:
             kinds.append("risk_eliminated_with_basic_needs_unresolved")
         if household.row.get("A26") is not None:
             kinds.append("a26_from_a17")
+        county_income = self._county_income(household)
+        if household.policy and county_income is not None:
+            kinds.append("not_enjoying_policy_income")
         kind = rng.choice(kinds)
         household.touched = True
         person = members[-1] if len(members) >= 2 else members[0]
@@ -492,6 +504,22 @@ class Synth:
         elif kind == "a26_from_a17":  # entered against what the members' A17 give
             household.row["A26"] = "否" if household.row["A26"] == "是" else "是"
             record(None, ("A26", "A17"), "households")
+        elif kind == "not_enjoying_policy_income" and county_income is not None:
+            # A 脱贫户 with one of 附件2's criteria and none of its exceptions (no member on 低保)
+            household.row["A4"] = "是"
+            for member in members:
+                member["A20"] = "否"
+            criterion = rng.randint(1, 8)
+            if criterion == 1:  # its income raised to the county's figure or above, every total kept consistent
+                row, size = household.row, len(members)
+                raise_by = max(0.0, county_income * size - float(row["A33"])) + 10.0 * rng.randint(0, 300)
+                row["A28"] = float(row["A28"]) + float(-(-raise_by // 10) * 10)
+                row["A33"] = round(sum(float(row[k]) for k in ("A28", "A29", "A30", "A31")) - float(row["A32"]), 2)
+                row["A37"] = round(row["A33"] + float(row.get("A35") or 0) - float(row.get("A36") or 0), 2)
+                row["A34"], row["A38"] = round(row["A33"] / size, 2), round(row["A37"] / size, 2)
+            else:
+                household.policy[0][f"c{criterion}"] = "是"
+            record(None, ("A4", "A34", "A20", "A13"), "households")
 
 
 def _rows(form: FormSpec, sheet_id: str, rows: list[dict[str, object]]) -> list[list[object]]:
@@ -534,12 +562,13 @@ def synthesize(
             household.row[synth.key] = household.key
             for member in household.members:
                 member[synth.key] = household.key
-            for helper in household.helpers:
+            for helper in (*household.helpers, *household.policy):
                 helper[synth.key] = household.key
         content = {
             "households": [h.row for h in made],
             "members": [m for h in made for m in h.members],
             "helpers": [p for h in made for p in h.helpers],
+            "policy": [p for h in made for p in h.policy],
         }
         for sheet_id, ws in sheets.items():
             for row in _rows(form, sheet_id, content.get(sheet_id, [])):

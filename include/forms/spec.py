@@ -66,6 +66,9 @@ class FieldSpec(_Frozen):
     generated: bool = False  # "系统生成", "由户表生成": may be left empty; the rules check it
     signed: bool = False  # a quantity that may be negative; incomes, areas and sizes may not
     bulk: bool = False  # a column only the bulk workbook needs (the household link): not printed on the form
+    # A column the project adds, no form prints: the sentence of the form's seed it asks about, quoted (seed 003's
+    # 附件2 criteria on the 2023 form's added sheet).
+    basis: str | None = None
     note: str | None = None  # why the spec reads the form this way, with the seed's words
 
     @property

@@ -58,8 +58,21 @@ class Rule:
     forms: tuple[str, ...] = ()  # the forms it applies to (codes mean different things in 2017, 2020, 2023); () = any
     period: bool = False  # a rule of the campaign's income period: quoted from the calendar's seed (rule_quote)
     needs: tuple[str, ...] = ()  # data beyond the forms: "workload" (the households of the year's 工作台账)
+    # The calendar's county figures it compares with (``county_figures``), bound as the table county_<name>
+    # (county, value); without any the rule is reported not run.
+    figures: tuple[str, ...] = ()
 
 
+# Seed 003 附件2's criteria 2–8 in a few words each, for the message (the added sheet's columns quote them whole).
+NOT_ENJOYING_WORDS = (
+    (2, "致贫原因消失"),
+    (3, "拥有并经常使用高档乘用车辆"),
+    (4, "在城镇购买商品房"),
+    (5, "注册公司、企业并雇佣他人"),
+    (6, "有财政供养人员或国有大中型企业中层及以上领导干部"),
+    (7, "分户子女注册公司、企业且收益较高"),
+    (8, "分户子女赡养能力强"),
+)
 HOUSEHOLD_FORMS = ("2017-2", "2020-1", "2020-2", "2023-1")  # a household sheet and every member of it
 INCOME_ITEMS = ("A28", "A29", "A30", "A31", "A32")
 NET_INCOME = "A28 + A29 + A30 + A31 - A32"  # seed 003: "A33=A28+A29+A30+A31-A32"; the 2020 forms' items alike
@@ -573,27 +586,49 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="not_enjoying_policy_income",
-        title="人均收入达到县农民人均可支配收入，且无保留政策情形（脱贫不享受政策认定标准第1条）",
+        title="脱贫户存在脱贫不享受政策人口认定标准的情形且无例外（附件2，8条情形、4条例外）",
         family="eligibility",
-        roles=("A4", "A34", "A20", "A13", "A27"),
-        fields=("A34", "A4", "A20", "A13", "A27"),
+        roles=("A4", "A34", "A20", "A13", "county"),
+        fields=("A4", "A34", "A20", "A13"),
         severity="warning",
         source="003_9f67e561e8efc1ae.txt",
-        quote="户年人均可支配收入达到所在县（市、区）、农民人均可支配收入水平的；",
-        params=("county_rural_income_yuan",),
+        quote="脱贫享受政策人口存在以下情形之一的，原则上认定为脱贫不再享受政策人口：",
+        figures=("rural_income_yuan",),
         forms=("2023-1",),
-        # The exceptions the data shows: a member on 低保 (1), a member in serious illness (2) or with a
-        # disability (3) per A13, a disaster or accident risk (4). Ones the form cannot show are left to staff.
-        sql="""
-            SELECT h.unit, h.{household} AS household, NULL AS person,
-                   printf('脱贫户人均纯收入%.2f元，达到县农民人均可支配收入%.0f元，且无低保、大病、残疾、因灾因意外情形：'
-                          || '请核实是否认定为脱贫不再享受政策人口', A34, $county_rural_income_yuan) AS message
-            FROM households h
-            WHERE A4 = '是' AND A34 >= $county_rural_income_yuan
-              AND NOT list_has_any(coalesce(CAST(A27 AS VARCHAR[]), []), ['因自然灾害', '因意外事故'])
-              AND NOT EXISTS (SELECT 1 FROM members m
-                              WHERE m.unit = h.unit AND m.{household} = h.{household}
-                                AND (m.A20 = '是' OR m.A13 LIKE '%大病%' OR m.A13 LIKE '%残疾%'))
+        # 附件2's criterion 1 by A34 (家庭人均纯收入, the form's per-capita income) against the county's figure; 2–8
+        # and exceptions 2–4 from the sheet the project adds (policy); exception 1 (低保) by the members' A20.
+        # Exception 2 is "患大病，且…自付费用支出较大" and 3 "重度残疾人": the sheet's 是 counts only with a member
+        # whose A13 shows 大病 or 残疾. A household of a county without its figure is checked on 2–8 (the run says so).
+        sql=f"""
+            WITH flags AS (
+                SELECT h.unit, h.{{household}} AS household, h.A34, h.{{county}} AS county, f.value AS line,
+                       coalesce(h.A34 >= f.value, false) AS c1,
+                       {", ".join(f"coalesce(p.c{n} = '是', false) AS c{n}" for n in range(2, 9))},
+                       EXISTS (SELECT 1 FROM members m WHERE m.unit = h.unit AND m.{{household}} = h.{{household}}
+                                                         AND m.A20 = '是') AS e1,
+                       coalesce(p.e2 = '是', false)
+                           AND EXISTS (SELECT 1 FROM members m WHERE m.unit = h.unit
+                                         AND m.{{household}} = h.{{household}} AND m.A13 LIKE '%大病%') AS e2,
+                       coalesce(p.e3 = '是', false)
+                           AND EXISTS (SELECT 1 FROM members m WHERE m.unit = h.unit
+                                         AND m.{{household}} = h.{{household}} AND m.A13 LIKE '%残疾%') AS e3,
+                       coalesce(p.e4 = '是', false) AS e4
+                FROM households h
+                LEFT JOIN policy p ON p.unit = h.unit AND p.{{household}} = h.{{household}}
+                LEFT JOIN county_rural_income_yuan f ON f.county = h.{{county}}
+                WHERE h.A4 = '是'
+            )
+            SELECT unit, household, NULL AS person,
+                   '脱贫户存在脱贫不享受政策人口认定标准的情形：'
+                   || concat_ws('、',
+                        CASE WHEN c1 THEN printf('第1条（家庭人均纯收入%.2f元，达到%s农民人均可支配收入%.0f元）',
+                                                 A34, county, line) END,
+                        {", ".join(f"CASE WHEN c{n} THEN '第{n}条（{word}）' END" for n, word in NOT_ENJOYING_WORDS)})
+                   || '；且无仍按脱贫享受政策人口管理的情形'
+                   || '（低保、大病且自付费用支出较大、重度残疾、因灾因意外生活困难）：'
+                   || '请核实，符合的按“民主评议—乡镇审核—村级公示”的程序认定为脱贫不再享受政策人口' AS message
+            FROM flags
+            WHERE (c1 OR {" OR ".join(f"c{n}" for n in range(2, 9))}) AND NOT (e1 OR e2 OR e3 OR e4)
         """,
     ),
     Rule(

@@ -215,6 +215,15 @@ class RuleRun:
     source: str = ""
     quote: str = ""
 
+    @property
+    def short(self) -> bool:
+        """Not run, no data, or run on part of the data only (``reason`` then says which part was not checked)."""
+        return self.state in ("not_run", "no_data") or bool(self.state == "ran" and self.reason)
+
+    @property
+    def word(self) -> str:
+        return "部分运行" if self.state == "ran" and self.reason else RUN_WORDS[self.state]
+
     def as_json(self) -> dict[str, object]:
         return {
             "rule": self.rule,
@@ -252,9 +261,49 @@ def missing_for(
             f"日历未给出所需的数值：{'、'.join(figures)}（请在 config/campaigns/{calendar.id}.yaml 的 thresholds "
             "中填写，并注明出处）"
         )
+    unfigured = [name for name in rule.figures if not _county_values(calendar, name)]
+    if unfigured:
+        return "；".join(
+            f"日历未给出各县的{figures.label if (figures := calendar.county_figures.get(name)) else name}"
+            f"（请在 config/campaigns/{calendar.id}.yaml 的 county_figures.{name}.counties 中按县填写数值和出处）"
+            for name in unfigured
+        )
     if calendar.income_period is None and any(f"${name}" in rule.sql for name in PERIOD_PARAMETERS):
         return f"日历未给出收入计算周期（config/campaigns/{calendar.id}.yaml 的 income_period）"
     return None
+
+
+def _county_values(calendar: Calendar, name: str) -> dict[str, float]:
+    figures = calendar.county_figures.get(name)
+    return {county: figure.value for county, figure in figures.counties.items()} if figures else {}
+
+
+def _county_tables(connection: duckdb.DuckDBPyConnection, calendar: Calendar, rules: Iterable[Rule]) -> None:
+    """``county_<name>`` (county, value) for every county figure a rule compares with."""
+    for name in sorted({name for rule in rules for name in rule.figures}):
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE county_{name} (county VARCHAR, value DOUBLE)")
+        values = _county_values(calendar, name)
+        if values:
+            connection.executemany(f"INSERT INTO county_{name} VALUES (?, ?)", list(values.items()))
+
+
+def _unfigured_counties(
+    connection: duckdb.DuckDBPyConnection, calendar: Calendar, rule: Rule, columns: dict[str, str]
+) -> str:
+    """What a rule that ran could not compare: the counties of the households without the calendar's figure."""
+    notes = []
+    for name in rule.figures:
+        county = columns.get("county")
+        if county is None:
+            continue
+        rows = connection.execute(
+            f"SELECT DISTINCT {county} FROM households WHERE {county} IS NOT NULL "
+            f"AND {county} NOT IN (SELECT county FROM county_{name}) ORDER BY 1"
+        ).fetchall()
+        if rows:
+            label = calendar.county_figures[name].label
+            notes.append(f"{'、'.join(str(row[0]) for row in rows)}未给出{label}，这些县的户未按收入一条核对")
+    return "；".join(notes)
 
 
 def rule_quote(rule: Rule, calendar: Calendar) -> tuple[str, str]:
@@ -297,11 +346,13 @@ def run_catalog(
     counts: dict[str, int] = dict.fromkeys(ran, 0)
     reasons: dict[str, list[str]] = {rule.id: [] for rule in rules}
     empty: dict[str, list[str]] = {rule.id: [] for rule in rules}
+    notes: dict[str, list[str]] = {rule.id: [] for rule in rules}  # what a rule that ran could not check
     pins = pin_forms(calendar, units) if pins is None else pins
     with duckdb.connect() as connection:
         stored = _views(connection, calendar, units, pins)
         _entered_table(connection, calendar, pins)
         _known_households(connection, workload)
+        _county_tables(connection, calendar, rules)
         if any("regions" in rule.sql for rule in rules):
             connection.execute(
                 "CREATE OR REPLACE TEMP TABLE regions AS SELECT unnest($codes) AS code",
@@ -333,6 +384,8 @@ def run_catalog(
                 names = [column[0] for column in cursor.description]
                 found = pl.DataFrame(cursor.fetchall(), schema=names, orient="row", infer_schema_length=None)
                 counts[rule.id] += found.height
+                if rule.figures and (note := _unfigured_counties(connection, calendar, rule, columns)):
+                    notes[rule.id].append(note)
                 if found.is_empty():
                     continue
                 if "field" in names:  # a rule over many fields names the one of each problem
@@ -356,7 +409,12 @@ def run_catalog(
         source, quote = rule_quote(rule, calendar)
         common = {"rule": rule.id, "title": rule.title, "severity": rule.severity, "source": source, "quote": quote}
         if ran[rule.id]:
-            runs.append(RuleRun(state="ran", forms=tuple(ran[rule.id]), problems=counts[rule.id], **common))
+            runs.append(
+                RuleRun(
+                    state="ran", forms=tuple(ran[rule.id]), problems=counts[rule.id],
+                    reason="；".join(notes[rule.id]), **common,
+                )
+            )  # fmt: skip
         elif reasons[rule.id]:
             runs.append(RuleRun(state="not_run", forms=(), reason="；".join(dict.fromkeys(reasons[rule.id])), **common))
         elif empty[rule.id]:

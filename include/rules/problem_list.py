@@ -20,7 +20,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from include.forms.template import MARKER_PREFIX
 from include.forms.xlsx import REPLACEMENT, print_setup, save_atomically, text_cell, writable
 from include.rules.catalog import RULES
-from include.rules.engine import RUN_WORDS, RuleRun
+from include.rules.engine import RuleRun
 from include.rules.imported import TITLES as IMPORTED_TITLES
 from include.rules.problems import CLOSED, with_ids
 
@@ -127,7 +127,7 @@ def write_problem_list(
         for cell in summary[row]:
             cell.font = Font(bold=True)
             cell.fill = HEADER_FILL
-    skipped = [run for run in rules or [] if run.state in ("not_run", "no_data")]
+    skipped = [run for run in rules or [] if run.short]
     if skipped:
         summary.append([])
         summary.append(["未运行的规则（其问题未查，不等于没有问题）", "", "", "原因"])
@@ -137,7 +137,7 @@ def write_problem_list(
         for run in skipped:
             row = summary.max_row + 1
             text_cell(summary, row, 1, run.title)
-            text_cell(summary, row, 2, RUN_WORDS[run.state])
+            text_cell(summary, row, 2, run.word)
             text_cell(summary, row, 4, run.reason)
             summary.cell(row=row, column=4).alignment = Alignment(wrap_text=True, vertical="top")
     for column, width in zip("ABCD", (60, 8, 10, 40), strict=True):
