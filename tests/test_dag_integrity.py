@@ -84,13 +84,16 @@ def test_one_gate_per_reporting_milestone_mapped_over_its_units(dagbag, plan):
     calendar = read_calendar(CONFIG_CAMPAIGNS / f"{plan}.yaml")
     dag = dagbag.dags[plan]
     gates = {task.task_id.split(".")[-1]: task for task in dag.tasks if task.task_id.split(".")[-1].startswith("gate_")}
-    expected = {f"gate_{item.id}": item for item in calendar.milestones if calendar.reporters_of(item)}
+    expected = {f"gate_{item.id}": item for item in calendar.milestones if calendar.reporters_of(item) or item.verified}
     below = {f"gate_{item.id}": item for item in calendar.milestones if item.level == "county"}
     assert sorted(gates) == sorted(expected | below)
     for task_id, gate in gates.items():
         assert gate.partial_kwargs["map_index_template"] == "{{ gate_label | default(task.unit_names[task.unit]) }}"
         if task_id in expected:
-            assert gate.expand_input.value["unit"] == calendar.reporters_of(expected[task_id])
+            gated = expected[task_id]  # a gate on data waits on every unit that gets the list
+            assert gate.expand_input.value["unit"] == (
+                calendar.owers(gated) if gated.verified else calendar.reporters_of(gated)
+            )
             assert gate.partial_kwargs["below"] is None
             continue
         # a county-level milestone: one gate per city, waiting for the city's own counties

@@ -3,7 +3,8 @@ declare, upload workbooks with defects and get reminders, as `campaign simulate`
 app's HTTP API (served here on a local port as the plugin serves it under Airflow's api-server).
 
 Seed 000's milestones, compressed to two minutes: the cities' "动态管理工作开展情况" by 11-30, the counties'
-"11月30日24时前…完成全部数据录入", the closing "12月31日24时关闭信息系统".
+"11月30日24时前…完成全部数据录入", the cities' verification "各市根据问题清单…开展实地核查" (a gate on data: the three
+uploaders answer their lists, on time, late and half), the closing "12月31日24时关闭信息系统".
 """
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ from include.web.app import create_app
 pytestmark = pytest.mark.integration
 
 
+def analyse(calendar, url: str) -> None:
+    """At the analysis phase's start, every unit's list, as the validation DAG writes them."""
+    from include.progress.verification import declare_if_verified
+    from include.rules.problems import validate
+    from include.rules.results import follow_up
+
+    time.sleep(max(0.0, (calendar.phase("analysis").starts - pendulum.now("UTC")).total_seconds()) + 0.5)
+    engine = make_engine(url)
+    at = pendulum.now("UTC")
+    validate(calendar, "analysis", at, None, lambda unit: follow_up(engine, calendar.id, unit))
+    for unit in calendar.unit_codes:
+        declare_if_verified(engine, calendar, unit, at)
+    engine.dispose()
+
+
 def test_the_demo_plays_every_unit_as_the_simulation_does(tmp_path):
     source = read_calendar(CONFIG_CAMPAIGNS / "2020-shandong.yaml")
     calendar = compress(source, pendulum.now("UTC").add(seconds=8), parse_duration("2m"), new_id="demo-2020-shandong")
@@ -44,6 +60,8 @@ def test_the_demo_plays_every_unit_as_the_simulation_does(tmp_path):
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
+    analysed = threading.Thread(target=analyse, args=(calendar, url), daemon=True)
+    analysed.start()  # what the validation DAG the campaign DAG triggers does under Airflow (make start)
     lines: list[str] = []
     try:
         done = play_demo(
@@ -58,7 +76,11 @@ def test_the_demo_plays_every_unit_as_the_simulation_does(tmp_path):
     status = campaign_status(engine, calendar, pendulum.now("UTC"))
     engine.dispose()
     states = {(unit["unit"], item["id"]): item["state"] for unit in status["units"] for item in unit["milestones"]}
-    assert {key: states[key] for key in play.expected} == play.expected  # on time, late and never, as planned
+    first, second, third = calendar.unit_codes[:3]  # the uploaders answer their lists: all, all late, half
+    answered = {(first, "verification_done"): "on_time", (second, "verification_done"): "late"}
+    want = play.expected | answered  # the others entered nothing: nothing to verify, never verified
+    assert {key: states[key] for key in play.expected} == want  # on time, late and never, as planned
+    assert states[(third, "verification_done")] == "missing" and done["上传核查结果 HTTP 201"] == 3
     counties = [key for key in play.expected if key[0] not in calendar.unit_names]
     assert len(counties) == 2 * 136
     declared = own_declarations(calendar)  # the cities' training and collection, which have no gate

@@ -46,7 +46,7 @@ def test_working_days_with_national_day_and_its_adjusted_working_days():
 
 
 def test_due_days_and_closing_days_run_on_weekends_and_holidays():
-    assert dt.date(2020, 12, 20) in special_days(SHANDONG)  # verification_report, a Sunday
+    assert dt.date(2020, 12, 20) in special_days(SHANDONG)  # verification_done, a Sunday
     assert dt.date(2020, 12, 31) in special_days(SHANDONG)  # "12月31日24时关闭信息系统"
     assert dt.date(2020, 12, 10) not in special_days(SHANDONG)  # the office's problem lists: by: office
     timetable = build_reminders_dag(SHANDONG).timetable

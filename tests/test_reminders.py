@@ -63,7 +63,6 @@ def played(run_cli):
         submit(run_cli, city, "collection_done", "2020-11-10T10:00+08:00")
         if city not in (BINZHOU, HEZE):
             submit(run_cli, city, "completion_report", "2020-11-20T10:00+08:00")
-            submit(run_cli, city, "verification_report", "2020-12-18T10:00+08:00")
     submit(run_cli, BINZHOU, "completion_report", "2020-12-03T10:00+08:00")
     for county in counties(run_cli):
         if county["code"] == SHIZHONG:
@@ -72,6 +71,44 @@ def played(run_cli):
             submit(run_cli, LIXIA, "entry_done", "2020-11-20T10:00+08:00")
         elif county["code"] not in NEVER:
             submit(run_cli, county["code"], "entry_done", "2020-11-28T10:00+08:00")
+
+
+@pytest.fixture
+def verifying(run_cli, played, tmp_path):
+    """Seed 000: "国务院扶贫办和省扶贫开发办同时开展数据分析…形成到户到人的问题清单并反馈各市". The national list gives
+    滨州市 two problems and 菏泽市 one (keyed by where the IDs were issued); the analysis run at 12-11 sends every city
+    its list. The 14 others have nothing to verify and are done at once; 滨州市 answers one of its two on 12-18."""
+    import openpyxl
+
+    from include.devtools.synth import check_digit
+
+    def head(county: str, serial: int) -> str:
+        body = f"{county}19700101{serial:03d}"
+        return body + check_digit(body)
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["户主身份证号码", "问题人员身份证号码", "问题类型", "问题描述"])
+    for key in (head("371602", 11), head("371602", 13), head("371702", 15)):  # 滨城区, 滨城区, 牡丹区
+        sheet.append([key, key, "疑似已死亡未标注", "与公安户籍信息比对，户主已注销户口"])
+    issued = tmp_path / "国务院扶贫办问题清单.xlsx"
+    workbook.save(issued)
+    code, _, err = run_cli("verify", "import", issued, "--campaign", "2020-shandong", "--source", "national",
+                           "--at", "2020-12-03T10:00+08:00")  # fmt: skip
+    assert code == 0, err
+    out = tmp_path / "lists"
+    code, _, err = run_cli("validate", "--campaign", "2020-shandong", "--stage", "analysis",
+                           "--at", "2020-12-11T09:00+08:00", "--out", out)  # fmt: skip
+    assert code == 0, err
+    workbook = openpyxl.load_workbook(out / f"2020-shandong-analysis-{BINZHOU}-问题清单.xlsx")
+    listed = workbook.worksheets[1]  # the problems, after the summary
+    header = [cell.value for cell in listed[1]]
+    listed.cell(row=2, column=header.index("核查结果") + 1, value="属实，已整改")
+    filled = tmp_path / "滨州市已核查.xlsx"
+    workbook.save(filled)
+    code, _, err = run_cli("verify", "submit", filled, "--campaign", "2020-shandong", "--unit", BINZHOU,
+                           "--at", "2020-12-18T10:00+08:00")  # fmt: skip
+    assert code == 0, err
 
 
 def test_0928_nothing_is_due(run_cli, played):
@@ -155,24 +192,28 @@ def test_1204_the_province_gets_one_digest_per_city_with_lagging_counties(run_cl
     assert len({r["key"] for r in reminders}) == len(reminders)
 
 
-def test_1224_three_working_days_late_reaches_the_province(run_cli, played):
-    # verification due 12-20 (a Sunday) 24:00: 12-21 … 12-24 are 4 working days late
+def test_1224_three_working_days_late_reaches_the_province(run_cli, verifying):
+    # verification due 12-20 (a Sunday) 24:00: 12-21 … 12-24 are 4 working days late; the cities with problems
+    # unanswered are reminded, the 14 with nothing to verify are not
     reminders = [r for r in remind(run_cli, "2020-12-24T09:00+08:00") if r["milestone"] != "entry_done"]
     assert kinds(reminders) == {
         ("completion_report", HEZE, "overdue", f"dm-{HEZE}"),
         ("completion_report", "370000", "escalation_province", "dm-370000"),
-        ("verification_report", BINZHOU, "overdue", f"dm-{BINZHOU}"),
-        ("verification_report", HEZE, "overdue", f"dm-{HEZE}"),
-        ("verification_report", "370000", "escalation_province", "dm-370000"),
+        ("verification_done", BINZHOU, "overdue", f"dm-{BINZHOU}"),
+        ("verification_done", HEZE, "overdue", f"dm-{HEZE}"),
+        ("verification_done", "370000", "escalation_province", "dm-370000"),
     }  # the province is the cities' parent: one digest, not one to the office and one to the province
-    assert any("已逾期4个工作日" in r["text"] for r in reminders if r["unit"] == BINZHOU)
+    binzhou = next(r for r in reminders if r["unit"] == BINZHOU and r["milestone"] == "verification_done")
+    assert "已逾期4个工作日，问题清单已核查 1/2，尚未核查完" in binzhou["text"]
+    digest = next(r for r in reminders if r["milestone"] == "verification_done" and r["unit"] == "370000")
+    assert digest["about"] == [BINZHOU, HEZE]
 
 
-def test_due_day_reminders_go_out_on_a_sunday_other_reminders_wait_for_a_working_day(run_cli, played):
+def test_due_day_reminders_go_out_on_a_sunday_other_reminders_wait_for_a_working_day(run_cli, verifying):
     sunday = remind(run_cli, "2020-12-20T09:00+08:00")
     assert kinds(sunday) == {
-        ("verification_report", BINZHOU, "due_today", f"dm-{BINZHOU}"),
-        ("verification_report", HEZE, "due_today", f"dm-{HEZE}"),
+        ("verification_done", BINZHOU, "due_today", f"dm-{BINZHOU}"),
+        ("verification_done", HEZE, "due_today", f"dm-{HEZE}"),
     }  # 菏泽市's overdue completion report and the counties' overdue entry wait for Monday
     assert remind(run_cli, "2020-12-19T09:00+08:00") == []  # Saturday
     assert remind(run_cli, "2020-10-05T09:00+08:00") == []  # National Day holiday

@@ -62,12 +62,12 @@ def test_one_millisecond_before_24_00_is_on_time_and_00_00_is_late(engine, run_c
 
 
 def test_after_the_system_closes_a_report_is_refused_and_nothing_changes(engine, run_cli, tmp_path):
-    code, body, _ = submit(run_cli, ZIBO, "verification_report", "2020-12-31T23:59:59.999+08:00")
+    code, body, _ = submit(run_cli, ZIBO, "completion_report", "2020-12-31T23:59:59.999+08:00")
     assert code == 0 and body["outcome"] == "late"
     before = counts(engine)
-    attachment = tmp_path / "核查报告.docx"
+    attachment = tmp_path / "工作开展情况.docx"
     attachment.write_bytes(b"late again")
-    code, body, _ = submit(run_cli, JINAN, "verification_report", "2021-01-01T00:00:00+08:00", "--file", attachment)
+    code, body, _ = submit(run_cli, JINAN, "completion_report", "2021-01-01T00:00:00+08:00", "--file", attachment)
     assert code == 3
     assert body["refused"] == "closed"
     assert "已于 2020-12-31 24:00 截止报送（信息系统已关闭）" in body["message"]
@@ -124,8 +124,9 @@ def test_unknown_unit_and_milestone_are_refused_with_what_to_do(engine, run_cli)
     assert code == 2 and body["refused"] == "unknown_unit" and "请核对单位代码" in body["message"]
     code, body, _ = submit(run_cli, JINAN, "province_training", "2020-11-20T10:00+08:00")
     assert code == 2 and body["refused"] == "unknown_milestone"
-    owed = "cascade_training、collection_done、completion_report、verification_report、summary_report"
-    assert f"该单位应报送的节点：{owed}" in body["message"]  # the cities' milestones; entry_done is the counties'
+    owed = "cascade_training、collection_done、completion_report、summary_report"
+    # the cities' milestones; entry_done is the counties', verification_done the system's (a gate on data)
+    assert f"该单位应报送的节点：{owed}" in body["message"]
     code, body, _ = submit(run_cli, JINAN, "entry_done", "2020-11-20T10:00+08:00")
     assert code == 2 and body["refused"] == "unknown_milestone"
     code, body, _ = submit(run_cli, "370000", "completion_report", "2020-11-20T10:00+08:00")
@@ -183,7 +184,7 @@ def test_status_states_at_an_instant(engine, run_cli):
     assert status["campaign"] == "2020-shandong" and status["at"] == "2020-12-05T00:00:00+08:00"
     levels = [unit["level"] for unit in status["units"]]
     assert (levels.count("city"), levels.count("county"), len(levels)) == (16, 136, 152)
-    reports = ("completion_report", "verification_report", "summary_report")
+    reports = ("completion_report", "verification_done", "summary_report")
     states = {
         unit["unit"]: [item["state"] for item in unit["milestones"] if item["id"] in reports]
         for unit in status["units"]

@@ -29,7 +29,12 @@ def test_the_play_has_every_role():
     )
     play = make_play(calendar)
     states = Counter(state for (unit, _), state in play.expected.items() if unit in calendar.unit_names)
-    assert states["missing"] == 3 + 1  # the city that never reports, and one refused after the closing
+    # the city that never reports, one refused after the closing, and every city's verification (a gate on data:
+    # the play enters no data, so no city has a list to answer)
+    assert states["missing"] == 3 + 1 + 15
+    assert {play.gates[(city, "verification_done")] for city in calendar.unit_codes} == {
+        ("failed", "已核查 0/0 · 未完成")
+    }
     assert states["late"] >= 1 and states["on_time"] > states["late"]
     assert Counter(item.expect_http for item in play.attempts if item.unit in calendar.unit_names)[403] == 1
     assert Counter(item.expect_http for item in play.attempts)[409] == 1

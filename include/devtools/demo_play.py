@@ -1,7 +1,8 @@
 """The demo's units at play (``make start``): the cities and counties of the compressed demo campaign report and
 declare through the HTTP API as ``campaign simulate`` plays them (on time, late, never, one on behalf, one with
 another's token), three cities upload synthetic workbooks with defects once their entry window is open (the
-validation runs the campaign DAG triggers turn them into problem lists), and the reminders each due instant
+validation runs the campaign DAG triggers turn them into problem lists), answer their lists as clerks would (one
+on time, one late, one half: seed 000's "各市根据问题清单…开展实地核查"), and the reminders each due instant
 implies go through the outbox (to Slack where ``SLACK_BOT_TOKEN`` is set, else ``reminders/sink.jsonl``).
 
 Without it a newcomer watches every gate of the demo turn red. The supervisor (include/devtools/local_airflow.py
@@ -28,16 +29,19 @@ from include.door.tokens import issue_token
 from include.store.db import make_engine, upgrade
 
 UPLOADERS = 3  # cities that upload a synthetic workbook
+ANSWERS = ("all", "late", "half")  # how each uploader answers its problem list (a gate on data)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @dataclass(frozen=True)
 class Step:
     at: dt.datetime
-    what: str  # report | workbook | remind
+    what: str  # report | workbook | answer | remind
     unit: str = ""
     milestone: str = ""
     token_of: str = ""
     file: Path | None = None
+    how: str = ""  # for an answer: all | late | half
 
 
 def steps_of(calendar: Calendar, workbooks: dict[str, Path]) -> list[Step]:
@@ -55,9 +59,50 @@ def steps_of(calendar: Calendar, workbooks: dict[str, Path]) -> list[Step]:
         ]
         if window is not None and opened and max(opened) + dt.timedelta(seconds=2) < window.closes:
             steps.append(Step(max(opened) + dt.timedelta(seconds=2), "workbook", unit, token_of=unit, file=file))
+    steps += answer_steps(calendar, list(workbooks))
     for milestone in calendar.milestones:
         steps.append(Step(milestone.due + dt.timedelta(seconds=2), "remind", milestone=milestone.id))
     return sorted(steps, key=lambda step: step.at)
+
+
+def answer_steps(calendar: Calendar, uploaders: list[str]) -> list[Step]:
+    """Each uploader answers its list of a gate on data: the first all of it on time, the second all of it late, the
+    third half of it (its gate stays red, and it is reminded)."""
+    steps = []
+    for milestone in (item for item in calendar.milestones if item.verified):
+        phase = calendar.phase(milestone.phase)
+        door = calendar.door_closes(milestone)
+        for unit, how in zip(uploaders, ANSWERS, strict=False):
+            late = milestone.due + (door - milestone.due) * 0.1
+            at = late if how == "late" else phase.starts + (milestone.due - phase.starts) * 0.5
+            steps.append(Step(at, "answer", unit, milestone.id, unit, how=how))
+    return steps
+
+
+def answered(content: bytes, how: str) -> bytes:
+    """A problem list (.xlsx) as a clerk fills it: 属实，已整改 and a note for each open problem (every other one for
+    ``half``), nothing else touched."""
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(io.BytesIO(content))
+    n = 0
+    for sheet in workbook.worksheets[1:]:  # the summary first, then the problems
+        header = [cell.value for cell in sheet[1]]
+        if "核查结果" not in header:
+            continue
+        result, note, state = (header.index(name) + 1 for name in ("核查结果", "说明", "状态"))
+        for row in range(2, sheet.max_row + 1):
+            if sheet.cell(row=row, column=state).value == "已整改" or sheet.cell(row=row, column=result).value:
+                continue
+            if how != "half" or n % 2 == 0:
+                sheet.cell(row=row, column=result, value="属实，已整改")
+                sheet.cell(row=row, column=note, value="演示：已入户核实，并在系统中更正")
+            n += 1
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
 
 
 def own_declarations(calendar: Calendar) -> list[tuple[dt.datetime, str, str]]:
@@ -67,8 +112,8 @@ def own_declarations(calendar: Calendar) -> list[tuple[dt.datetime, str, str]]:
     never = make_play(calendar).roles["never"]
     found = []
     for milestone in calendar.milestones:
-        if milestone.report is not None or calendar.level_of(milestone) != calendar.units.level:
-            continue
+        if milestone.report is not None or milestone.verified or calendar.level_of(milestone) != calendar.units.level:
+            continue  # a gate on data is done by answering the list (``answer`` steps), never declared
         phase = calendar.phase(milestone.phase)
         at = phase.starts + (milestone.due - phase.starts) * 0.5
         found += [(at, unit, milestone.id) for unit in calendar.owers(milestone) if unit != never]
@@ -137,16 +182,25 @@ def _do(client: httpx.Client, engine: Engine, calendar: Calendar, tokens: dict[s
                 "/api/workbooks",
                 headers=headers,
                 data={"campaign": calendar.id, "unit": step.unit},
-                files={
-                    "file": (
-                        step.file.name,
-                        handle,
-                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    )
-                },
+                files={"file": (step.file.name, handle, XLSX)},
             )
         return f"上传工作簿 HTTP {response.status_code}"
     milestone = next(item for item in calendar.milestones if item.id == step.milestone)
+    if step.what == "answer" and milestone.verified:
+        listed = client.get(
+            f"/api/campaigns/{calendar.id}/units/{step.unit}/problem-list",
+            headers=headers,
+            params={"stage": milestone.verified},
+        )
+        if listed.status_code != 200:
+            return f"下载问题清单 HTTP {listed.status_code}"
+        response = client.post(
+            "/api/problem-results",
+            headers=headers,
+            data={"campaign": calendar.id, "unit": step.unit},
+            files={"file": ("核查结果.xlsx", answered(listed.content, step.how), XLSX)},
+        )
+        return f"上传核查结果 HTTP {response.status_code}"
     report = {"file": (f"{step.milestone}.pdf", f"{step.unit}/{step.milestone}".encode(), "application/pdf")}
     response = client.post(
         "/api/reports",

@@ -75,6 +75,7 @@ def make_play(calendar: Calendar, seed: int = 2020) -> Play:
     victim_at = next(item.at for item in attempts if (item.unit, item.milestone) == (roles["victim"], first.id))
     attempts.append(Attempt(victim_at - dt.timedelta(seconds=1), roles["victim"], first.id, roles["cross_token"], 403))
     gates = _below_play(calendar, rng, roles, attempts, expected)
+    gates |= _verified_play(calendar, expected)
     answers, approvals = _officer_play(calendar, expected, roles)
     return Play(sorted(attempts, key=lambda item: item.at), expected, roles, answers, approvals, gates)
 
@@ -129,6 +130,20 @@ def _below_play(
             gates[(city, milestone.id)] = (
                 ("success", label) if done == len(counties) else ("failed", f"{label} · 未完成 {len(counties) - done}")
             )
+    return gates
+
+
+def _verified_play(calendar: Calendar, expected: dict[tuple[str, str], str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """A gate on data (Shandong's verification, seed 000: "各市根据问题清单…开展实地核查"): the play enters no data and
+    the validation waits until the campaign is over, so no unit has a list to answer and every gate fails when the
+    door closes, counting none (the demo, whose units upload and answer, turns them green)."""
+    gates: dict[tuple[str, str], tuple[str, str]] = {}
+    for milestone in calendar.milestones:
+        if not milestone.verified:
+            continue
+        for unit in calendar.owers(milestone):
+            expected[(unit, milestone.id)] = "missing"
+            gates[(unit, milestone.id)] = ("failed", "已核查 0/0 · 未完成")
     return gates
 
 

@@ -588,7 +588,7 @@ def _check(
         want = play.gates.get(key) or (words[play.expected[key]] if key in play.expected else None)
         if want != (ti["state"], label):
             problems.append(f"闸门 {ti['task_id']}[{ti['rendered_map_index']}]：{ti['state']}，应为 {want}")
-    want_gates = sum(unit in names for unit, _ in play.expected) + len(play.gates)
+    want_gates = len({key for key in play.expected if key[0] in names} | set(play.gates))  # one gate a unit each
     if len(gates) != want_gates:
         problems.append(f"闸门 {len(gates)} 个，应为 {want_gates} 个")
     instants = _instants(calendar)

@@ -242,7 +242,7 @@ def _milestone_owed(attempt: _Attempt) -> Milestone:
         )
     milestone = next((item for item in calendar.milestones if item.id == attempt.milestone_id), None)
     if milestone is None or unit not in calendar.owers(milestone):
-        known = "、".join(item.id for item in calendar.owed_by(unit))
+        known = "、".join(item.id for item in calendar.owed_by(unit) if not item.verified)  # none is by hand
         raise attempt.refuse(
             "unknown_milestone",
             f"{name}无需报送节点“{short_masked(attempt.milestone_id, 32)}”。该单位应报送的节点：{known or '无'}。",

@@ -63,6 +63,8 @@ def _instant_task(
 def gate_units(calendar: Calendar, milestone: Milestone) -> tuple[list[str], dict[str, list[str]] | None]:
     """Whom a milestone's gate is mapped over: the reporting units (the calendar's level); or, for a milestone
     the units below owe (seed 000: "县、乡扶贫部门完成全部数据录入"), each top-level unit with its own that owe it."""
+    if milestone.verified:  # a gate on data: every unit that gets the stage's problem list
+        return calendar.owers(milestone), None
     if calendar.level_of(milestone) == calendar.units.level or milestone.by == "office":
         return calendar.reporters_of(milestone), None
     owers = set(calendar.owers(milestone))

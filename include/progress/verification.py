@@ -28,8 +28,8 @@ def declare_if_verified(engine: Engine, calendar: Calendar, unit: str, at: dt.da
         if milestone.verified not in STAGES or unit not in calendar.owers(milestone):
             continue
         answered, total = verification_counts(engine, calendar, unit, milestone.verified)
-        if total == 0 and answered == 0 and not _listed(calendar, unit, milestone.verified):
-            continue  # no list of that stage yet: nothing has been verified
+        if total == 0 and not (_listed(calendar, unit, milestone.verified) and _entered(calendar, unit)):
+            continue  # no list of that stage yet, or one of no data: nothing has been verified
         if answered < total:
             continue
         try:
@@ -42,6 +42,13 @@ def declare_if_verified(engine: Engine, calendar: Calendar, unit: str, at: dt.da
             if refused.reason != "closed":
                 raise
     return done
+
+
+def _entered(calendar: Calendar, unit: str) -> bool:
+    """Whether the unit has records of any form: an empty list of a unit that entered nothing verifies nothing."""
+    from include.forms import records
+
+    return any(records.pin(calendar.id, form_id, [unit]) for form_id in calendar.forms)
 
 
 def _listed(calendar: Calendar, unit: str, stage: str) -> bool:
