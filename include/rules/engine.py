@@ -264,7 +264,7 @@ def missing_for(
     unfigured = [name for name in rule.figures if not _county_values(calendar, name)]
     if unfigured:
         return "；".join(
-            f"日历未给出各县的{figures.label if (figures := calendar.county_figures.get(name)) else name}"
+            f"日历未给出各县的{given.label if (given := calendar.county_figures.get(name)) else name}"
             f"（请在 config/campaigns/{calendar.id}.yaml 的 county_figures.{name}.counties 中按县填写数值和出处）"
             for name in unfigured
         )
@@ -412,7 +412,7 @@ def run_catalog(
             runs.append(
                 RuleRun(
                     state="ran", forms=tuple(ran[rule.id]), problems=counts[rule.id],
-                    reason="；".join(notes[rule.id]), **common,
+                    reason="；".join(dict.fromkeys(notes[rule.id])), **common,
                 )
             )  # fmt: skip
         elif reasons[rule.id]:
