@@ -107,3 +107,24 @@ def test_a_countys_upload_is_refused_while_its_city_holds_its_households(run_cli
 def test_a_township_of_a_roster_enters_through_its_county(run_cli, workbooks):
     code, _, err = run_cli("ingest", workbooks[LIXIA], "--campaign", CAMPAIGN, "--unit", "370102001", "--at", AT)
     assert code == 2 and "没有可以上传工作簿的单位" in err
+
+
+def test_a_city_whose_counties_entered_clean_data_is_verified_at_the_analysis(run_cli, window_open, tmp_path):
+    """Seed 000: "各市根据问题清单以及自查发现的问题，组织县、乡扶贫部门开展实地核查". 历下区 enters its own households, with
+    no defect; the analysis gives 济南市 an empty list, and 济南市's verification is done then: there is nothing to
+    verify, yet data were entered (青岛市, which entered nothing, has verified nothing)."""
+    ok(run_cli, "synth", "--campaign", CAMPAIGN, "--households", "12", "--defect-rate", "0", "--seed", "4",
+       "--out", tmp_path / "clean", "--units", LIXIA)  # fmt: skip
+    code, result = ingest(run_cli, tmp_path / "clean" / f"{CAMPAIGN}-{FORM}-{LIXIA}.xlsx", LIXIA)
+    assert code == 0 and result["status"] == "stored"
+    out = json.loads(ok(run_cli, "validate", "--campaign", CAMPAIGN, "--stage", "analysis", "--at",
+                        "2020-12-01T09:00+08:00", "--out", tmp_path / "lists", "--json"))  # fmt: skip
+    assert [p for p in out["problems"] if p["unit"] == CITY] == []
+    status = json.loads(ok(run_cli, "status", "--campaign", CAMPAIGN, "--at", "2020-12-02T09:00+08:00", "--json"))
+    state = {
+        unit["unit"]: item["state"]
+        for unit in status["units"]
+        for item in unit["milestones"]
+        if item["id"] == "verification_done"
+    }
+    assert (state[CITY], state["370200"]) == ("on_time", "pending")

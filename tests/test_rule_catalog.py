@@ -385,7 +385,7 @@ def test_not_enjoying_policy_all_eight_criteria_and_four_exceptions():
     county = with_county_income(JIXIA)
     keys = {name: person(f"19{60 + n:02d}0101", True, 60 + n) for n, name in enumerate((
         "reaches", "below", "not_poor", "dibao", "ill_paying", "ill_only", "severe", "disabled_only", "disaster",
-        "elsewhere", *(f"c{n}" for n in range(2, 9)),
+        "elsewhere", "accident", *(f"c{n}" for n in range(2, 9)),
     ))}  # fmt: skip
 
     def row(name, a34=10000.0, county_name="临淄区", a4="是"):
@@ -395,6 +395,7 @@ def test_not_enjoying_policy_all_eight_criteria_and_four_exceptions():
         row("reaches", 20000.0), row("below", 19999.99), row("not_poor", 25000.0, a4="否"),
         row("dibao", 25000.0), row("ill_paying", 25000.0), row("ill_only", 25000.0), row("severe", 25000.0),
         row("disabled_only", 25000.0), row("disaster", 25000.0), row("elsewhere", 25000.0, "桓台县"),
+        row("accident", 25000.0) | {"A27": ["因意外事故"]},  # the form's own risk type: 因灾因意外 (exception 4)
         *(row(f"c{n}") for n in range(2, 9)),
     ]  # fmt: skip
     health = {"ill_paying": "患有大病", "ill_only": "患有大病", "severe": "残疾", "disabled_only": "残疾"}

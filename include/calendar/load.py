@@ -114,10 +114,18 @@ def _bound_by_until(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]
         for item in sections[section]
     ):
         return raw, []
-    raw = {**raw, **{s: [dict(i) if isinstance(i, dict) else i for i in sections[s]] for s in _BOUND_FIELD}}
+    raw = {
+        **raw,
+        **{
+            s: [dict(i) if isinstance(i, dict) else i for i in sections[s]]
+            for s in _BOUND_FIELD
+            if isinstance(sections[s], list)
+        },
+    }
     pending = [
         (f"{section}[{index}]", item, _BOUND_FIELD[section])
         for section in _BOUND_FIELD
+        if isinstance(raw.get(section), list)
         for index, item in enumerate(raw[section])
         if isinstance(item, dict) and item.get("until")
     ]

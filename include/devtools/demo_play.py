@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from include.store.db import make_engine, upgrade
 
 UPLOADERS = 3  # cities that upload a synthetic workbook
 ANSWERS = ("all", "late", "half")  # how each uploader answers its problem list (a gate on data)
+ANSWER_TRIES = 6  # 5 s apart, while the list is not written yet and the due instant is not near
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -187,11 +189,15 @@ def _do(client: httpx.Client, engine: Engine, calendar: Calendar, tokens: dict[s
         return f"上传工作簿 HTTP {response.status_code}"
     milestone = next(item for item in calendar.milestones if item.id == step.milestone)
     if step.what == "answer" and milestone.verified:
-        listed = client.get(
-            f"/api/campaigns/{calendar.id}/units/{step.unit}/problem-list",
-            headers=headers,
-            params={"stage": milestone.verified},
-        )
+        for _ in range(ANSWER_TRIES):  # the validation the campaign DAG triggered may still be writing the lists
+            listed = client.get(
+                f"/api/campaigns/{calendar.id}/units/{step.unit}/problem-list",
+                headers=headers,
+                params={"stage": milestone.verified},
+            )
+            if listed.status_code != 404 or pendulum.now("UTC") + dt.timedelta(seconds=5) >= milestone.due:
+                break
+            time.sleep(5)
         if listed.status_code != 200:
             return f"下载问题清单 HTTP {listed.status_code}"
         response = client.post(

@@ -509,6 +509,10 @@ class Synth:
             household.row["A4"] = "是"
             for member in members:
                 member["A20"] = "否"
+            risks = [risk for risk in str(household.row.get("A27") or "").split("、") if risk]
+            kept = [risk for risk in risks if risk not in ("因自然灾害", "因意外事故")]  # no 因灾因意外 (exception 4)
+            if kept != risks:
+                household.row["A27"], household.row["A27a"] = "、".join(kept) or "因病", None
             criterion = rng.randint(1, 8)
             if criterion == 1:  # its income raised to the county's figure or above, every total kept consistent
                 row, size = household.row, len(members)

@@ -45,10 +45,15 @@ def declare_if_verified(engine: Engine, calendar: Calendar, unit: str, at: dt.da
 
 
 def _entered(calendar: Calendar, unit: str) -> bool:
-    """Whether the unit has records of any form: an empty list of a unit that entered nothing verifies nothing."""
+    """Whether the unit has records of any form, its own or its counties' (whose problems are in its list): an empty
+    list of a unit that entered nothing verifies nothing."""
     from include.forms import records
 
-    return any(records.pin(calendar.id, form_id, [unit]) for form_id in calendar.forms)
+    return any(
+        calendar.reporting_unit(stored) == unit
+        for form_id in calendar.forms
+        for stored in records.pin(calendar.id, form_id)
+    )
 
 
 def _listed(calendar: Calendar, unit: str, stage: str) -> bool:

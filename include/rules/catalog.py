@@ -598,7 +598,9 @@ RULES: tuple[Rule, ...] = (
         # 附件2's criterion 1 by A34 (家庭人均纯收入, the form's per-capita income) against the county's figure; 2–8
         # and exceptions 2–4 from the sheet the project adds (policy); exception 1 (低保) by the members' A20.
         # Exception 2 is "患大病，且…自付费用支出较大" and 3 "重度残疾人": the sheet's 是 counts only with a member
-        # whose A13 shows 大病 or 残疾. A household of a county without its figure is checked on 2–8 (the run says so).
+        # whose A13 shows 大病 or 残疾; exception 4 ("因灾因意外等造成家庭生活困难") also where the form's own risk type
+        # A27 is 因自然灾害 or 因意外事故. A household of a county without its figure is checked on 2–8 (the run says
+        # so).
         sql=f"""
             WITH flags AS (
                 SELECT h.unit, h.{{household}} AS household, h.A34, h.{{county}} AS county, f.value AS line,
@@ -612,7 +614,8 @@ RULES: tuple[Rule, ...] = (
                        coalesce(p.e3 = '是', false)
                            AND EXISTS (SELECT 1 FROM members m WHERE m.unit = h.unit
                                          AND m.{{household}} = h.{{household}} AND m.A13 LIKE '%残疾%') AS e3,
-                       coalesce(p.e4 = '是', false) AS e4
+                       coalesce(p.e4 = '是', false)
+                           OR list_has_any(coalesce(CAST(h.A27 AS VARCHAR[]), []), ['因自然灾害', '因意外事故']) AS e4
                 FROM households h
                 LEFT JOIN policy p ON p.unit = h.unit AND p.{{household}} = h.{{household}}
                 LEFT JOIN county_rural_income_yuan f ON f.county = h.{{county}}
