@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from include.calendar.instants import local_text
-from include.calendar.model import PHASE_ORDER, Calendar, Unit
+from include.calendar.model import PHASE_ORDER, UNTIL_SOURCES, Calendar, Unit
 from include.calendar.regions import region
 from include.calendar.tree import LEVEL_WORDS, LEVELS, Node, Tree, cities_at_year_end, county_nodes
 
@@ -95,18 +95,12 @@ def calendar_from_dict(raw: Any, file: str | os.PathLike[str] = "<calendar>") ->
 # another item the seed does date (a window's closing, a phase's end, a milestone's or a parent deadline's due,
 # ``system_close``), so that the file states no date the seed does not.
 _BOUND_FIELD = {"phases": "ends", "milestones": "due"}
-_BOUND_SOURCES = (  # in this order where ids coincide (Shanxi's window and phase are both "entry")
-    ("entry_windows", "closes"),
-    ("milestones", "due"),
-    ("parent_deadlines", "due"),
-    ("phases", "ends"),
-)
 
 
 def _bound_by_until(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     """The calendar with the instant every ``until`` names written in (an ``until`` chain is followed); the
     problems: a reference that names nothing or a loop, or a date written beside an ``until`` that differs."""
-    sections = {section: raw.get(section) for section, _ in _BOUND_SOURCES}
+    sections = {section: raw.get(section) for section, _, _ in UNTIL_SOURCES}
     if not any(
         isinstance(item, dict) and item.get("until")
         for section in _BOUND_FIELD
@@ -133,7 +127,7 @@ def _bound_by_until(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]
     written: dict[str, Any] = {}  # the instants given: of items with no until, then of those resolved
     if isinstance(raw.get("system_close"), dict):
         written["system_close"] = raw["system_close"].get("at")
-    for section, key in _BOUND_SOURCES:
+    for section, key, _ in UNTIL_SOURCES:
         for item in raw.get(section) or []:
             if isinstance(item, dict) and item.get("id") is not None and not item.get("until"):
                 written.setdefault(str(item["id"]), item.get(key))

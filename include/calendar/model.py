@@ -125,6 +125,16 @@ class Milestone(_Frozen):
     until: str | None = None
 
 
+# What an ``until`` may name, in the order the loader looks (Shanxi's window and phase are both "entry"): the
+# section, the instant it gives, and the word for it.
+UNTIL_SOURCES = (
+    ("entry_windows", "closes", "关闭"),
+    ("milestones", "due", "截止"),
+    ("parent_deadlines", "due", ""),
+    ("phases", "ends", "结束"),
+)
+
+
 class EntryWindow(_Frozen):
     """When units may enter data into the national system; per unit it opens on its report."""
 
@@ -319,11 +329,15 @@ class Calendar(_Frozen):
         """ "" or, for an item the seed does not date, what bounds it: "（方案未定截止时间，以“…”关闭为限）"."""
         if item.until is None:
             return ""
-        ref = item.until
-        bound = next((f"“{w.name}”关闭" for w in self.entry_windows if w.id == ref), None)  # the loader's order
-        bound = bound or next((f"“{m.name}”截止" for m in self.milestones if m.id == ref), None)
-        bound = bound or next((f"“{d.name}”" for d in self.parent_deadlines if d.id == ref), None)
-        bound = bound or next((f"“{phase.name}”结束" for phase in self.phases if phase.id == ref), None)
+        bound = next(
+            (
+                f"“{named.name}”{word}"
+                for section, _, word in UNTIL_SOURCES
+                for named in getattr(self, section)
+                if named.id == item.until
+            ),
+            None,
+        )
         word = "截止时间" if isinstance(item, Milestone) else "结束时间"
         return f"（方案未定{word}，以{bound or '信息系统关闭'}为限）"
 

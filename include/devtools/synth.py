@@ -277,8 +277,7 @@ class Synth:
             row.update(prop)
             row["A31"] = sum(prop.values())
         if "A33" in fields and fields["A33"].type == "money":  # 2023: net income is A28+A29+A30+A31−A32
-            row["A33"] = round(sum(float(row[k]) for k in ("A28", "A29", "A30", "A31")) - float(row["A32"]), 2)
-            row["A37"] = round(row["A33"] + float(row.get("A35") or 0) - float(row.get("A36") or 0), 2)
+            _net_2023(row)
         if "A53" in fields:  # risk marked eliminated only with 两不愁三保障 and safe water resolved, with its date
             if "是" in (row.get(key) for key in ("A23", "A24", "A25", "A26")) or row.get("A53") is None:
                 row["A53"] = row["A54"] = None
@@ -326,9 +325,7 @@ class Synth:
             self._income(row, fields)
             self._below_line(row, int(semantic.get("size") or 1))
             if "A34" in fields and fields["A34"].generated:
-                size = int(semantic.get("size") or 1)
-                row["A34"] = round(float(row["A33"]) / size, 2)
-                row["A38"] = round(float(row["A37"]) / size, 2)
+                _per_capita_2023(row, int(semantic.get("size") or 1))
         return row
 
     def _semantic(self, f: FieldSpec, semantic: dict[str, object]) -> object:
@@ -518,12 +515,23 @@ class Synth:
                 row, size = household.row, len(members)
                 raise_by = max(0.0, county_income * size - float(row["A33"])) + 10.0 * rng.randint(0, 300)
                 row["A28"] = float(row["A28"]) + float(-(-raise_by // 10) * 10)
-                row["A33"] = round(sum(float(row[k]) for k in ("A28", "A29", "A30", "A31")) - float(row["A32"]), 2)
-                row["A37"] = round(row["A33"] + float(row.get("A35") or 0) - float(row.get("A36") or 0), 2)
-                row["A34"], row["A38"] = round(row["A33"] / size, 2), round(row["A37"] / size, 2)
+                _net_2023(row)
+                _per_capita_2023(row, size)
             else:
                 household.policy[0][f"c{criterion}"] = "是"
             record(None, ("A4", "A34", "A20", "A13"), "households")
+
+
+def _net_2023(row: dict[str, object]) -> None:
+    """Seed 003's 表注: "A33=A28+A29+A30+A31-A32", "A37=A33+A35-A36"."""
+    row["A33"] = round(sum(float(row[k]) for k in ("A28", "A29", "A30", "A31")) - float(row["A32"]), 2)
+    row["A37"] = round(float(row["A33"]) + float(row.get("A35") or 0) - float(row.get("A36") or 0), 2)
+
+
+def _per_capita_2023(row: dict[str, object], size: int) -> None:
+    """A34 and A38: A33 and A37 per member."""
+    row["A34"] = round(float(row["A33"]) / size, 2)
+    row["A38"] = round(float(row["A37"]) / size, 2)
 
 
 def _rows(form: FormSpec, sheet_id: str, rows: list[dict[str, object]]) -> list[list[object]]:

@@ -61,6 +61,8 @@ class Rule:
     # The calendar's county figures it compares with (``county_figures``), bound as the table county_<name>
     # (county, value); without any the rule is reported not run.
     figures: tuple[str, ...] = ()
+    figures_for: str = "true"  # the households the figures are compared for (SQL on households): a run says which
+    # of their counties lack one
 
 
 # Seed 003 附件2's criteria 2–8 in a few words each, for the message (the added sheet's columns quote them whole).
@@ -594,6 +596,7 @@ RULES: tuple[Rule, ...] = (
         source="003_9f67e561e8efc1ae.txt",
         quote="脱贫享受政策人口存在以下情形之一的，原则上认定为脱贫不再享受政策人口：",
         figures=("rural_income_yuan",),
+        figures_for="A4 = '是'",
         forms=("2023-1",),
         # 附件2's criterion 1 by A34 (家庭人均纯收入, the form's per-capita income) against the county's figure; 2–8
         # and exceptions 2–4 from the sheet the project adds (policy); exception 1 (低保) by the members' A20.

@@ -290,15 +290,15 @@ def _county_tables(connection: duckdb.DuckDBPyConnection, calendar: Calendar, ru
 def _unfigured_counties(
     connection: duckdb.DuckDBPyConnection, calendar: Calendar, rule: Rule, columns: dict[str, str]
 ) -> str:
-    """What a rule that ran could not compare: the counties of the households it looks at (脱贫户, A4 是: the one
-    rule with figures) that have no figure in the calendar."""
+    """What a rule that ran could not compare: the counties of the households it looks at (``figures_for``) that
+    have no figure in the calendar."""
+    county = columns.get("county")
+    if county is None:
+        return ""
     notes = []
     for name in rule.figures:
-        county = columns.get("county")
-        if county is None:
-            continue
         rows = connection.execute(
-            f"SELECT DISTINCT {county} FROM households WHERE {county} IS NOT NULL AND A4 = '是' "
+            f"SELECT DISTINCT {county} FROM households WHERE {county} IS NOT NULL AND ({rule.figures_for}) "
             f"AND {county} NOT IN (SELECT county FROM county_{name}) ORDER BY 1"
         ).fetchall()
         if rows:
